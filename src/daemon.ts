@@ -1,0 +1,143 @@
+// The composition root: builds the store, the HTTP app and (later) the dispatcher from one config,
+// and owns their start and stop order.
+import type { Server } from "bun";
+import type { Config } from "./config/schema.ts";
+import { createEventCatalog } from "./domain/event-types.ts";
+import { type Cidr, parseCidr } from "./domain/ip.ts";
+import { generateApiKey, sha256Hex } from "./domain/secrets.ts";
+import { createApp } from "./http/app.ts";
+import { createAuthenticator } from "./http/auth.ts";
+import type { ReadinessCheck } from "./http/deps.ts";
+import { type Clock, systemClock } from "./runtime/clock.ts";
+import { createIdGenerator } from "./runtime/ids.ts";
+import type { Logger } from "./runtime/logger.ts";
+import { cryptoRandom, type Random } from "./runtime/random.ts";
+import { createSqliteStore } from "./store/sqlite/index.ts";
+import type { Store } from "./store/store.ts";
+import { VERSION } from "./version.ts";
+
+export interface DaemonOptions {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  random?: Random;
+  /** Where the first-start admin key is shown (once). Defaults to stderr. */
+  printNotice?: (text: string) => void;
+}
+
+export interface Daemon {
+  readonly config: Config;
+  readonly store: Store;
+  readonly app: ReturnType<typeof createApp>["app"];
+  /** Starts listening; resolves with the bound address. */
+  start(): Promise<{ host: string; port: number; url: string }>;
+  /** Stops accepting requests, then closes the store. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const BOOTSTRAP_KEY_SETTING = "bootstrap_admin_key_sha256";
+
+export class UnsupportedDriverError extends Error {}
+
+export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const printNotice = options.printNotice ?? ((text: string) => process.stderr.write(`${text}\n`));
+
+  if (config.storage.driver !== "sqlite") {
+    throw new UnsupportedDriverError(
+      "storage.driver postgres is not available in this version of hookd yet; use sqlite",
+    );
+  }
+  const store = createSqliteStore({
+    path: config.storage.sqlite.path,
+    synchronous: config.storage.sqlite.synchronous,
+  });
+
+  const adminHashes: string[] = [];
+  if (config.auth.keys.length === 0) adminHashes.push(await bootstrapAdminKey(store, random, printNotice));
+
+  const readiness: ReadinessCheck[] = [{ name: "database", check: () => store.checkWritable(clock.now()) }];
+  const { app } = createApp({
+    config,
+    store,
+    clock,
+    random,
+    ids: createIdGenerator(clock, random),
+    logger,
+    catalog: createEventCatalog(config.event_types),
+    authenticator: createAuthenticator(config.auth.keys, adminHashes),
+    allowedCidrs: config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr),
+    version: VERSION,
+    readiness,
+  });
+
+  let server: Server<undefined> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    config,
+    store,
+    app,
+    async start() {
+      server = Bun.serve({
+        hostname: config.server.host,
+        port: config.server.port,
+        fetch: app.fetch,
+        // Our own limit answers first, with the API's error shape; this is the backstop.
+        maxRequestBodySize: config.limits.max_payload_bytes + 1024 * 1024,
+        error: (error) => {
+          logger.error({ err: error }, "unhandled server error");
+          return new Response(JSON.stringify({ error: { code: "internal", message: "internal error" } }), {
+            status: 500,
+            headers: { "content-type": "application/json" },
+          });
+        },
+      });
+      const host = server.hostname ?? config.server.host;
+      const port = server.port ?? config.server.port;
+      const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      logger.info({ url, version: VERSION, database: config.storage.sqlite.path }, "hookd listening");
+      return { host, port, url };
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (server) await server.stop(false);
+        await store.close();
+        logger.info("hookd stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** With no key configured: the first start creates an admin key, stores its hash and shows it once. */
+async function bootstrapAdminKey(
+  store: Store,
+  random: Random,
+  printNotice: (text: string) => void,
+): Promise<string> {
+  const existing = await store.getSetting(BOOTSTRAP_KEY_SETTING);
+  if (existing) {
+    printNotice(
+      "hookd: no API key in the config; using the admin key created on first start (only its hash is stored).",
+    );
+    return existing;
+  }
+  const key = generateApiKey(random);
+  const hash = sha256Hex(key);
+  if (!(await store.insertSettingIfAbsent(BOOTSTRAP_KEY_SETTING, hash))) {
+    return (await store.getSetting(BOOTSTRAP_KEY_SETTING)) as string;
+  }
+  printNotice(
+    [
+      "hookd: no API key is configured, so an admin key was created. It is shown only this once:",
+      "",
+      `    ${key}`,
+      "",
+      "Keep it safe: only its hash is stored. To manage keys yourself, list them under auth.keys in the config.",
+    ].join("\n"),
+  );
+  return hash;
+}

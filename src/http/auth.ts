@@ -1,0 +1,99 @@
+// API key authentication, scopes and tenancy (SPEC §2 Authentication and tenancy).
+import type { Context, MiddlewareHandler } from "hono";
+import type { ApiKeyConfig, Scope } from "../config/schema.ts";
+import { ApiError } from "../domain/errors.ts";
+import { digestsEqual, sha256Hex } from "../domain/secrets.ts";
+import type { AppEnv, Principal } from "./context.ts";
+
+export const DEFAULT_TENANT = "default";
+
+interface KnownKey {
+  hash: string;
+  principal: Principal;
+}
+
+export interface Authenticator {
+  /** The principal for a presented key, or null. Compares against every key in constant time. */
+  identify(presented: string): Principal | null;
+}
+
+export function createAuthenticator(
+  keys: readonly ApiKeyConfig[],
+  extraAdminHashes: readonly string[] = [],
+): Authenticator {
+  const known: KnownKey[] = keys.map((key) => ({
+    hash: key.key_sha256 ?? sha256Hex(key.key as string),
+    principal: {
+      name: key.name,
+      scopes: new Set(key.scopes),
+      ...(key.tenant ? { tenantId: key.tenant } : {}),
+    },
+  }));
+  for (const hash of extraAdminHashes)
+    known.push({ hash, principal: { name: "admin", scopes: new Set(["*"]) } });
+
+  return {
+    identify(presented) {
+      const hash = sha256Hex(presented);
+      let found: Principal | null = null;
+      // No early exit: every configured key is compared, whichever matches.
+      for (const key of known) if (digestsEqual(hash, key.hash) && !found) found = key.principal;
+      return found;
+    },
+  };
+}
+
+function presentedKey(c: Context): string | null {
+  const authorization = c.req.header("authorization");
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw unauthorized("the Authorization header must be 'Bearer <key>'");
+    return match[1] as string;
+  }
+  const apiKey = c.req.header("x-api-key");
+  return apiKey === undefined || apiKey.trim() === "" ? null : apiKey.trim();
+}
+
+function unauthorized(message: string): ApiError {
+  return new ApiError("unauthorized", message, undefined, { "WWW-Authenticate": 'Bearer realm="hookd"' });
+}
+
+/** Authenticates the request and checks `scope` ("any" = any valid key). */
+export function requireScope(authenticator: Authenticator, scope: Scope | "any"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const key = presentedKey(c);
+    if (key === null)
+      throw unauthorized("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'");
+    const principal = authenticator.identify(key);
+    if (!principal) throw unauthorized("the API key is not valid");
+    c.set("principal", principal);
+    if (scope !== "any" && !principal.scopes.has("*") && !principal.scopes.has(scope)) {
+      throw new ApiError("forbidden", `this API key does not have the '${scope}' scope`);
+    }
+    await next();
+  };
+}
+
+export function principalOf(c: Context<AppEnv>): Principal {
+  const principal = c.get("principal");
+  if (!principal) throw new Error("route has no authentication middleware");
+  return principal;
+}
+
+/** The tenant a new object belongs to: a tenant key's own; an admin's requested one or `default`. */
+export function tenantForWrite(principal: Principal, requested: string | undefined): string {
+  if (principal.tenantId === undefined) return requested ?? DEFAULT_TENANT;
+  if (requested !== undefined && requested !== principal.tenantId) throw otherTenant();
+  return principal.tenantId;
+}
+
+/** The tenant a read is limited to: a tenant key's own; for an admin, the requested one or all. */
+export function tenantForRead(principal: Principal, requested: string | undefined): string | undefined {
+  if (principal.tenantId === undefined) return requested;
+  if (requested !== undefined && requested !== principal.tenantId) throw otherTenant();
+  return principal.tenantId;
+}
+
+function otherTenant(): ApiError {
+  return new ApiError("forbidden", "this API key may only act in its own tenant");
+}

@@ -1,0 +1,30 @@
+// What the HTTP layer is built from: passed in by the composition root (daemon.ts).
+import type { Config } from "../config/schema.ts";
+import type { EventCatalog } from "../domain/event-types.ts";
+import type { Cidr } from "../domain/ip.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { IdGenerator } from "../runtime/ids.ts";
+import type { Logger } from "../runtime/logger.ts";
+import type { Random } from "../runtime/random.ts";
+import type { Store } from "../store/store.ts";
+import type { Authenticator } from "./auth.ts";
+
+export interface ReadinessCheck {
+  name: string;
+  /** Resolves when healthy; rejects with the reason otherwise. */
+  check(): Promise<void>;
+}
+
+export interface HttpDeps {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  random: Random;
+  ids: IdGenerator;
+  logger: Logger;
+  catalog: EventCatalog;
+  authenticator: Authenticator;
+  allowedCidrs: readonly Cidr[];
+  version: string;
+  readiness: readonly ReadinessCheck[];
+}

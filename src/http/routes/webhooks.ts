@@ -1,0 +1,241 @@
+// /v1/webhooks: create, read, list, update, delete and rotate-secret (SPEC §2 Webhooks).
+import { z } from "zod";
+import { ApiError, notFound } from "../../domain/errors.ts";
+import { generateSecret } from "../../domain/secrets.ts";
+import type { Webhook } from "../../domain/webhook.ts";
+import type { WebhookChanges, WebhookOrder } from "../../store/store.ts";
+import type { Api } from "../api.ts";
+import { principalOf, tenantForRead, tenantForWrite } from "../auth.ts";
+import { readJson, validate } from "../body.ts";
+import type { HttpDeps } from "../deps.ts";
+import { pageBodySchema, toPageBody, toPageQuery } from "../pagination.ts";
+import {
+  createWebhookSchemas,
+  renderWebhook,
+  webhookResource,
+  webhookWithSecret,
+} from "../schemas/webhooks.ts";
+
+const TAG = "Webhooks";
+
+const idParam = (c: { req: { param(name: string): string | undefined } }) => c.req.param("id") ?? "";
+
+export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
+  const { config, store, clock, random, ids } = deps;
+  const limit = config.limits.max_payload_bytes;
+  const defaultTimeout = Math.round(config.delivery.timeout / 1000);
+  const defaultMaxInFlight = config.delivery.max_in_flight_per_webhook;
+  const schemas = createWebhookSchemas({
+    catalog: deps.catalog,
+    urlPolicy: {
+      allowHttp: config.delivery.allow_http,
+      allowPrivateNetworks: config.delivery.allow_private_networks,
+      allowedCidrs: deps.allowedCidrs,
+    },
+    maxInFlightCap: config.delivery.max_in_flight,
+  });
+
+  const findOr404 = async (id: string, tenantId: string | undefined): Promise<Webhook> => {
+    const webhook = await store.findWebhook(id, tenantId);
+    if (!webhook) throw notFound("webhook");
+    return webhook;
+  };
+
+  api.route(
+    {
+      method: "post",
+      path: "/v1/webhooks",
+      summary: "Create a subscription; the answer is the only time its secret is shown",
+      tag: TAG,
+      auth: "webhooks:write",
+      rate: "write",
+      body: schemas.create,
+      responses: { 201: { description: "Created, with its full secret", schema: webhookWithSecret } },
+    },
+    async (c) => {
+      const principal = principalOf(c);
+      const input = validate(schemas.create, await readJson(c, limit));
+      const tenantId = tenantForWrite(principal, input.tenant_id);
+      const now = clock.now();
+      const enabled = input.enabled ?? true;
+      const webhook = await store.insertWebhook({
+        id: ids.next("wh"),
+        tenantId,
+        name: input.name ?? new URL(input.url).hostname,
+        description: input.description ?? null,
+        url: input.url,
+        events: input.events,
+        accountIds: input.account_ids ?? null,
+        enabled,
+        disabledReason: enabled ? null : "manual",
+        timeoutSeconds: input.timeout_seconds ?? defaultTimeout,
+        headers: input.headers ?? {},
+        metadata: input.metadata ?? {},
+        maxInFlight: input.max_in_flight ?? defaultMaxInFlight,
+        secret: input.secret ?? generateSecret(random),
+        createdAt: now,
+      });
+      c.header("Location", `/v1/webhooks/${webhook.id}`);
+      return c.json({ ...renderWebhook(webhook), secret: webhook.secret }, 201);
+    },
+  );
+
+  api.route(
+    {
+      method: "get",
+      path: "/v1/webhooks",
+      summary: "List subscriptions",
+      tag: TAG,
+      auth: "webhooks:read",
+      rate: "read",
+      query: schemas.list,
+      responses: { 200: { description: "A page of subscriptions", schema: pageBodySchema(webhookResource) } },
+    },
+    async (c) => {
+      const query = validate(schemas.list, c.req.query());
+      const tenantId = tenantForRead(principalOf(c), query.tenant_id);
+      const order: WebhookOrder = query.order ?? "-created_at";
+      const valueType = order.endsWith("name") ? "string" : "number";
+      const page = await store.listWebhooks(
+        {
+          ...(tenantId !== undefined ? { tenantId } : {}),
+          ...(query.event !== undefined ? { eventType: query.event } : {}),
+          ...(query.enabled !== undefined ? { enabled: query.enabled === "true" } : {}),
+          ...(query.account_id !== undefined ? { accountId: query.account_id } : {}),
+        },
+        toPageQuery(query, order, valueType),
+      );
+      const key = order.replace("-", "") as "created_at" | "updated_at" | "name";
+      const sortValue = (w: Webhook) =>
+        key === "name" ? w.name : key === "created_at" ? w.createdAt : w.updatedAt;
+      return c.json(toPageBody(page, order, (w) => ({ value: sortValue(w), id: w.id }), renderWebhook));
+    },
+  );
+
+  api.route(
+    {
+      method: "get",
+      path: "/v1/webhooks/:id",
+      summary: "Get a subscription (secret masked)",
+      tag: TAG,
+      auth: "webhooks:read",
+      rate: "read",
+      responses: {
+        200: { description: "The subscription", schema: webhookResource },
+        404: { description: "Not found" },
+      },
+    },
+    async (c) => {
+      const webhook = await findOr404(idParam(c), principalOf(c).tenantId);
+      return c.json(renderWebhook(webhook));
+    },
+  );
+
+  const update = async (c: Parameters<Parameters<Api["route"]>[1]>[0]) => {
+    const principal = principalOf(c);
+    const input = validate(schemas.update, await readJson(c, limit));
+    const current = await findOr404(idParam(c), principal.tenantId);
+    if (input.tenant_id !== undefined && input.tenant_id !== current.tenantId) {
+      throw new ApiError("validation_failed", "the request is not valid", [
+        { path: "tenant_id", message: "cannot be changed" },
+      ]);
+    }
+    const now = clock.now();
+    const changes: WebhookChanges = {};
+    if (input.url !== undefined) changes.url = input.url;
+    if (input.events !== undefined) changes.events = input.events;
+    if (input.name !== undefined) changes.name = input.name;
+    if (input.description !== undefined) changes.description = input.description;
+    if (input.account_ids !== undefined) changes.accountIds = input.account_ids;
+    if (input.timeout_seconds !== undefined) changes.timeoutSeconds = input.timeout_seconds ?? defaultTimeout;
+    if (input.headers !== undefined) changes.headers = input.headers ?? {};
+    if (input.metadata !== undefined) changes.metadata = input.metadata ?? {};
+    if (input.max_in_flight !== undefined) changes.maxInFlight = input.max_in_flight ?? defaultMaxInFlight;
+    if (input.enabled === true && !current.enabled) {
+      changes.enabled = true;
+      changes.disabledReason = null;
+      changes.resetHealthAt = now;
+    } else if (input.enabled === false && current.enabled) {
+      changes.enabled = false;
+      changes.disabledReason = "manual";
+    }
+    const updated = await store.updateWebhook(current.id, principal.tenantId, changes, now);
+    if (!updated) throw notFound("webhook");
+    return c.json(renderWebhook(updated));
+  };
+
+  for (const method of ["patch", "put"] as const) {
+    api.route(
+      {
+        method,
+        path: "/v1/webhooks/:id",
+        summary: "Update a subscription: fields not given keep their value, null clears a nullable one",
+        tag: TAG,
+        auth: "webhooks:write",
+        rate: "write",
+        body: schemas.update,
+        responses: {
+          200: { description: "The updated subscription", schema: webhookResource },
+          404: { description: "Not found" },
+        },
+      },
+      update,
+    );
+  }
+
+  api.route(
+    {
+      method: "delete",
+      path: "/v1/webhooks/:id",
+      summary: "Delete a subscription; its undelivered deliveries are cancelled",
+      tag: TAG,
+      auth: "webhooks:write",
+      rate: "write",
+      responses: { 204: { description: "Deleted" }, 404: { description: "Not found" } },
+    },
+    async (c) => {
+      const deleted = await store.deleteWebhook(idParam(c), principalOf(c).tenantId, clock.now());
+      if (!deleted) throw notFound("webhook");
+      return c.body(null, 204);
+    },
+  );
+
+  api.route(
+    {
+      method: "post",
+      path: "/v1/webhooks/:id/rotate-secret",
+      summary: "Replace the signing secret; the old one keeps signing during the grace period",
+      tag: TAG,
+      auth: "webhooks:write",
+      rate: "write",
+      body: schemas.rotate,
+      bodyOptional: true,
+      responses: {
+        200: {
+          description: "The subscription with its new full secret",
+          schema: webhookWithSecret.extend({ previous_secret_expires_at: z.string().nullable() }),
+        },
+        404: { description: "Not found" },
+      },
+    },
+    async (c) => {
+      const principal = principalOf(c);
+      const input = validate(schemas.rotate, (await readJson(c, limit, { optional: true })) ?? {});
+      const now = clock.now();
+      const graceUntil = now + (input.grace_period_seconds ?? 0) * 1000;
+      const rotated = await store.rotateWebhookSecret(
+        idParam(c),
+        principal.tenantId,
+        input.secret ?? generateSecret(random),
+        now,
+        graceUntil,
+      );
+      if (!rotated) throw notFound("webhook");
+      return c.json({
+        ...renderWebhook(rotated),
+        secret: rotated.secret,
+        previous_secret_expires_at: graceUntil > now ? new Date(graceUntil).toISOString() : null,
+      });
+    },
+  );
+}

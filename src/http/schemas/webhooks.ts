@@ -1,0 +1,242 @@
+// Request and response shapes of /v1/webhooks, built from the config (URL policy, event catalog,
+// defaults). These zod schemas validate requests and generate /openapi.json.
+import { z } from "zod";
+import type { EventCatalog } from "../../domain/event-types.ts";
+import { isValidEventPattern, isValidEventTypeName } from "../../domain/event-types.ts";
+import { decodeSecret, secretLast4 } from "../../domain/secrets.ts";
+import {
+  DISABLED_REASONS,
+  headerNameProblem,
+  headerValueProblem,
+  type UrlPolicy,
+  type Webhook,
+  webhookUrlProblem,
+} from "../../domain/webhook.ts";
+import { toIso } from "../../runtime/clock.ts";
+import { WEBHOOK_ORDERS } from "../../store/store.ts";
+import { pageQueryShape } from "../pagination.ts";
+
+export const TENANT_ID = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'");
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+function stringMap(options: { maxEntries: number; maxKey: number; maxValue: number }) {
+  return z.record(z.string(), z.string({ error: "must be a string" })).superRefine((map, ctx) => {
+    const entries = Object.entries(map);
+    if (entries.length > options.maxEntries) {
+      ctx.addIssue({ code: "custom", message: `must have at most ${options.maxEntries} entries` });
+    }
+    for (const [key, value] of entries) {
+      if (key.length === 0 || key.length > options.maxKey || FORBIDDEN_KEYS.has(key)) {
+        ctx.addIssue({ code: "custom", path: [key], message: `keys must be 1-${options.maxKey} characters` });
+      }
+      if (value.length > options.maxValue) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `must be at most ${options.maxValue} characters`,
+        });
+      }
+    }
+  });
+}
+
+const metadataField = stringMap({ maxEntries: 50, maxKey: 255, maxValue: 1000 }).describe(
+  "Free-form string to string map, for your own use.",
+);
+
+const headersField = stringMap({ maxEntries: 50, maxKey: 256, maxValue: 4096 })
+  .superRefine((headers, ctx) => {
+    const seen = new Set<string>();
+    for (const [name, value] of Object.entries(headers)) {
+      const problem = headerNameProblem(name) ?? headerValueProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", path: [name], message: problem });
+      if (seen.has(name.toLowerCase()))
+        ctx.addIssue({ code: "custom", path: [name], message: "is given twice" });
+      seen.add(name.toLowerCase());
+    }
+  })
+  .describe("Custom headers added to every delivery.");
+
+export function createWebhookSchemas(options: {
+  catalog: EventCatalog;
+  urlPolicy: UrlPolicy;
+  maxInFlightCap: number;
+}) {
+  const { catalog, urlPolicy } = options;
+
+  const url = z
+    .string({ error: "must be a string" })
+    .superRefine((text, ctx) => {
+      const problem = webhookUrlProblem(text, urlPolicy);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe("The https URL deliveries are POSTed to.");
+
+  const events = z
+    .union(
+      [
+        z.string(),
+        z
+          .array(z.string({ error: "must be a string" }))
+          .min(1, "needs at least one event type")
+          .max(100),
+      ],
+      {
+        error: "must be an event type, a pattern, or a list of them",
+      },
+    )
+    .superRefine((value, ctx) => {
+      const list = typeof value === "string" ? [value] : value;
+      list.forEach((pattern, index) => {
+        const path = typeof value === "string" ? [] : [index];
+        if (!isValidEventPattern(pattern)) {
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `"${pattern.slice(0, 100)}" is not an event type, '*' or 'prefix.*'`,
+          });
+        } else if (!catalog.isKnownPattern(pattern)) {
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `unknown_event_type: "${pattern}" is not in the event type catalog`,
+            params: { code: "unknown_event_type" },
+          });
+        }
+      });
+    })
+    .transform((value) => [...new Set(typeof value === "string" ? [value] : value)])
+    .describe("Event types or patterns (`*`, `invoice.*`); a single string is accepted.");
+
+  const accountIds = z
+    .array(z.string().min(1).max(255))
+    .min(1, "needs at least one account id, or null for every account")
+    .max(1000)
+    .nullable()
+    .describe("When set, only events of these accounts are delivered.");
+
+  const name = z.string().min(1, "must not be empty").max(255);
+  const description = z.string().max(1000).nullable();
+  const timeoutSeconds = z.number().int("must be a whole number").min(1).max(60);
+  const maxInFlight = z.number().int("must be a whole number").min(1).max(options.maxInFlightCap);
+
+  const create = z.strictObject({
+    url,
+    events,
+    name: name.optional().describe("Defaults to the URL's host."),
+    description: description.optional(),
+    account_ids: accountIds.optional(),
+    enabled: z.boolean().optional(),
+    timeout_seconds: timeoutSeconds.optional().describe("Defaults to delivery.timeout."),
+    headers: headersField.optional(),
+    metadata: metadataField.optional(),
+    max_in_flight: maxInFlight.optional().describe("Defaults to delivery.max_in_flight_per_webhook."),
+    secret: z
+      .string()
+      .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
+      .optional(),
+    tenant_id: TENANT_ID.optional().describe("Admin keys only; defaults to 'default'."),
+  });
+
+  const readOnly = z.unknown().optional().describe("Read-only; ignored.");
+  const update = z.strictObject({
+    url: url.optional(),
+    events: events.optional(),
+    name: name.optional(),
+    description: description.optional(),
+    account_ids: accountIds.optional(),
+    enabled: z.boolean().optional(),
+    timeout_seconds: timeoutSeconds.nullable().optional().describe("null resets to delivery.timeout."),
+    headers: headersField.nullable().optional().describe("null clears every custom header."),
+    metadata: metadataField.nullable().optional().describe("null clears the metadata."),
+    max_in_flight: maxInFlight.nullable().optional().describe("null resets to the configured default."),
+    secret: z.never({ error: "cannot be changed here: use POST /v1/webhooks/{id}/rotate-secret" }).optional(),
+    tenant_id: TENANT_ID.optional().describe("Read-only: must equal the current tenant when given."),
+    id: readOnly,
+    secret_last4: readOnly,
+    disabled_reason: readOnly,
+    created_at: readOnly,
+    updated_at: readOnly,
+  });
+
+  const list = z.object({
+    ...pageQueryShape,
+    order: z.enum(WEBHOOK_ORDERS).optional().describe("Default -created_at."),
+    event: z
+      .string()
+      .refine(isValidEventTypeName, "must be an event type name")
+      .optional()
+      .describe("Subscriptions that would receive this event type."),
+    enabled: z.enum(["true", "false"], { error: "must be true or false" }).optional(),
+    account_id: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe("Subscriptions that would receive this account's events."),
+    tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+  });
+
+  const rotate = z.strictObject({
+    grace_period_seconds: z
+      .number()
+      .int("must be a whole number")
+      .min(0)
+      .max(604_800)
+      .optional()
+      .describe("How long the old secret keeps signing deliveries, 0-604800 (default 0)."),
+    secret: z
+      .string()
+      .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
+      .optional()
+      .describe("Your own new secret; generated when absent."),
+  });
+
+  return { create, update, list, rotate };
+}
+
+export const webhookResource = z.object({
+  id: z.string(),
+  tenant_id: z.string(),
+  name: z.string(),
+  description: z.string().nullable(),
+  url: z.string(),
+  events: z.array(z.string()),
+  account_ids: z.array(z.string()).nullable(),
+  enabled: z.boolean(),
+  disabled_reason: z.enum(DISABLED_REASONS).nullable(),
+  timeout_seconds: z.number(),
+  headers: z.record(z.string(), z.string()),
+  metadata: z.record(z.string(), z.string()),
+  max_in_flight: z.number(),
+  secret_last4: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const webhookWithSecret = webhookResource.extend({ secret: z.string() });
+
+export type WebhookResource = z.output<typeof webhookResource>;
+
+export function renderWebhook(w: Webhook): WebhookResource {
+  return {
+    id: w.id,
+    tenant_id: w.tenantId,
+    name: w.name,
+    description: w.description,
+    url: w.url,
+    events: w.events,
+    account_ids: w.accountIds,
+    enabled: w.enabled,
+    disabled_reason: w.disabledReason,
+    timeout_seconds: w.timeoutSeconds,
+    headers: w.headers,
+    metadata: w.metadata,
+    max_in_flight: w.maxInFlight,
+    secret_last4: secretLast4(w.secret),
+    created_at: toIso(w.createdAt),
+    updated_at: toIso(w.updatedAt),
+  };
+}

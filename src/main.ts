@@ -1,0 +1,109 @@
+// The hookd executable: argv → config → daemon; signals.
+import { HELP, parseArgs, UsageError } from "./cli/args.ts";
+import { ConfigError, loadConfig } from "./config/load.ts";
+import { createDaemon, type Daemon, UnsupportedDriverError } from "./daemon.ts";
+import { sha256Hex } from "./domain/secrets.ts";
+import { createLogger } from "./runtime/logger.ts";
+import { DatabaseTooNewError } from "./store/sqlite/open.ts";
+import { VERSION } from "./version.ts";
+
+async function main(argv: string[]): Promise<number> {
+  let command: ReturnType<typeof parseArgs>;
+  try {
+    command = parseArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`hookd: ${error.message}\n\n${HELP}\n`);
+    return 2;
+  }
+
+  switch (command.name) {
+    case "help":
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    case "version":
+      process.stdout.write(`hookd ${VERSION}\n`);
+      return 0;
+    case "key-hash": {
+      const input = await new Response(Bun.stdin.stream()).text();
+      const key = input.replace(/\r?\n$/, "");
+      if (key === "") {
+        process.stderr.write('hookd: no key on stdin (try: printf %s "$KEY" | hookd key hash)\n');
+        return 1;
+      }
+      process.stdout.write(`${sha256Hex(key)}\n`);
+      return 0;
+    }
+    case "config-check": {
+      try {
+        const { source } = loadConfig({ path: command.configPath, env: process.env });
+        process.stdout.write(`${source}: ok\n`);
+        return 0;
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        process.stderr.write(`${error.describe()}\n`);
+        return 1;
+      }
+    }
+    case "serve":
+      return serve(command.configPath);
+  }
+}
+
+async function serve(configPath: string | undefined): Promise<number> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig({ path: configPath, env: process.env });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.describe()}\n`);
+    return 1;
+  }
+  const logger = createLogger(loaded.config.log.level);
+  let daemon: Daemon;
+  try {
+    daemon = await createDaemon({ config: loaded.config, logger });
+    await daemon.start();
+  } catch (error) {
+    if (error instanceof UnsupportedDriverError || error instanceof DatabaseTooNewError) {
+      process.stderr.write(`hookd: ${error.message}\n`);
+      return 1;
+    }
+    const code = (error as { code?: string }).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code?.startsWith("SQLITE_")) {
+      process.stderr.write(`hookd: cannot start: ${(error as Error).message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  logger.info({ config: loaded.source }, "configuration loaded");
+
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        logger.warn({ signal }, "second signal: exiting at once");
+        process.exit(130);
+      }
+      signalled = true;
+      logger.info({ signal }, "shutting down");
+      daemon.stop().then(
+        () => resolve(0),
+        (error) => {
+          logger.error({ err: error }, "error during shutdown");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`hookd: fatal: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,10 @@
+// The schema migrations, embedded in the binary as text. Forward only: append, never edit.
+import m0001 from "./0001_init.sql" with { type: "text" };
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "init", sql: m0001 }];
