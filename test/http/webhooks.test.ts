@@ -1,0 +1,166 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { decodeSecret } from "../../src/domain/secrets.ts";
+import { ACME_KEY, createTestDaemon, GLOBEX_KEY, type TestDaemon } from "../support/daemon.ts";
+
+let t: TestDaemon;
+beforeEach(async () => {
+  t = await createTestDaemon();
+});
+afterEach(async () => {
+  await t.close();
+});
+
+const valid = { url: "https://example.com/hooks", events: ["invoice.paid"] };
+
+describe("POST /v1/webhooks", () => {
+  test("creates a subscription and shows its full secret once", async () => {
+    const created = await t.request("POST", "/v1/webhooks", { body: { ...valid, name: "Billing", metadata: { team: "b" } } });
+    expect(created.status).toBe(201);
+    expect(created.body.id).toMatch(/^wh_[0-9A-Z]{26}$/);
+    expect(created.headers.get("location")).toBe(`/v1/webhooks/${created.body.id}`);
+    expect(decodeSecret(created.body.secret)).not.toBeNull();
+    expect(created.body).toMatchObject({
+      tenant_id: "default",
+      name: "Billing",
+      description: null,
+      url: valid.url,
+      events: ["invoice.paid"],
+      account_ids: null,
+      enabled: true,
+      disabled_reason: null,
+      timeout_seconds: 10,
+      headers: {},
+      metadata: { team: "b" },
+      max_in_flight: 8,
+      secret_last4: created.body.secret.slice(-4),
+    });
+    expect(created.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+    const fetched = await t.request("GET", `/v1/webhooks/${created.body.id}`);
+    expect(fetched.status).toBe(200);
+    expect(fetched.body.secret).toBeUndefined();
+    expect(fetched.text).not.toContain(created.body.secret);
+    expect(fetched.body.secret_last4).toBe(created.body.secret_last4);
+  });
+
+  test("accepts a single event string, its own secret, and defaults the name to the host", async () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+    const created = await t.request("POST", "/v1/webhooks", { body: { url: valid.url, events: "invoice.*", secret } });
+    expect(created.status).toBe(201);
+    expect(created.body.events).toEqual(["invoice.*"]);
+    expect(created.body.secret).toBe(secret);
+    expect(created.body.name).toBe("example.com");
+  });
+
+  test("lists every invalid field in one 422", async () => {
+    const res = await t.request("POST", "/v1/webhooks", {
+      body: {
+        url: "ftp://example.com",
+        events: [],
+        name: "",
+        timeout_seconds: 61,
+        headers: { "Content-Length": "1", "webhook-id": "x" },
+        secret: "whsec_short",
+        surprise: true,
+      },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    const paths = res.body.error.details.map((d: { path: string }) => d.path).sort();
+    expect(paths).toEqual(
+      ["events", "headers.Content-Length", "headers.webhook-id", "name", "secret", "surprise", "timeout_seconds", "url"].sort(),
+    );
+  });
+
+  test("malformed JSON is 400 invalid_json", async () => {
+    const res = await t.request("POST", "/v1/webhooks", { rawBody: "{nope" });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_json");
+    expect(res.body.error.details).toBeUndefined();
+  });
+});
+
+describe("PATCH and PUT", () => {
+  test("change only the fields given; null clears nullable ones", async () => {
+    const created = await t.request("POST", "/v1/webhooks", {
+      body: { ...valid, description: "d", account_ids: ["a1"], timeout_seconds: 30 },
+    });
+    const id = created.body.id;
+    for (const method of ["PATCH", "PUT"]) {
+      const res = await t.request(method, `/v1/webhooks/${id}`, { body: { description: null, name: `n-${method}` } });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ description: null, name: `n-${method}`, account_ids: ["a1"], timeout_seconds: 30 });
+    }
+    const cleared = await t.request("PATCH", `/v1/webhooks/${id}`, { body: { account_ids: null, timeout_seconds: null } });
+    expect(cleared.body).toMatchObject({ account_ids: null, timeout_seconds: 10 });
+  });
+
+  test("disabling sets disabled_reason manual; re-enabling clears it", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
+    const off = await t.request("PATCH", `/v1/webhooks/${body.id}`, { body: { enabled: false } });
+    expect(off.body).toMatchObject({ enabled: false, disabled_reason: "manual" });
+    const on = await t.request("PATCH", `/v1/webhooks/${body.id}`, { body: { enabled: true } });
+    expect(on.body).toMatchObject({ enabled: true, disabled_reason: null });
+  });
+
+  test("a PUT of the object read back is accepted (read-only fields ignored), secret is refused", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
+    const read = await t.request("GET", `/v1/webhooks/${body.id}`);
+    expect((await t.request("PUT", `/v1/webhooks/${body.id}`, { body: read.body })).status).toBe(200);
+    const res = await t.request("PATCH", `/v1/webhooks/${body.id}`, { body: { secret: body.secret } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.details[0].path).toBe("secret");
+    expect(res.text).not.toContain(body.secret);
+  });
+});
+
+describe("DELETE and rotate-secret", () => {
+  test("delete answers 204 and then 404", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
+    expect((await t.request("DELETE", `/v1/webhooks/${body.id}`)).status).toBe(204);
+    expect((await t.request("GET", `/v1/webhooks/${body.id}`)).status).toBe(404);
+    expect((await t.request("DELETE", `/v1/webhooks/${body.id}`)).status).toBe(404);
+  });
+
+  test("rotation keeps the old secret during the grace period", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
+    const rotated = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, { body: { grace_period_seconds: 3600 } });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).not.toBe(body.secret);
+    expect(rotated.body.previous_secret_expires_at).toBe(new Date(t.clock.now() + 3600_000).toISOString());
+    const stored = await t.daemon.store.findWebhook(body.id);
+    expect(stored?.secret).toBe(rotated.body.secret);
+    expect(stored?.previousSecrets).toEqual([{ secret: body.secret, expiresAt: t.clock.now() + 3600_000 }]);
+
+    const immediate = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`);
+    expect(immediate.status).toBe(200);
+    expect(immediate.body.previous_secret_expires_at).toBeNull();
+    const after = await t.daemon.store.findWebhook(body.id);
+    expect(after?.previousSecrets.map((p) => p.secret)).toEqual([body.secret]);
+  });
+
+  test("grace period outside 0-604800 is a 422", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
+    const res = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, { body: { grace_period_seconds: 604801 } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.details[0].path).toBe("grace_period_seconds");
+  });
+});
+
+describe("tenancy", () => {
+  test("a tenant key sees only its tenant; another tenant's object is a 404", async () => {
+    const acme = await t.request("POST", "/v1/webhooks", { key: ACME_KEY, body: valid });
+    expect(acme.body.tenant_id).toBe("acme");
+    expect((await t.request("GET", `/v1/webhooks/${acme.body.id}`, { key: GLOBEX_KEY })).status).toBe(404);
+    expect((await t.request("PATCH", `/v1/webhooks/${acme.body.id}`, { key: GLOBEX_KEY, body: { name: "x" } })).status).toBe(404);
+    expect((await t.request("GET", `/v1/webhooks/${acme.body.id}`)).status).toBe(200);
+    const list = await t.request("GET", "/v1/webhooks", { key: GLOBEX_KEY });
+    expect(list.body.data).toEqual([]);
+    const forged = await t.request("POST", "/v1/webhooks", { key: ACME_KEY, body: { ...valid, tenant_id: "globex" } });
+    expect(forged.status).toBe(403);
+    const admin = await t.request("POST", "/v1/webhooks", { body: { ...valid, tenant_id: "globex" } });
+    expect(admin.body.tenant_id).toBe("globex");
+    const filtered = await t.request("GET", "/v1/webhooks?tenant_id=globex");
+    expect(filtered.body.data.map((w: { id: string }) => w.id)).toEqual([admin.body.id]);
+  });
+});

@@ -1,0 +1,145 @@
+// A daemon for tests: a temp SQLite file, the real Hono app, captured log lines, and a request
+// helper that goes through app.request() (or a real listener when started).
+import { Writable } from "node:stream";
+import { parse, stringify } from "yaml";
+import { parseConfig } from "../../src/config/load.ts";
+import type { Config } from "../../src/config/schema.ts";
+import { createDaemon, type Daemon } from "../../src/daemon.ts";
+import { type Clock, createManualClock, type ManualClock } from "../../src/runtime/clock.ts";
+import { createLogger, type LogLevel } from "../../src/runtime/logger.ts";
+import { tempDir } from "./temp.ts";
+
+export const ADMIN_KEY = "test-admin-key-0123456789";
+export const READER_KEY = "test-reader-key-0123456789";
+export const ACME_KEY = "test-acme-key-0123456789";
+export const GLOBEX_KEY = "test-globex-key-0123456789";
+export const NOSCOPE_KEY = "test-noscope-key-0123456789";
+
+/** Keys used by most tests: an admin, a read-only admin, two tenants, and a key with one unrelated scope. */
+export const TEST_KEYS_YAML = `
+auth:
+  keys:
+    - { name: admin, key: ${ADMIN_KEY}, scopes: ["*"] }
+    - { name: reader, key: ${READER_KEY}, scopes: [webhooks:read, events:read, deliveries:read] }
+    - { name: acme, key: ${ACME_KEY}, scopes: ["*"], tenant: acme }
+    - { name: globex, key: ${GLOBEX_KEY}, scopes: ["*"], tenant: globex }
+    - { name: noscope, key: ${NOSCOPE_KEY}, scopes: [deliveries:read] }
+`;
+
+export interface TestDaemon {
+  daemon: Daemon;
+  config: Config;
+  clock: Clock;
+  dir: string;
+  logs: string[];
+  /** A request through the real app; `key` is sent as a Bearer token. */
+  request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
+  close(): Promise<void>;
+}
+
+export interface RequestOptions {
+  key?: string | null;
+  body?: unknown;
+  rawBody?: string | Uint8Array;
+  headers?: Record<string, string>;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected freely
+  body: any;
+  text: string;
+}
+
+export interface TestDaemonOptions {
+  /** YAML appended to the defaults (which allow http and private targets, and set test keys). */
+  yaml?: string;
+  /** Replace the default keys block (for tests of the first-start key). */
+  keysYaml?: string;
+  clock?: Clock | ManualClock;
+  logLevel?: LogLevel;
+  notices?: string[];
+  dir?: string;
+}
+
+export async function createTestDaemon(options: TestDaemonOptions = {}): Promise<TestDaemon> {
+  const dir = options.dir ?? tempDir();
+  const yaml = [
+    `storage:\n  sqlite:\n    path: ${dir}/hookd.db\n    synchronous: normal`,
+    "server:\n  port: 0",
+    options.keysYaml ?? TEST_KEYS_YAML,
+    options.yaml ?? "",
+  ].join("\n");
+  const config = parseConfig(mergeYaml(yaml), "test", process.env);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(...String(chunk).split("\n").filter(Boolean));
+      done();
+    },
+  });
+  const logger = createLogger(options.logLevel ?? "info", sink);
+  const clock = options.clock ?? createManualClock(Date.now());
+  const daemon = await createDaemon({
+    config,
+    logger,
+    clock,
+    printNotice: (text) => options.notices?.push(text),
+  });
+
+  return {
+    daemon,
+    config,
+    clock,
+    dir,
+    logs,
+    async request(method, path, opts = {}) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      const key = opts.key === undefined ? ADMIN_KEY : opts.key;
+      if (key !== null) headers.authorization = `Bearer ${key}`;
+      let body: string | Uint8Array | undefined;
+      if (opts.rawBody !== undefined) body = opts.rawBody;
+      else if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers["content-type"] ??= "application/json";
+      }
+      const response = await daemon.app.request(path, { method, headers, body });
+      const text = await response.text();
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { status: response.status, headers: response.headers, body: parsed, text };
+    },
+    close: () => daemon.stop(),
+  };
+}
+
+/**
+ * Test configs are written as YAML fragments; top-level sections given twice are merged here so a
+ * test can add `delivery:` keys without restating the defaults.
+ */
+function mergeYaml(text: string): string {
+  const merged: Record<string, unknown> = {};
+  for (const part of text.split(/\n(?=\S)/)) {
+    const parsed = parse(part) as Record<string, unknown> | null;
+    if (!parsed) continue;
+    for (const [key, value] of Object.entries(parsed)) {
+      const existing = merged[key];
+      merged[key] =
+        existing && typeof existing === "object" && !Array.isArray(existing) && value && typeof value === "object"
+          ? { ...(existing as object), ...(value as object) }
+          : value;
+    }
+  }
+  const base = {
+    delivery: { allow_http: true, allow_private_networks: true },
+  };
+  for (const [key, value] of Object.entries(base)) {
+    merged[key] = { ...value, ...((merged[key] as object) ?? {}) };
+  }
+  return stringify(merged);
+}
