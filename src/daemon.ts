@@ -29,6 +29,8 @@ export interface Daemon {
   readonly config: Config;
   readonly store: Store;
   readonly app: ReturnType<typeof createApp>["app"];
+  /** Every declared route (method, path, scope, rate class, schemas). */
+  readonly routes: ReturnType<typeof createApp>["api"]["routes"];
   /** Starts listening; resolves with the bound address. */
   start(): Promise<{ host: string; port: number; url: string }>;
   /** Stops accepting requests, then closes the store. Safe to call twice. */
@@ -59,7 +61,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   if (config.auth.keys.length === 0) adminHashes.push(await bootstrapAdminKey(store, random, printNotice));
 
   const readiness: ReadinessCheck[] = [{ name: "database", check: () => store.checkWritable(clock.now()) }];
-  const { app } = createApp({
+  const { app, api } = createApp({
     config,
     store,
     clock,
@@ -80,6 +82,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     config,
     store,
     app,
+    routes: api.routes,
     async start() {
       server = Bun.serve({
         hostname: config.server.host,
