@@ -21,17 +21,18 @@ RUN apt-get update \
   && chown hookd:hookd /var/lib/hookd
 COPY --from=build /src/dist/hookd /usr/local/bin/hookd
 COPY config.example.yaml /etc/hookd/config.example.yaml
+COPY deploy/container.yaml /etc/hookd/hookd.yaml
 
 USER hookd
 WORKDIR /var/lib/hookd
 VOLUME ["/var/lib/hookd"]
-ENV HOOKD_CONFIG=""
+# Listens on 0.0.0.0:8080 with the database on the volume; mount another file and set HOOKD_CONFIG
+# to change that (keep server.port 8080 or adjust the HEALTHCHECK).
+ENV HOOKD_CONFIG=/etc/hookd/hookd.yaml
 EXPOSE 8080
 
-# hookd listens on 127.0.0.1 by default; in a container, mount a config with server.host: 0.0.0.0
-# (for example at /etc/hookd/hookd.yaml and set HOOKD_CONFIG=/etc/hookd/hookd.yaml).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD curl -fsS "http://127.0.0.1:${HOOKD_PORT:-8080}/healthz" || exit 1
+  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/hookd"]
