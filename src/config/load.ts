@@ -1,7 +1,7 @@
 // Loading the configuration: YAML text → `${ENV}` interpolation → the zod schema → a frozen Config.
 // Every problem is reported with its YAML path, all at once.
 import { existsSync, readFileSync } from "node:fs";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { type Config, configSchema } from "./schema.ts";
 
@@ -64,27 +64,35 @@ export function parseConfig(text: string, source: string, env: Env): Config {
     );
   }
   const problems: ConfigProblem[] = [];
-  const raw = interpolate(toPlain(doc.contents), [], env, problems);
+  const raw = interpolate(toPlain(doc.contents, doc), [], env, problems);
   if (raw !== null && raw !== undefined && (typeof raw !== "object" || Array.isArray(raw))) {
-    problems.push({ path: "", message: "must be a mapping of settings" });
+    throw new ConfigError(source, [{ path: "", message: "must be a mapping of settings" }]);
   }
   const result = configSchema.safeParse(raw ?? {});
-  if (!result.success) problems.push(...result.error.issues.flatMap(issueToProblems));
+  if (!result.success) {
+    // A value with an unset variable is already reported; its leftover `${NAME}` text is not news.
+    const unset = new Set(problems.map((problem) => problem.path));
+    const found = result.error.issues.flatMap(issueToProblems);
+    problems.push(...found.filter((problem) => !unset.has(problem.path)));
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze((result as { data: Config }).data);
 }
 
-function toPlain(node: unknown): unknown {
+function toPlain(node: unknown, doc: Document): unknown {
   if (node === null || node === undefined) return null;
+  if (isAlias(node)) return toPlain(node.resolve(doc), doc);
   if (isMap(node)) {
     const out: Record<string, unknown> = {};
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      out[key] = toPlain(pair.value);
+      const value = toPlain(pair.value, doc);
+      // A key with an empty value (e.g. a section whose settings are all commented out) is unset.
+      if (value !== null) out[key] = value;
     }
     return out;
   }
-  if (isSeq(node)) return node.items.map(toPlain);
+  if (isSeq(node)) return node.items.map((item) => toPlain(item, doc));
   if (isScalar(node)) return node.value;
   return node;
 }
@@ -123,6 +131,17 @@ function issueToProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
   const path = issue.path as (string | number)[];
   if (issue.code === "unrecognized_keys") {
     return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: "unknown key" }));
+  }
+  if (issue.code === "invalid_union") {
+    // Name the element at fault (`delivery.retry_schedule[1]`) when only one form fits the value's type.
+    const meant = issue.errors.filter(
+      (branch) => !branch.some((inner) => inner.code === "invalid_type" && inner.path.length === 0),
+    );
+    if (meant.length === 1) {
+      return (meant[0] ?? []).flatMap((inner) =>
+        issueToProblems({ ...inner, path: [...path, ...inner.path] } as z.core.$ZodIssue),
+      );
+    }
   }
   return [{ path: formatPath(path), message: issue.message }];
 }

@@ -53,7 +53,12 @@ const fromText = (value: unknown) => {
 const int = (min: number, max: number) =>
   z.preprocess(
     fromText,
-    z.number({ error: "must be a number" }).int("must be a whole number").min(min).max(max),
+    // Bounds carry their own messages: the schema-level `error` would otherwise replace them too.
+    z
+      .number({ error: "must be a number" })
+      .int("must be a whole number")
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`),
   );
 const positiveInt = (max: number) => int(1, max);
 const bool = () => z.preprocess(fromText, z.boolean({ error: "must be true or false" }));
