@@ -1,13 +1,20 @@
 // The composition root: builds the store, the HTTP app and (later) the dispatcher from one config,
 // and owns their start and stop order.
+
+import type { LookupAddress } from "node:dns";
 import type { Server } from "bun";
 import type { Config } from "./config/schema.ts";
+import { createDispatcher, type Dispatcher } from "./dispatcher/dispatcher.ts";
+import { createHttpClient } from "./dispatcher/http-client.ts";
+import { createMaintenance, type Maintenance } from "./dispatcher/maintenance.ts";
 import { createEventCatalog } from "./domain/event-types.ts";
 import { type Cidr, parseCidr } from "./domain/ip.ts";
+import { compileSchema } from "./domain/json-schema.ts";
 import { generateApiKey, sha256Hex } from "./domain/secrets.ts";
 import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./http/auth.ts";
 import type { ReadinessCheck } from "./http/deps.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import { type Clock, systemClock } from "./runtime/clock.ts";
 import { createIdGenerator } from "./runtime/ids.ts";
 import type { Logger } from "./runtime/logger.ts";
@@ -23,6 +30,8 @@ export interface DaemonOptions {
   random?: Random;
   /** Where the first-start admin key is shown (once). Defaults to stderr. */
   printNotice?: (text: string) => void;
+  /** Name resolution for deliveries (tests point names at 127.0.0.1); the system resolver otherwise. */
+  resolve?: (hostname: string) => Promise<LookupAddress[]>;
 }
 
 export interface Daemon {
@@ -31,6 +40,9 @@ export interface Daemon {
   readonly app: ReturnType<typeof createApp>["app"];
   /** Every declared route (method, path, scope, rate class, schemas). */
   readonly routes: ReturnType<typeof createApp>["api"]["routes"];
+  readonly dispatcher: Dispatcher;
+  readonly maintenance: Maintenance;
+  readonly metrics: Metrics;
   /** Starts listening; resolves with the bound address. */
   start(): Promise<{ host: string; port: number; url: string }>;
   /** Stops accepting requests, then closes the store. Safe to call twice. */
@@ -52,27 +64,71 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       "storage.driver postgres is not available in this version of hookd yet; use sqlite",
     );
   }
+  const ids = createIdGenerator(clock, random);
   const store = createSqliteStore({
     path: config.storage.sqlite.path,
     synchronous: config.storage.sqlite.synchronous,
+    ids,
   });
+  const metrics = createMetrics();
+  const allowedCidrs = config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr);
+  const client = createHttpClient({
+    policy: { allowPrivateNetworks: config.delivery.allow_private_networks, allowedCidrs },
+    userAgent: `hookd/${VERSION}`,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+  });
+  const dispatcher = createDispatcher({
+    store,
+    client,
+    clock,
+    random,
+    ids,
+    logger: logger.child({ component: "dispatcher" }),
+    metrics,
+    maxInFlight: config.delivery.max_in_flight,
+    retrySchedule: config.delivery.retry_schedule,
+    leaseMs: config.delivery.lease,
+    health: {
+      disableAfterFailures: config.delivery.disable_after_failures,
+      disableAfterMs: config.delivery.disable_after,
+    },
+    userAgent: `hookd/${VERSION}`,
+    instanceId: Buffer.from(random.bytes(6)).toString("hex"),
+  });
+  const maintenance = createMaintenance({ store, clock, logger, retentionMs: config.retention });
 
   const adminHashes: string[] = [];
   if (config.auth.keys.length === 0) adminHashes.push(await bootstrapAdminKey(store, random, printNotice));
 
-  const readiness: ReadinessCheck[] = [{ name: "database", check: () => store.checkWritable(clock.now()) }];
+  const readiness: ReadinessCheck[] = [
+    { name: "database", check: () => store.checkWritable(clock.now()) },
+    {
+      name: "dispatcher",
+      check: async () => {
+        if (!dispatcher.isRunning()) throw new Error("not running");
+      },
+    },
+  ];
+  const dataValidators = new Map(
+    config.event_types
+      .filter((t) => t.schema)
+      .map((t) => [t.name, compileSchema(t.schema as Record<string, unknown>)]),
+  );
   const { app, api } = createApp({
     config,
     store,
     clock,
     random,
-    ids: createIdGenerator(clock, random),
+    ids,
     logger,
     catalog: createEventCatalog(config.event_types),
     authenticator: createAuthenticator(config.auth.keys, adminHashes),
-    allowedCidrs: config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr),
+    allowedCidrs,
     version: VERSION,
     readiness,
+    metrics,
+    dataValidators,
+    wakeDispatcher: () => dispatcher.wake(),
   });
 
   let server: Server<undefined> | undefined;
@@ -83,6 +139,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     store,
     app,
     routes: api.routes,
+    dispatcher,
+    maintenance,
+    metrics,
     async start() {
       server = Bun.serve({
         hostname: config.server.host,
@@ -101,12 +160,20 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       const host = server.hostname ?? config.server.host;
       const port = server.port ?? config.server.port;
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      dispatcher.start();
+      maintenance.start();
       logger.info({ url, version: VERSION, database: config.storage.sqlite.path }, "hookd listening");
       return { host, port, url };
     },
     stop() {
+      // Stop taking requests, stop claiming, drain within the grace period, release the rest,
+      // then checkpoint and close the database.
       stopping ??= (async () => {
-        if (server) await server.stop(false);
+        const closing = server?.stop(false);
+        maintenance.stop();
+        await dispatcher.stop(config.shutdown_grace);
+        await closing;
+        client.close();
         await store.close();
         logger.info("hookd stopped");
       })();

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { isValidEventTypeName } from "../domain/event-types.ts";
 import { parseCidr } from "../domain/ip.ts";
+import { schemaProblem } from "../domain/json-schema.ts";
 import { LOG_LEVELS } from "../runtime/logger.ts";
 import { parseDuration } from "./duration.ts";
 
@@ -98,7 +99,13 @@ const apiKey = strict({
 const eventType = strict({
   name: z.string().refine(isValidEventTypeName, "must be a dot-separated name such as invoice.paid"),
   description: z.string().max(1000).default(""),
-  schema: z.record(z.string(), z.unknown()).optional(),
+  schema: z
+    .record(z.string(), z.unknown())
+    .superRefine((schema, ctx) => {
+      const problem = schemaProblem(schema);
+      if (problem) ctx.addIssue({ code: "custom", message: `is not a valid JSON Schema: ${problem}` });
+    })
+    .optional(),
 });
 
 const cidr = z.string().refine((text) => parseCidr(text) !== null, "must be a CIDR range such as 10.0.0.0/8");

@@ -6,7 +6,9 @@ import { payloadTooLarge } from "./body.ts";
 import type { AppEnv } from "./context.ts";
 import type { HttpDeps } from "./deps.ts";
 import { createRateLimiter } from "./rate-limit.ts";
+import { registerDeliveryRoutes } from "./routes/deliveries.ts";
 import { registerEventTypeRoutes } from "./routes/event-types.ts";
+import { registerEventRoutes } from "./routes/events.ts";
 import { registerOperationRoutes } from "./routes/operations.ts";
 import { registerWebhookRoutes } from "./routes/webhooks.ts";
 
@@ -48,6 +50,8 @@ export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   registerOperationRoutes(api, deps);
   registerEventTypeRoutes(api, deps);
   registerWebhookRoutes(api, deps);
+  registerEventRoutes(api, deps);
+  registerDeliveryRoutes(api, deps);
 
   app.notFound((c) => {
     const allowed = api.allowedMethods(c.req.path);

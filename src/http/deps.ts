@@ -2,6 +2,8 @@
 import type { Config } from "../config/schema.ts";
 import type { EventCatalog } from "../domain/event-types.ts";
 import type { Cidr } from "../domain/ip.ts";
+import type { DataValidator } from "../domain/json-schema.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { IdGenerator } from "../runtime/ids.ts";
 import type { Logger } from "../runtime/logger.ts";
@@ -27,4 +29,9 @@ export interface HttpDeps {
   allowedCidrs: readonly Cidr[];
   version: string;
   readiness: readonly ReadinessCheck[];
+  metrics: Metrics;
+  /** JSON Schema validators of event data, by event type. */
+  dataValidators: ReadonlyMap<string, DataValidator>;
+  /** Tells the dispatcher that deliveries became due now. */
+  wakeDispatcher(): void;
 }

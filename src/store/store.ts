@@ -1,6 +1,7 @@
 // The storage contract. Everything durable goes through a Store; nothing outside src/store touches
 // SQL. The SQLite store implements it today; a PostgreSQL store for several instances will too, so
 // every method is async and speaks domain types, never rows.
+import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
 import type { DisabledReason, Webhook } from "../domain/webhook.ts";
 
 export type SortDirection = "asc" | "desc";
@@ -65,6 +66,127 @@ export interface WebhookChanges {
   resetHealthAt?: number;
 }
 
+export interface NewEvent {
+  id: string;
+  type: string;
+  accountId: string | null;
+  /** The exact body every delivery of this event sends. */
+  payload: string;
+  createdAt: number;
+}
+
+export interface EventRecord extends NewEvent {
+  tenantId: string;
+  deliveriesCount: number;
+}
+
+export interface EventWithStatus extends EventRecord {
+  status: EventStatus;
+  /** Deliveries by status. */
+  deliveryCounts: Partial<Record<DeliveryStatus, number>>;
+}
+
+export interface IngestRequest {
+  tenantId: string;
+  /** Idempotency-Key (or the client's event id) with the hash of the request it came with. */
+  idempotency?: { key: string; requestHash: string; expiresAt: number };
+  /** Per-event client ids, each an idempotency key of its own (batch requests). */
+  eventKeys?: ({ key: string; requestHash: string; expiresAt: number } | null)[];
+  events: NewEvent[];
+  now: number;
+}
+
+export type IngestResult =
+  | { kind: "accepted"; events: EventRecord[] }
+  /** The same key and request within the window: the first response's events, nothing new. */
+  | { kind: "replayed"; events: EventRecord[] }
+  /** The same key with another request. */
+  | { kind: "conflict" };
+
+export interface EventFilter {
+  tenantId?: string;
+  type?: string;
+  status?: EventStatus;
+  accountId?: string;
+  from?: number;
+  to?: number;
+}
+
+export interface DeliveryFilter {
+  tenantId?: string;
+  status?: DeliveryStatus;
+  eventId?: string;
+  webhookId?: string;
+}
+
+/** A delivery claimed for an attempt, with what the attempt needs. */
+export interface ClaimedDelivery {
+  id: string;
+  leaseOwner: string;
+  eventId: string;
+  eventType: string;
+  payload: string;
+  status: DeliveryStatus;
+  /** Attempts in the current series before this one. */
+  seriesAttempts: number;
+  webhook: Webhook;
+}
+
+export interface ClaimRequest {
+  now: number;
+  /** A unique lease owner for this claim. */
+  owner: string;
+  leaseMs: number;
+  /** Deliveries this claim may take in all. */
+  limit: number;
+  /** Of which retries (status retrying) at most this many; the rest is kept for first attempts. */
+  retryLimit: number;
+  /** Deliveries already in flight per subscription (their caps are subtracted). */
+  inFlight: ReadonlyMap<string, number>;
+}
+
+export type Settlement =
+  | { action: "succeed" }
+  | { action: "retry"; at: number }
+  | { action: "fail"; reason: "gone" | "blocked_address" | "disabled" }
+  | { action: "exhaust" };
+
+export interface AttemptResult {
+  deliveryId: string;
+  leaseOwner: string;
+  webhookId: string;
+  attempt: Omit<Attempt, "deliveryId">;
+  signature: string | null;
+  settlement: Settlement;
+}
+
+export interface HealthPolicy {
+  disableAfterFailures: number;
+  disableAfterMs: number;
+}
+
+export interface DisabledWebhook {
+  webhookId: string;
+  tenantId: string;
+  url: string;
+  reason: "failing" | "gone";
+  /** The `webhook.disabled` event published about it. */
+  event: EventRecord;
+}
+
+export interface SettleOutcome {
+  /** Per result: false when the lease was lost (the delivery was reclaimed, cancelled or settled). */
+  applied: boolean[];
+  disabled: DisabledWebhook[];
+  /** How many deliveries reached each final status, for metrics. */
+  finals: Partial<Record<DeliveryStatus, number>>;
+}
+
+export interface QueueStats {
+  depth: number;
+  oldestDueAt: number | null;
+}
+
 export interface Store {
   /** Which implementation, for logs and /readyz. */
   readonly driver: "sqlite" | "postgres";
@@ -88,7 +210,7 @@ export interface Store {
     changes: WebhookChanges,
     now: number,
   ): Promise<Webhook | null>;
-  /** Deletes the subscription; answers false when there was none. */
+  /** Deletes the subscription and cancels its queued deliveries; false when there was none. */
   deleteWebhook(id: string, tenantId: string | undefined, now: number): Promise<boolean>;
   /** Makes `secret` current; the old one stays valid until `graceUntil` (none when it is `now`). */
   rotateWebhookSecret(
@@ -98,4 +220,42 @@ export interface Store {
     now: number,
     graceUntil: number,
   ): Promise<Webhook | null>;
+
+  /** Stores events and fans them out to every matching subscription, in one transaction. */
+  ingest(request: IngestRequest): Promise<IngestResult>;
+  /** A `webhook.test` event delivered to one subscription alone. */
+  insertTestEvent(webhook: Webhook, event: NewEvent): Promise<{ event: EventRecord; delivery: Delivery }>;
+  findEvent(id: string, tenantId?: string): Promise<EventWithStatus | null>;
+  listEvents(filter: EventFilter, page: PageQuery<"-created_at">): Promise<Page<EventWithStatus>>;
+
+  findDelivery(id: string, tenantId?: string): Promise<Delivery | null>;
+  listDeliveries(filter: DeliveryFilter, page: PageQuery<"-created_at">): Promise<Page<Delivery>>;
+  listAttempts(deliveryId: string, page: PageQuery<"started_at">): Promise<Page<Attempt>>;
+  /** Re-queues a final delivery now, as a new series; "queued" when it is already queued. */
+  requeueDelivery(
+    id: string,
+    tenantId: string | undefined,
+    now: number,
+  ): Promise<Delivery | "queued" | "cancelled" | null>;
+  /** Re-queues a subscription's failed and exhausted deliveries created in [since, until). */
+  recoverDeliveries(webhookId: string, since: number, until: number, now: number): Promise<number>;
+
+  /** Leases due deliveries, fairly across subscriptions and within their caps. */
+  claimDue(request: ClaimRequest): Promise<ClaimedDelivery[]>;
+  /** Records attempts and applies their settlements in one transaction. */
+  settle(
+    results: readonly AttemptResult[],
+    now: number,
+    health: HealthPolicy,
+    newEventId: () => string,
+  ): Promise<SettleOutcome>;
+  /** Gives leased deliveries back, due now (shutdown). */
+  releaseLeases(leases: readonly { deliveryId: string; leaseOwner: string }[], now: number): Promise<number>;
+  /** The earliest time a subscription not in `exclude` has something due; null when none. */
+  nextDueAt(exclude: readonly string[]): Promise<number | null>;
+  queueStats(now: number): Promise<QueueStats>;
+
+  /** Removes final deliveries, their attempts and events older than `before`; at most `limit` rows each. */
+  sweepRetention(before: number, limit: number): Promise<number>;
+  sweepIdempotencyKeys(now: number, limit: number): Promise<number>;
 }

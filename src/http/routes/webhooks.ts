@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { ApiError, notFound } from "../../domain/errors.ts";
 import { generateSecret } from "../../domain/secrets.ts";
+import { buildPayload } from "../../domain/signer.ts";
 import type { Webhook } from "../../domain/webhook.ts";
 import type { WebhookChanges, WebhookOrder } from "../../store/store.ts";
 import type { Api } from "../api.ts";
@@ -9,6 +10,12 @@ import { principalOf, tenantForRead, tenantForWrite } from "../auth.ts";
 import { readJson, validate } from "../body.ts";
 import type { HttpDeps } from "../deps.ts";
 import { pageBodySchema, toPageBody, toPageQuery } from "../pagination.ts";
+import {
+  deliveryResource,
+  recoverBody,
+  renderDelivery,
+  webhookDeliveryListQuery,
+} from "../schemas/events.ts";
 import {
   createWebhookSchemas,
   renderWebhook,
@@ -236,6 +243,99 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
         secret: rotated.secret,
         previous_secret_expires_at: graceUntil > now ? new Date(graceUntil).toISOString() : null,
       });
+    },
+  );
+
+  api.route(
+    {
+      method: "post",
+      path: "/v1/webhooks/:id/test",
+      summary: "Send a webhook.test event to this subscription alone",
+      tag: TAG,
+      auth: "webhooks:write",
+      rate: "write",
+      responses: {
+        202: { description: "The test delivery, queued", schema: deliveryResource },
+        404: { description: "Not found" },
+        409: { description: "The subscription is disabled" },
+      },
+    },
+    async (c) => {
+      const webhook = await findOr404(idParam(c), principalOf(c).tenantId);
+      if (!webhook.enabled) throw new ApiError("conflict", "the subscription is disabled: enable it first");
+      const now = clock.now();
+      const id = ids.next("evt");
+      const data = { webhook_id: webhook.id, message: "A test event from hookd." };
+      const { delivery } = await store.insertTestEvent(webhook, {
+        id,
+        type: "webhook.test",
+        accountId: null,
+        createdAt: now,
+        payload: buildPayload({
+          id,
+          type: "webhook.test",
+          createdAt: now,
+          accountId: null,
+          dataJson: JSON.stringify(data),
+        }),
+      });
+      deps.wakeDispatcher();
+      return c.json(renderDelivery(delivery), 202);
+    },
+  );
+
+  api.route(
+    {
+      method: "post",
+      path: "/v1/webhooks/:id/recover",
+      summary: "Re-queue this subscription's failed and exhausted deliveries created in [since, until)",
+      tag: TAG,
+      auth: "deliveries:write",
+      rate: "write",
+      body: recoverBody,
+      responses: {
+        202: { description: "How many were re-queued", schema: z.object({ recovered: z.number() }) },
+        404: { description: "Not found" },
+        409: { description: "The subscription is disabled" },
+      },
+    },
+    async (c) => {
+      const principal = principalOf(c);
+      const input = validate(recoverBody, await readJson(c, limit));
+      const webhook = await findOr404(idParam(c), principal.tenantId);
+      if (!webhook.enabled) throw new ApiError("conflict", "the subscription is disabled: enable it first");
+      const now = clock.now();
+      const recovered = await store.recoverDeliveries(webhook.id, input.since, input.until ?? now + 1, now);
+      if (recovered > 0) deps.wakeDispatcher();
+      return c.json({ recovered }, 202);
+    },
+  );
+
+  api.route(
+    {
+      method: "get",
+      path: "/v1/webhooks/:id/deliveries",
+      summary: "This subscription's deliveries, newest first",
+      tag: TAG,
+      auth: "deliveries:read",
+      rate: "read",
+      query: webhookDeliveryListQuery,
+      responses: {
+        200: { description: "A page of deliveries", schema: pageBodySchema(deliveryResource) },
+        404: { description: "Not found" },
+      },
+    },
+    async (c) => {
+      const principal = principalOf(c);
+      const query = validate(webhookDeliveryListQuery, c.req.query());
+      const webhook = await findOr404(idParam(c), principal.tenantId);
+      const page = await store.listDeliveries(
+        { webhookId: webhook.id, ...(query.status !== undefined ? { status: query.status } : {}) },
+        toPageQuery(query, "-created_at", "number"),
+      );
+      return c.json(
+        toPageBody(page, "-created_at", (d) => ({ value: d.createdAt, id: d.id }), renderDelivery),
+      );
     },
   );
 }

@@ -1,14 +1,39 @@
 // The SQLite implementation of Store: bun:sqlite in WAL mode, one connection, statements in
-// sibling modules. bun:sqlite is synchronous; the async surface is the Store contract.
+// sibling modules. bun:sqlite is synchronous; the async surface is the Store contract. Ingest goes
+// through the write batcher (group commit); other writes are short transactions of their own.
 import type { Database } from "bun:sqlite";
-import type { NewWebhook, Store } from "../store.ts";
+import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
+import type { IdGenerator } from "../../runtime/ids.ts";
+import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
+import * as deliveries from "./deliveries.ts";
+import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
+import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
-import * as sql from "./webhooks.ts";
+import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
+import * as webhooks from "./webhooks.ts";
+import { createWriteBatcher } from "./write-batch.ts";
 
-export function createSqliteStore(options: OpenOptions): Store & { readonly db: Database } {
+export interface SqliteStoreOptions extends OpenOptions {
+  ids: IdGenerator;
+}
+
+export type SqliteStore = Store & { readonly db: Database };
+
+export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const db = openDatabase(options);
+  const { ids } = options;
   const tx = <T>(fn: () => T): T => guard(() => db.transaction(fn).immediate());
+  const read = <T>(fn: () => T): T => guard(fn);
+  const subscriptions = createSubscriptionIndex(db);
+  const batcher = createWriteBatcher(db);
+  const changedWebhooks = <T>(fn: () => T): T => {
+    try {
+      return tx(fn);
+    } finally {
+      subscriptions.invalidate();
+    }
+  };
 
   return {
     driver: "sqlite",
@@ -25,59 +50,219 @@ export function createSqliteStore(options: OpenOptions): Store & { readonly db: 
     },
 
     async close() {
-      guard(() => {
-        db.run("PRAGMA optimize");
-        db.run("PRAGMA wal_checkpoint(TRUNCATE)");
-      });
-      db.close();
+      try {
+        guard(() => {
+          db.run("PRAGMA optimize");
+          db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+        });
+      } finally {
+        db.close();
+      }
     },
 
     async getSetting(key) {
-      const row = guard(() =>
+      const row = read(() =>
         db.query<{ value: string }, [string]>("SELECT value FROM settings WHERE key = ?").get(key),
       );
       return row?.value ?? null;
     },
 
     async insertSettingIfAbsent(key, value) {
-      return guard(
+      return read(
         () =>
           db.query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)").run(key, value).changes > 0,
       );
     },
 
     async insertWebhook(webhook: NewWebhook) {
-      return tx(() => {
-        sql.insertWebhook(db, webhook);
-        return sql.selectWebhook(db, webhook.id)!;
+      return changedWebhooks(() => {
+        webhooks.insertWebhook(db, webhook);
+        return webhooks.selectWebhook(db, webhook.id)!;
       });
     },
 
     async findWebhook(id, tenantId) {
-      return guard(() => sql.selectWebhook(db, id, tenantId));
+      return read(() => webhooks.selectWebhook(db, id, tenantId));
     },
 
     async listWebhooks(filter, page) {
-      return guard(() => sql.selectWebhookPage(db, filter, page));
+      return read(() => webhooks.selectWebhookPage(db, filter, page));
     },
 
     async updateWebhook(id, tenantId, changes, now) {
-      return tx(() => (sql.updateWebhook(db, id, tenantId, changes, now) ? sql.selectWebhook(db, id) : null));
+      return changedWebhooks(() => {
+        if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+        if (changes.enabled === false) {
+          deliveries.failQueued(db, id, now);
+          deliveries.refreshDue(db, id);
+        }
+        return webhooks.selectWebhook(db, id);
+      });
     },
 
-    async deleteWebhook(id, tenantId) {
-      return tx(() => sql.deleteWebhook(db, id, tenantId));
+    async deleteWebhook(id, tenantId, now) {
+      return changedWebhooks(() => {
+        if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
+        deliveries.cancelQueued(db, id, now);
+        return true;
+      });
     },
 
     async rotateWebhookSecret(id, tenantId, secret, now, graceUntil) {
       return tx(() => {
-        const current = sql.selectWebhook(db, id, tenantId);
+        const current = webhooks.selectWebhook(db, id, tenantId);
         if (!current) return null;
-        sql.deleteExpiredSecrets(db, id, now);
-        if (graceUntil > now) sql.insertPreviousSecret(db, id, current.secret, graceUntil);
-        sql.replaceSecret(db, id, secret, now);
-        return sql.selectWebhook(db, id);
+        webhooks.deleteExpiredSecrets(db, id, now);
+        if (graceUntil > now) webhooks.insertPreviousSecret(db, id, current.secret, graceUntil);
+        webhooks.replaceSecret(db, id, secret, now);
+        return webhooks.selectWebhook(db, id);
       });
     },
+
+    ingest(request) {
+      return batcher.write(() => ingest(db, request, ids, subscriptions));
+    },
+
+    async insertTestEvent(webhook, event) {
+      return tx(() => {
+        const record = events.insertEvent(db, webhook.tenantId, event, 1);
+        const id = ids.next("dlv");
+        deliveries.insertDelivery(db, {
+          id,
+          tenantId: webhook.tenantId,
+          eventId: event.id,
+          webhookId: webhook.id,
+          eventType: event.type,
+          now: event.createdAt,
+        });
+        deliveries.markDueBy(db, webhook.id, event.createdAt);
+        return { event: record, delivery: deliveries.selectDelivery(db, id)! };
+      });
+    },
+
+    async findEvent(id, tenantId) {
+      return read(() => events.selectEventWithStatus(db, id, tenantId));
+    },
+
+    async listEvents(filter, page) {
+      return read(() => events.selectEventPage(db, filter, page));
+    },
+
+    async findDelivery(id, tenantId) {
+      return read(() => deliveries.selectDelivery(db, id, tenantId));
+    },
+
+    async listDeliveries(filter, page) {
+      return read(() => deliveries.selectDeliveryPage(db, filter, page));
+    },
+
+    async listAttempts(deliveryId, page) {
+      return read(() => deliveries.selectAttemptPage(db, deliveryId, page));
+    },
+
+    async requeueDelivery(id, tenantId, now) {
+      return tx(() => {
+        const current = deliveries.selectDelivery(db, id, tenantId);
+        if (!current) return null;
+        if (current.status === "cancelled") return "cancelled";
+        if (!deliveries.requeue(db, id, now, RETRYABLE_STATUSES)) return "queued";
+        deliveries.markDueBy(db, current.webhookId, now);
+        return deliveries.selectDelivery(db, id);
+      });
+    },
+
+    async recoverDeliveries(webhookId, since, until, now) {
+      return tx(() => {
+        const n = deliveries.requeueRange(db, webhookId, since, until, now, RECOVERABLE_STATUSES);
+        if (n > 0) deliveries.markDueBy(db, webhookId, now);
+        return n;
+      });
+    },
+
+    async claimDue(request) {
+      return tx(() => dispatch.claimDue(db, request));
+    },
+
+    async settle(results, now, health, newEventId) {
+      return tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+    },
+
+    async releaseLeases(leases, now) {
+      return tx(() => dispatch.releaseLeases(db, leases, now));
+    },
+
+    async nextDueAt(exclude) {
+      return read(() => dispatch.nextDueAt(db, exclude));
+    },
+
+    async queueStats() {
+      return read(() => dispatch.queueStats(db));
+    },
+
+    async sweepRetention(before, limit) {
+      return tx(() => dispatch.sweepRetention(db, before, limit));
+    },
+
+    async sweepIdempotencyKeys(now, limit) {
+      return tx(() => events.deleteExpiredIdempotencyKeys(db, now, limit));
+    },
   };
+}
+
+/** One ingest request, inside a write batch: idempotency, events, fan-out. */
+function ingest(
+  db: Database,
+  request: IngestRequest,
+  ids: IdGenerator,
+  subscriptions: SubscriptionIndex,
+): IngestResult {
+  const { tenantId, now } = request;
+  if (request.idempotency) {
+    const first = events.selectIdempotencyKey(db, tenantId, request.idempotency.key, now);
+    if (first) {
+      if (first.request_hash !== request.idempotency.requestHash) return { kind: "conflict" };
+      return { kind: "replayed", events: events.selectEvents(db, JSON.parse(first.event_ids)) };
+    }
+  }
+  const out = [];
+  let created = 0;
+  const dueBy = new Map<string, number>();
+  for (const [index, event] of request.events.entries()) {
+    const key = request.eventKeys?.[index] ?? null;
+    if (key) {
+      const first = events.selectIdempotencyKey(db, tenantId, key.key, now);
+      if (first) {
+        if (first.request_hash !== key.requestHash) return { kind: "conflict" };
+        out.push(...events.selectEvents(db, JSON.parse(first.event_ids)));
+        continue;
+      }
+    }
+    const targets = subscriptions.match(tenantId, event.type, event.accountId);
+    out.push(events.insertEvent(db, tenantId, event, targets.length));
+    created++;
+    for (const webhookId of targets) {
+      deliveries.insertDelivery(db, {
+        id: ids.next("dlv"),
+        tenantId,
+        eventId: event.id,
+        webhookId,
+        eventType: event.type,
+        now: event.createdAt,
+      });
+      dueBy.set(webhookId, Math.min(dueBy.get(webhookId) ?? event.createdAt, event.createdAt));
+    }
+    if (key) events.upsertIdempotencyKey(db, tenantId, key, [event.id]);
+  }
+  for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
+  if (request.idempotency) {
+    events.upsertIdempotencyKey(
+      db,
+      tenantId,
+      request.idempotency,
+      out.map((e) => e.id),
+    );
+  }
+  return created === 0 && out.length > 0
+    ? { kind: "replayed", events: out }
+    : { kind: "accepted", events: out };
 }

@@ -1,5 +1,6 @@
 // The schema migrations, embedded in the binary as text. Forward only: append, never edit.
 import m0001 from "./0001_init.sql" with { type: "text" };
+import m0002 from "./0002_delivery.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -7,4 +8,7 @@ export interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "init", sql: m0001 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "init", sql: m0001 },
+  { version: 2, name: "delivery", sql: m0002 },
+];

@@ -1,0 +1,322 @@
+// The delivery loop: claim due deliveries under a lease → send → settle in batches. Woken at once
+// on ingest and when an attempt frees capacity, by a timer for scheduled retries otherwise.
+// Isolation: a global cap, per-subscription caps (enforced by the claim), and a share of the
+// global cap kept for first attempts so a retry backlog cannot starve fresh events.
+import { decideRetry, parseRetryAfter, type RetrySchedule } from "../domain/retry.ts";
+import { liveSecrets, signPayload } from "../domain/signer.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { IdGenerator } from "../runtime/ids.ts";
+import type { Logger } from "../runtime/logger.ts";
+import type { Random } from "../runtime/random.ts";
+import type { AttemptResult, ClaimedDelivery, HealthPolicy, Settlement, Store } from "../store/store.ts";
+import type { HttpClient } from "./http-client.ts";
+
+export interface DispatcherOptions {
+  store: Store;
+  client: HttpClient;
+  clock: Clock;
+  random: Random;
+  ids: IdGenerator;
+  logger: Logger;
+  metrics: Metrics;
+  maxInFlight: number;
+  retrySchedule: RetrySchedule;
+  leaseMs: number;
+  health: HealthPolicy;
+  userAgent: string;
+  /** Identifies this process in lease owners. */
+  instanceId: string;
+}
+
+export interface Dispatcher {
+  start(): void;
+  /** Claim now (an event was accepted, a delivery re-queued). */
+  wake(): void;
+  /** Stop claiming, wait up to `graceMs` for attempts in flight, release the rest. */
+  stop(graceMs: number): Promise<void>;
+  isRunning(): boolean;
+  inFlight(): number;
+  /** Resolves when nothing is in flight or waiting to be settled (tests). */
+  idle(): Promise<void>;
+}
+
+/** The share of max_in_flight that retries may not use. */
+export const FIRST_ATTEMPT_RESERVE = 0.25;
+const MAX_IDLE_WAIT_MS = 1000;
+const MIN_BUSY_WAIT_MS = 25;
+const SETTLE_RETRY_MS = 500;
+
+interface Flight {
+  delivery: ClaimedDelivery;
+  isRetry: boolean;
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const { store, client, clock, logger, metrics } = options;
+  const reserve =
+    options.maxInFlight > 1 ? Math.max(1, Math.floor(options.maxInFlight * FIRST_ATTEMPT_RESERVE)) : 0;
+  const retryCap = options.maxInFlight - reserve;
+  const flights = new Set<Flight>();
+  const perWebhook = new Map<string, number>();
+  const maxPerWebhook = new Map<string, number>();
+  let retriesInFlight = 0;
+  let claimSeq = 0;
+  let running = false;
+  let loopDone: Promise<void> = Promise.resolve();
+  let wakeUp: (() => void) | null = null;
+  let wakeRequested = false;
+  let abort = new AbortController();
+  const aborted: { deliveryId: string; leaseOwner: string }[] = [];
+  let settleQueue: AttemptResult[] = [];
+  let settling: Promise<void> | null = null;
+  const idleWaiters: (() => void)[] = [];
+
+  const wake = () => {
+    wakeRequested = true;
+    const resolve = wakeUp;
+    wakeUp = null;
+    resolve?.();
+  };
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (wakeRequested || !running) return resolve();
+      const timer = setTimeout(() => {
+        wakeUp = null;
+        resolve();
+      }, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const saturated = () =>
+    [...perWebhook].filter(([id, n]) => n >= (maxPerWebhook.get(id) ?? Infinity)).map(([id]) => id);
+
+  const checkIdle = () => {
+    if (flights.size === 0 && settleQueue.length === 0 && !settling)
+      for (const w of idleWaiters.splice(0)) w();
+  };
+
+  async function fill(): Promise<number> {
+    const capacity = options.maxInFlight - flights.size;
+    if (capacity <= 0) return 0;
+    const claimed = await store.claimDue({
+      now: clock.now(),
+      owner: `${options.instanceId}.${++claimSeq}`,
+      leaseMs: options.leaseMs,
+      limit: capacity,
+      retryLimit: Math.max(0, retryCap - retriesInFlight),
+      inFlight: perWebhook,
+    });
+    for (const delivery of claimed) launch(delivery);
+    return claimed.length;
+  }
+
+  function launch(delivery: ClaimedDelivery) {
+    const flight: Flight = { delivery, isRetry: delivery.status === "retrying" };
+    const webhookId = delivery.webhook.id;
+    flights.add(flight);
+    perWebhook.set(webhookId, (perWebhook.get(webhookId) ?? 0) + 1);
+    maxPerWebhook.set(webhookId, delivery.webhook.maxInFlight);
+    if (flight.isRetry) retriesInFlight++;
+    metrics.inFlight.set(flights.size);
+    attempt(delivery)
+      .catch((error) => logger.error({ err: error, delivery_id: delivery.id }, "attempt failed unexpectedly"))
+      .finally(() => {
+        flights.delete(flight);
+        const left = (perWebhook.get(webhookId) ?? 1) - 1;
+        if (left <= 0) {
+          perWebhook.delete(webhookId);
+          maxPerWebhook.delete(webhookId);
+        } else perWebhook.set(webhookId, left);
+        if (flight.isRetry) retriesInFlight--;
+        metrics.inFlight.set(flights.size);
+        wake();
+        checkIdle();
+      });
+  }
+
+  async function attempt(delivery: ClaimedDelivery): Promise<void> {
+    const { webhook } = delivery;
+    const startedAt = clock.now();
+    const timestamp = Math.floor(startedAt / 1000);
+    const signature = signPayload(
+      liveSecrets(webhook, startedAt),
+      delivery.eventId,
+      timestamp,
+      delivery.payload,
+    );
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(webhook.headers)) headers[name.toLowerCase()] = value;
+    Object.assign(headers, {
+      "content-type": "application/json",
+      "user-agent": options.userAgent,
+      "webhook-id": delivery.eventId,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": signature,
+    });
+    const signal = abort.signal;
+    const response = await client.send(
+      { url: webhook.url, headers, body: delivery.payload, timeoutMs: webhook.timeoutSeconds * 1000 },
+      signal,
+    );
+    if (signal.aborted) {
+      // Shutdown cut it short: give the lease back rather than count an attempt.
+      aborted.push({ deliveryId: delivery.id, leaseOwner: delivery.leaseOwner });
+      return;
+    }
+    const now = clock.now();
+    const decision = decideRetry({
+      outcome: {
+        statusCode: response.statusCode,
+        error: response.error,
+        retryAfterMs: parseRetryAfter(response.headers?.["retry-after"], now),
+      },
+      seriesAttempts: delivery.seriesAttempts + 1,
+      schedule: options.retrySchedule,
+      now,
+      random: options.random,
+    });
+    const settlement: Settlement = decision;
+    const ok = decision.action === "succeed";
+    metrics.attemptDuration.observe({ outcome: ok ? "success" : "failure" }, response.durationMs / 1000);
+    if (!ok) {
+      logger.warn(
+        {
+          delivery_id: delivery.id,
+          webhook_id: webhook.id,
+          event_id: delivery.eventId,
+          status_code: response.statusCode,
+          error: response.error ?? "http_status",
+          detail: response.detail,
+          duration_ms: response.durationMs,
+          next: decision.action === "retry" ? new Date(decision.at).toISOString() : decision.action,
+        },
+        "delivery attempt failed",
+      );
+    }
+    settleQueue.push({
+      deliveryId: delivery.id,
+      leaseOwner: delivery.leaseOwner,
+      webhookId: webhook.id,
+      signature,
+      settlement,
+      attempt: {
+        id: options.ids.next("atm"),
+        startedAt,
+        durationMs: response.durationMs,
+        responseStatusCode: response.statusCode,
+        responseHeaders: response.headers,
+        responseBody: response.body,
+        error: response.error ?? (ok ? null : "http_status"),
+      },
+    });
+    scheduleSettle();
+  }
+
+  function scheduleSettle() {
+    if (settling) return;
+    settling = new Promise<void>((resolve) => setImmediate(resolve)).then(flushSettlements).finally(() => {
+      settling = null;
+      if (settleQueue.length > 0) scheduleSettle();
+      else checkIdle();
+    });
+  }
+
+  async function flushSettlements(): Promise<void> {
+    while (settleQueue.length > 0) {
+      const batch = settleQueue.slice(0, 500);
+      try {
+        const outcome = await store.settle(batch, clock.now(), options.health, () => options.ids.next("evt"));
+        settleQueue = settleQueue.slice(batch.length);
+        for (const [status, n] of Object.entries(outcome.finals)) metrics.deliveries.inc({ status }, n);
+        for (const disabled of outcome.disabled) {
+          metrics.webhooksDisabled.inc({ reason: disabled.reason });
+          logger.warn(
+            { webhook_id: disabled.webhookId, tenant_id: disabled.tenantId, reason: disabled.reason },
+            "webhook disabled",
+          );
+        }
+        if (outcome.disabled.length > 0) wake();
+        const lost = outcome.applied.filter((applied) => !applied).length;
+        if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
+      } catch (error) {
+        logger.error({ err: error, pending: settleQueue.length }, "cannot settle attempts; will retry");
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS));
+        if (!running && settleQueue.length > 0 && abort.signal.aborted) return;
+      }
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      wakeRequested = false;
+      let claimed = 0;
+      try {
+        claimed = await fill();
+      } catch (error) {
+        logger.error({ err: error }, "claim failed; retrying shortly");
+        await sleep(MAX_IDLE_WAIT_MS);
+        continue;
+      }
+      if (!running) break;
+      if (claimed > 0 && flights.size < options.maxInFlight) continue;
+      if (wakeRequested) continue;
+      let delay = MAX_IDLE_WAIT_MS;
+      if (flights.size < options.maxInFlight) {
+        try {
+          const next = await store.nextDueAt(saturated());
+          if (next !== null)
+            delay = Math.min(
+              MAX_IDLE_WAIT_MS,
+              Math.max(claimed === 0 ? MIN_BUSY_WAIT_MS : 0, next - clock.now()),
+            );
+        } catch (error) {
+          logger.error({ err: error }, "cannot read the next due time");
+        }
+      }
+      await sleep(delay);
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      abort = new AbortController();
+      loopDone = loop();
+    },
+    wake,
+    isRunning: () => running,
+    inFlight: () => flights.size,
+    idle: () =>
+      new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        checkIdle();
+      }),
+    async stop(graceMs) {
+      if (!running) return;
+      running = false;
+      wake();
+      await loopDone;
+      if (flights.size > 0) {
+        const drained = new Promise<void>((resolve) => idleWaiters.push(resolve));
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+        clearTimeout(timer);
+      }
+      abort.abort();
+      // Let aborted attempts unwind, then settle what finished and release what did not.
+      while (flights.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (settling) await settling;
+      if (settleQueue.length > 0) await flushSettlements();
+      if (aborted.length > 0) {
+        const released = await store.releaseLeases(aborted.splice(0), clock.now());
+        logger.info({ released }, "released the leases of attempts cut short");
+      }
+    },
+  };
+}

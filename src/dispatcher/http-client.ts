@@ -1,0 +1,251 @@
+// The outbound HTTP client for attempts: node:http/https with one keep-alive Agent per origin (so
+// hundreds of subscriber hosts keep their own warm connections), an address check inside the DNS
+// lookup (the connection goes only to an address that was checked: no DNS rebinding), no redirects,
+// a hard deadline, and the response body read up to 4 KiB.
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import type { AttemptError } from "../domain/delivery.ts";
+import { type AddressPolicy, addressBlockReason, parseIp } from "../domain/ip.ts";
+
+export const RESPONSE_BODY_LIMIT = 4096;
+const MAX_RESPONSE_HEADERS = 64;
+const MAX_AGENTS = 2048;
+
+export interface OutboundRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+}
+
+export interface OutboundResponse {
+  durationMs: number;
+  statusCode: number | null;
+  headers: Record<string, string> | null;
+  body: string | null;
+  error: AttemptError | null;
+  /** A human-readable cause for logs (never includes request headers). */
+  detail?: string;
+}
+
+export interface HttpClient {
+  send(request: OutboundRequest, signal?: AbortSignal): Promise<OutboundResponse>;
+  /** Destroys every pooled connection. */
+  close(): void;
+  /** Origins with a pool, for tests and metrics. */
+  poolCount(): number;
+}
+
+type Lookup = (
+  hostname: string,
+  options: { all?: boolean; family?: number },
+  callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
+
+export class BlockedAddressError extends Error {
+  readonly code = "EBLOCKED";
+}
+
+export function createHttpClient(options: {
+  policy: AddressPolicy;
+  userAgent: string;
+  /** Test seam: name resolution (defaults to the system resolver). */
+  resolve?: (hostname: string) => Promise<LookupAddress[]>;
+}): HttpClient {
+  const agents = new Map<string, http.Agent>();
+  const resolve =
+    options.resolve ??
+    ((hostname: string) =>
+      new Promise<LookupAddress[]>((ok, fail) =>
+        dnsLookup(hostname, { all: true }, (error, addresses) => (error ? fail(error) : ok(addresses))),
+      ));
+
+  // Resolves, refuses the whole name if any address is not allowed, and connects to a checked one.
+  const checkedLookup: Lookup = (hostname, lookupOptions, callback) => {
+    resolve(hostname).then(
+      (addresses) => {
+        const usable = addresses.filter((a) => !lookupOptions.family || a.family === lookupOptions.family);
+        if (usable.length === 0) {
+          const error = new Error(`no address for ${hostname}`) as NodeJS.ErrnoException;
+          error.code = "ENOTFOUND";
+          return callback(error, []);
+        }
+        for (const address of usable) {
+          const ip = parseIp(address.address);
+          const reason = ip ? addressBlockReason(ip, options.policy) : "unparseable";
+          if (reason)
+            return callback(new BlockedAddressError(`${hostname} resolves to a ${reason} address`), []);
+        }
+        if (lookupOptions.all) return callback(null, usable);
+        const first = usable[0] as LookupAddress;
+        callback(null, first.address, first.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, []),
+    );
+  };
+
+  const agentFor = (url: URL): http.Agent => {
+    const origin = `${url.protocol}//${url.host}`;
+    let agent = agents.get(origin);
+    if (agent) {
+      agents.delete(origin); // re-insert: the map's order is least recently used first
+      agents.set(origin, agent);
+      return agent;
+    }
+    const agentOptions = {
+      keepAlive: true,
+      keepAliveMsecs: 30_000,
+      maxSockets: 256,
+      maxFreeSockets: 32,
+      timeout: 60_000,
+    };
+    agent = url.protocol === "https:" ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    agents.set(origin, agent);
+    if (agents.size > MAX_AGENTS) {
+      const [oldest, old] = agents.entries().next().value as [string, http.Agent];
+      agents.delete(oldest);
+      old.destroy();
+    }
+    return agent;
+  };
+
+  return {
+    poolCount: () => agents.size,
+    close() {
+      for (const agent of agents.values()) agent.destroy();
+      agents.clear();
+    },
+    send(request, signal) {
+      const started = performance.now();
+      const elapsed = () => Math.round(performance.now() - started);
+      const failure = (
+        error: AttemptError,
+        detail: string,
+        statusCode: number | null = null,
+      ): OutboundResponse => ({
+        durationMs: elapsed(),
+        statusCode,
+        headers: null,
+        body: null,
+        error,
+        detail,
+      });
+
+      let url: URL;
+      try {
+        url = new URL(request.url);
+      } catch {
+        return Promise.resolve(failure("network", "invalid URL"));
+      }
+      const literal = parseIp(url.hostname);
+      if (literal) {
+        const reason = addressBlockReason(literal, options.policy);
+        if (reason)
+          return Promise.resolve(failure("blocked_address", `${url.hostname} is a ${reason} address`));
+      }
+
+      return new Promise<OutboundResponse>((resolve) => {
+        let settled = false;
+        // The answer so far: once headers are in, a deadline or a cut body still reports them.
+        let answer: {
+          statusCode: number;
+          headers: Record<string, string>;
+          chunks: Buffer[];
+          size: number;
+        } | null = null;
+        const finish = (response: OutboundResponse) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(deadline);
+          signal?.removeEventListener("abort", onAbort);
+          resolve(response);
+        };
+        const finishWithAnswer = (cut: boolean) => {
+          if (!answer) return;
+          // A body cut short leaves the socket unusable: it is destroyed, not pooled.
+          if (cut) req.destroy();
+          const { statusCode, headers } = answer;
+          const body = Buffer.concat(answer.chunks).subarray(0, RESPONSE_BODY_LIMIT).toString("utf8");
+          const redirect = statusCode >= 300 && statusCode < 400;
+          finish({
+            durationMs: elapsed(),
+            statusCode,
+            headers,
+            body,
+            error: redirect ? "redirect" : null,
+            ...(redirect
+              ? { detail: `redirect to ${headers.location ?? "(no location)"} not followed` }
+              : {}),
+          });
+        };
+        const transport = url.protocol === "https:" ? https : http;
+        const req = transport.request(
+          url,
+          {
+            method: "POST",
+            agent: agentFor(url),
+            lookup: checkedLookup as never,
+            headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
+          },
+          (res) => {
+            const headers: Record<string, string> = {};
+            let n = 0;
+            for (const [name, value] of Object.entries(res.headers)) {
+              if (value === undefined || n++ >= MAX_RESPONSE_HEADERS) continue;
+              headers[name] = (Array.isArray(value) ? value.join(", ") : value).slice(0, 1024);
+            }
+            const current = { statusCode: res.statusCode ?? 0, headers, chunks: [] as Buffer[], size: 0 };
+            answer = current;
+            res.on("data", (chunk: Buffer) => {
+              if (current.size < RESPONSE_BODY_LIMIT) current.chunks.push(chunk);
+              current.size += chunk.length;
+              if (current.size > RESPONSE_BODY_LIMIT) finishWithAnswer(true);
+            });
+            res.on("end", () => finishWithAnswer(false));
+            res.on("error", () => finishWithAnswer(true));
+            res.on("aborted", () => finishWithAnswer(true));
+          },
+        );
+        const deadline = setTimeout(() => {
+          if (answer) return finishWithAnswer(true);
+          finish(failure("timeout", `no answer within ${request.timeoutMs}ms`));
+          req.destroy();
+        }, request.timeoutMs);
+        const onAbort = () => {
+          finish(failure("timeout", "aborted at shutdown"));
+          req.destroy();
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        req.on("error", (error: NodeJS.ErrnoException) => {
+          if (answer) return finishWithAnswer(true);
+          const [kind, detail] = classify(error);
+          finish(failure(kind, detail));
+        });
+        req.end(request.body);
+      });
+    },
+  };
+}
+
+/** Maps a socket or TLS error to an attempt error class. */
+export function classify(error: NodeJS.ErrnoException): [AttemptError, string] {
+  const code = error.code ?? "";
+  const message = error.message ?? String(error);
+  if (error instanceof BlockedAddressError || code === "EBLOCKED") return ["blocked_address", message];
+  if (code === "ECONNREFUSED") return ["connection_refused", message];
+  if (code === "ECONNRESET" || code === "EPIPE" || /socket hang up/i.test(message))
+    return ["connection_reset", message];
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_FAIL" || code === "EAI_NODATA")
+    return ["dns", message];
+  if (code === "ETIMEDOUT" || code === "ESOCKETTIMEDOUT") return ["timeout", message];
+  if (
+    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH|ERR_TLS/i.test(code) ||
+    /certificate|tls|ssl/i.test(message)
+  ) {
+    return ["tls", message];
+  }
+  if (code.startsWith("HPE_") || /parse error|invalid http|malformed/i.test(message))
+    return ["invalid_response", message];
+  return ["network", message || code];
+}

@@ -1,0 +1,219 @@
+// SQL for deliveries and their attempts. Every state change names the states it expects in its
+// WHERE clause; settlements also name the lease owner.
+import type { Database, SQLQueryBindings } from "bun:sqlite";
+import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../domain/delivery.ts";
+import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
+import { keysetPage } from "./keyset.ts";
+
+interface DeliveryRow {
+  id: string;
+  tenant_id: string;
+  event_id: string;
+  webhook_id: string;
+  event_type: string;
+  status: string;
+  attempts: number;
+  response_status_code: number | null;
+  last_attempt_at: number | null;
+  next_attempt_at: number | null;
+  signature: string | null;
+  created_at: number;
+  payload: string;
+}
+
+const SELECT = "SELECT d.*, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id";
+
+const toDelivery = (row: DeliveryRow): Delivery => ({
+  id: row.id,
+  tenantId: row.tenant_id,
+  eventId: row.event_id,
+  webhookId: row.webhook_id,
+  eventType: row.event_type,
+  status: row.status as DeliveryStatus,
+  attempts: row.attempts,
+  responseStatusCode: row.response_status_code,
+  lastAttemptAt: row.last_attempt_at,
+  nextAttemptAt: row.next_attempt_at,
+  createdAt: row.created_at,
+  payload: row.payload,
+  signature: row.signature,
+});
+
+export function insertDelivery(
+  db: Database,
+  d: { id: string; tenantId: string; eventId: string; webhookId: string; eventType: string; now: number },
+): void {
+  db.query(
+    `INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+  ).run(d.id, d.tenantId, d.eventId, d.webhookId, d.eventType, d.now, d.now, d.now);
+}
+
+/** Lowers a subscription's next_due_at to `at` (never raises it). */
+export function markDueBy(db: Database, webhookId: string, at: number): void {
+  db.query("UPDATE webhooks SET next_due_at = min(coalesce(next_due_at, ?1), ?1) WHERE id = ?2").run(
+    at,
+    webhookId,
+  );
+}
+
+/** Recomputes a subscription's next_due_at from its queued deliveries. */
+export function refreshDue(db: Database, webhookId: string): void {
+  db.query(
+    `UPDATE webhooks SET next_due_at = (SELECT min(next_attempt_at) FROM deliveries
+       WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL) WHERE id = ?1`,
+  ).run(webhookId);
+}
+
+export function selectDelivery(db: Database, id: string, tenantId?: string): Delivery | null {
+  const row =
+    tenantId === undefined
+      ? db.query<DeliveryRow, [string]>(`${SELECT} WHERE d.id = ?`).get(id)
+      : db
+          .query<DeliveryRow, [string, string]>(`${SELECT} WHERE d.id = ? AND d.tenant_id = ?`)
+          .get(id, tenantId);
+  return row ? toDelivery(row) : null;
+}
+
+export function selectDeliveryPage(
+  db: Database,
+  filter: DeliveryFilter,
+  page: PageQuery<"-created_at">,
+): Page<Delivery> {
+  const where: string[] = [];
+  const params: SQLQueryBindings[] = [];
+  const add = (clause: string, value: SQLQueryBindings) => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.tenantId !== undefined) add("d.tenant_id = ?", filter.tenantId);
+  if (filter.webhookId !== undefined) add("d.webhook_id = ?", filter.webhookId);
+  if (filter.eventId !== undefined) add("d.event_id = ?", filter.eventId);
+  if (filter.status !== undefined) add("d.status = ?", filter.status);
+  return keysetPage(
+    db,
+    {
+      select: SELECT,
+      where,
+      params,
+      column: "d.created_at",
+      idColumn: "d.id",
+      descending: true,
+      map: toDelivery,
+    },
+    page,
+  );
+}
+
+/** Cancels a deleted subscription's queued deliveries. */
+export function cancelQueued(db: Database, webhookId: string, now: number): number {
+  return db
+    .query(
+      `UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_owner = NULL, updated_at = ?
+       WHERE webhook_id = ? AND status IN ('pending', 'retrying')`,
+    )
+    .run(now, webhookId).changes;
+}
+
+/** Fails a disabled subscription's queued deliveries. */
+export function failQueued(db: Database, webhookId: string, now: number): number {
+  return db
+    .query(
+      `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, updated_at = ?
+       WHERE webhook_id = ? AND status IN ('pending', 'retrying')`,
+    )
+    .run(now, webhookId).changes;
+}
+
+/** Queues a final delivery again, now, as a new attempt series. */
+export function requeue(
+  db: Database,
+  id: string,
+  now: number,
+  fromStatuses: readonly DeliveryStatus[],
+): boolean {
+  const placeholders = fromStatuses.map(() => "?").join(", ");
+  return (
+    db
+      .query(
+        `UPDATE deliveries SET status = 'pending', series_attempts = 0, next_attempt_at = ?, lease_owner = NULL, updated_at = ?
+         WHERE id = ? AND status IN (${placeholders})`,
+      )
+      .run(now, now, id, ...fromStatuses).changes > 0
+  );
+}
+
+export function requeueRange(
+  db: Database,
+  webhookId: string,
+  since: number,
+  until: number,
+  now: number,
+  fromStatuses: readonly DeliveryStatus[],
+): number {
+  const placeholders = fromStatuses.map(() => "?").join(", ");
+  return db
+    .query(
+      `UPDATE deliveries SET status = 'pending', series_attempts = 0, next_attempt_at = ?, lease_owner = NULL, updated_at = ?
+       WHERE webhook_id = ? AND created_at >= ? AND created_at < ? AND status IN (${placeholders})`,
+    )
+    .run(now, now, webhookId, since, until, ...fromStatuses).changes;
+}
+
+interface AttemptRow {
+  id: string;
+  delivery_id: string;
+  started_at: number;
+  duration_ms: number;
+  response_status_code: number | null;
+  response_headers: string | null;
+  response_body: string | null;
+  error: string | null;
+}
+
+const toAttempt = (row: AttemptRow): Attempt => ({
+  id: row.id,
+  deliveryId: row.delivery_id,
+  startedAt: row.started_at,
+  durationMs: row.duration_ms,
+  responseStatusCode: row.response_status_code,
+  responseHeaders: row.response_headers === null ? null : JSON.parse(row.response_headers),
+  responseBody: row.response_body,
+  error: row.error as AttemptError | null,
+});
+
+export function insertAttempt(db: Database, a: Attempt): void {
+  db.query(
+    `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    a.id,
+    a.deliveryId,
+    a.startedAt,
+    a.durationMs,
+    a.responseStatusCode,
+    a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders),
+    a.responseBody,
+    a.error,
+  );
+}
+
+export function selectAttemptPage(
+  db: Database,
+  deliveryId: string,
+  page: PageQuery<"started_at">,
+): Page<Attempt> {
+  return keysetPage(
+    db,
+    {
+      select: "SELECT a.* FROM attempts a",
+      where: ["a.delivery_id = ?"],
+      params: [deliveryId],
+      column: "a.started_at",
+      idColumn: "a.id",
+      descending: false,
+      map: toAttempt,
+    },
+    page,
+  );
+}

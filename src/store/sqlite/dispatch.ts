@@ -1,0 +1,324 @@
+// SQL for the dispatcher: claiming due deliveries under a lease, settling attempts, releasing
+// leases, and the queue's shape for /metrics.
+import type { Database } from "bun:sqlite";
+import type { DeliveryStatus } from "../../domain/delivery.ts";
+import { shouldAutoDisable } from "../../domain/retry.ts";
+import { buildPayload } from "../../domain/signer.ts";
+import type { IdGenerator } from "../../runtime/ids.ts";
+import type {
+  AttemptResult,
+  ClaimedDelivery,
+  ClaimRequest,
+  DisabledWebhook,
+  EventRecord,
+  HealthPolicy,
+  QueueStats,
+  SettleOutcome,
+} from "../store.ts";
+import { failQueued, insertAttempt, insertDelivery, markDueBy, refreshDue } from "./deliveries.ts";
+import { insertEvent } from "./events.ts";
+import type { SubscriptionIndex } from "./subscriptions.ts";
+import { selectWebhook } from "./webhooks.ts";
+
+/** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
+const LEASE_MARGIN_MS = 15_000;
+
+export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[] {
+  const { now, owner } = request;
+  const inFlight = new Map(request.inFlight);
+  const skip = new Set<string>();
+  const claimed: ClaimedDelivery[] = [];
+  let remaining = request.limit;
+  let retriesLeft = request.retryLimit;
+  const payloads = new Map<string, string>();
+  const payloadOf = db.query<{ payload: string }, [string]>("SELECT payload FROM events WHERE id = ?");
+  const candidates = db.query<{ id: string }, [number, string]>(
+    `SELECT id FROM webhooks WHERE next_due_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
+     ORDER BY next_due_at LIMIT 32`,
+  );
+  const due = db.query<
+    { id: string; status: string; series_attempts: number; event_id: string; event_type: string },
+    [string, number, number, number]
+  >(
+    `SELECT id, status, series_attempts, event_id, event_type FROM deliveries
+     WHERE webhook_id = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND (? OR status = 'pending')
+     ORDER BY next_attempt_at LIMIT ?`,
+  );
+  const lease = db.query(
+    `UPDATE deliveries SET next_attempt_at = ?, lease_owner = ?
+     WHERE id = ? AND status IN ('pending', 'retrying') AND next_attempt_at <= ?`,
+  );
+
+  while (remaining > 0) {
+    const round = candidates.all(now, JSON.stringify([...skip]));
+    if (round.length === 0) break;
+    let progressed = false;
+    for (const { id: webhookId } of round) {
+      if (remaining <= 0) break;
+      const webhook = selectWebhook(db, webhookId);
+      if (!webhook || !webhook.enabled) {
+        if (webhook) failQueued(db, webhookId, now);
+        refreshDue(db, webhookId);
+        skip.add(webhookId);
+        continue;
+      }
+      const spare = webhook.maxInFlight - (inFlight.get(webhookId) ?? 0);
+      if (spare <= 0) {
+        skip.add(webhookId);
+        continue;
+      }
+      const rows = due.all(webhookId, now, retriesLeft > 0 ? 1 : 0, Math.min(spare, remaining));
+      const leaseUntil = now + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
+      let taken = 0;
+      for (const row of rows) {
+        const isRetry = row.status === "retrying";
+        if (isRetry && retriesLeft <= 0) continue;
+        if (lease.run(leaseUntil, owner, row.id, now).changes === 0) continue;
+        if (isRetry) retriesLeft--;
+        let payload = payloads.get(row.event_id);
+        if (payload === undefined) {
+          payload = payloadOf.get(row.event_id)?.payload ?? "{}";
+          payloads.set(row.event_id, payload);
+        }
+        claimed.push({
+          id: row.id,
+          leaseOwner: owner,
+          eventId: row.event_id,
+          eventType: row.event_type,
+          payload,
+          status: row.status as DeliveryStatus,
+          seriesAttempts: row.series_attempts,
+          webhook,
+        });
+        taken++;
+      }
+      refreshDue(db, webhookId);
+      inFlight.set(webhookId, (inFlight.get(webhookId) ?? 0) + taken);
+      remaining -= taken;
+      if (taken > 0) progressed = true;
+      // Nothing more to take from it in this claim: at its cap, drained, or only retries left.
+      if (taken === 0 || taken >= spare) skip.add(webhookId);
+    }
+    if (!progressed) break;
+  }
+  return claimed;
+}
+
+const SETTLE_SQL: Record<string, string> = {
+  succeed: "'success', next_attempt_at = NULL",
+  retry: "'retrying', next_attempt_at = ?",
+  fail: "'failed', next_attempt_at = NULL",
+  exhaust: "'exhausted', next_attempt_at = NULL",
+};
+const FINAL_OF: Record<string, DeliveryStatus> = { succeed: "success", fail: "failed", exhaust: "exhausted" };
+
+export function settle(
+  db: Database,
+  results: readonly AttemptResult[],
+  now: number,
+  health: HealthPolicy,
+  deps: { ids: IdGenerator; subscriptions: SubscriptionIndex; newEventId: () => string },
+): SettleOutcome {
+  const applied: boolean[] = [];
+  const disabled: DisabledWebhook[] = [];
+  const finals: Partial<Record<DeliveryStatus, number>> = {};
+  const count = (status: DeliveryStatus, n = 1) => {
+    if (n > 0) finals[status] = (finals[status] ?? 0) + n;
+  };
+
+  for (const result of results) {
+    const { attempt, settlement } = result;
+    insertAttempt(db, { ...attempt, deliveryId: result.deliveryId });
+    const params: (string | number | null)[] = [];
+    if (settlement.action === "retry") params.push(settlement.at);
+    const changed = db
+      .query(
+        `UPDATE deliveries SET status = ${SETTLE_SQL[settlement.action]}, lease_owner = NULL,
+           attempts = attempts + 1, series_attempts = series_attempts + 1, response_status_code = ?,
+           last_attempt_at = ?, signature = coalesce(?, signature), updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND status IN ('pending', 'retrying')`,
+      )
+      .run(
+        ...params,
+        attempt.responseStatusCode,
+        attempt.startedAt,
+        result.signature,
+        now,
+        result.deliveryId,
+        result.leaseOwner,
+      ).changes;
+    applied.push(changed > 0);
+    if (changed > 0) {
+      if (settlement.action === "retry") markDueBy(db, result.webhookId, settlement.at);
+      const final = FINAL_OF[settlement.action];
+      if (final) count(final);
+    }
+
+    // The subscription's health follows every attempt, applied or not: it reflects the endpoint.
+    if (settlement.action === "succeed") {
+      db.query("UPDATE webhooks SET consecutive_failures = 0, health_since = ? WHERE id = ?").run(
+        attempt.startedAt,
+        result.webhookId,
+      );
+      continue;
+    }
+    const row = db
+      .query<{ consecutive_failures: number; health_since: number; enabled: number }, [string]>(
+        `UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = ?
+         RETURNING consecutive_failures, health_since, enabled`,
+      )
+      .get(result.webhookId);
+    if (!row || row.enabled !== 1) continue;
+    const gone = settlement.action === "fail" && settlement.reason === "gone";
+    const failing =
+      !gone &&
+      shouldAutoDisable({
+        consecutiveFailures: row.consecutive_failures,
+        healthSince: row.health_since,
+        now,
+        disableAfterFailures: health.disableAfterFailures,
+        disableAfterMs: health.disableAfterMs,
+      });
+    if (gone || failing) {
+      const outcome = disableWebhook(db, result.webhookId, gone ? "gone" : "failing", now, deps);
+      if (outcome) {
+        disabled.push(outcome.disabled);
+        count("failed", outcome.failedDeliveries);
+      }
+    }
+  }
+  return { applied, disabled, finals };
+}
+
+/** Disables a subscription, fails its queued deliveries, and publishes `webhook.disabled`. */
+function disableWebhook(
+  db: Database,
+  webhookId: string,
+  reason: "failing" | "gone",
+  now: number,
+  deps: { ids: IdGenerator; subscriptions: SubscriptionIndex; newEventId: () => string },
+): { disabled: DisabledWebhook; failedDeliveries: number } | null {
+  const row = db
+    .query<{ tenant_id: string; url: string }, [string, number, string]>(
+      `UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1
+       RETURNING tenant_id, url`,
+    )
+    .get(reason, now, webhookId);
+  if (!row) return null;
+  deps.subscriptions.invalidate();
+  const failedDeliveries = failQueued(db, webhookId, now);
+  refreshDue(db, webhookId);
+  const eventId = deps.newEventId();
+  const data = { webhook_id: webhookId, url: row.url, reason };
+  const payload = buildPayload({
+    id: eventId,
+    type: "webhook.disabled",
+    createdAt: now,
+    accountId: null,
+    dataJson: JSON.stringify(data),
+  });
+  const event = publishInternal(
+    db,
+    row.tenant_id,
+    { id: eventId, type: "webhook.disabled", payload, now },
+    deps,
+  );
+  return { disabled: { webhookId, tenantId: row.tenant_id, url: row.url, reason, event }, failedDeliveries };
+}
+
+function publishInternal(
+  db: Database,
+  tenantId: string,
+  event: { id: string; type: string; payload: string; now: number },
+  deps: { ids: IdGenerator; subscriptions: SubscriptionIndex },
+): EventRecord {
+  const targets = deps.subscriptions.match(tenantId, event.type, null);
+  const record = insertEvent(
+    db,
+    tenantId,
+    { id: event.id, type: event.type, accountId: null, payload: event.payload, createdAt: event.now },
+    targets.length,
+  );
+  for (const webhookId of targets) {
+    insertDelivery(db, {
+      id: deps.ids.next("dlv"),
+      tenantId,
+      eventId: event.id,
+      webhookId,
+      eventType: event.type,
+      now: event.now,
+    });
+    markDueBy(db, webhookId, event.now);
+  }
+  return record;
+}
+
+export function releaseLeases(
+  db: Database,
+  leases: readonly { deliveryId: string; leaseOwner: string }[],
+  now: number,
+): number {
+  let released = 0;
+  const release = db.query<{ webhook_id: string }, [number, string, string]>(
+    `UPDATE deliveries SET next_attempt_at = ?, lease_owner = NULL
+     WHERE id = ? AND lease_owner = ? AND status IN ('pending', 'retrying') RETURNING webhook_id`,
+  );
+  for (const lease of leases) {
+    const row = release.get(now, lease.deliveryId, lease.leaseOwner);
+    if (row) {
+      markDueBy(db, row.webhook_id, now);
+      released++;
+    }
+  }
+  return released;
+}
+
+export function nextDueAt(db: Database, exclude: readonly string[]): number | null {
+  const row = db
+    .query<{ at: number | null }, [string]>(
+      "SELECT min(next_due_at) AS at FROM webhooks WHERE next_due_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?))",
+    )
+    .get(JSON.stringify(exclude));
+  return row?.at ?? null;
+}
+
+export function queueStats(db: Database): QueueStats {
+  const depth =
+    db
+      .query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE next_attempt_at IS NOT NULL")
+      .get()?.n ?? 0;
+  const oldest = db
+    .query<{ at: number | null }, []>(
+      `SELECT min((SELECT min(d.next_attempt_at) FROM deliveries d
+         WHERE d.webhook_id = w.id AND d.next_attempt_at IS NOT NULL)) AS at
+       FROM webhooks w WHERE w.next_due_at IS NOT NULL`,
+    )
+    .get();
+  return { depth, oldestDueAt: oldest?.at ?? null };
+}
+
+export function sweepRetention(db: Database, before: number, limit: number): number {
+  const ids = db
+    .query<{ id: string }, [number, number]>(
+      "SELECT id FROM deliveries WHERE created_at < ? AND next_attempt_at IS NULL ORDER BY created_at LIMIT ?",
+    )
+    .all(before, limit)
+    .map((row) => row.id);
+  const json = JSON.stringify(ids);
+  let removed = 0;
+  if (ids.length > 0) {
+    removed += db
+      .query("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))")
+      .run(json).changes;
+    removed += db
+      .query("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))")
+      .run(json).changes;
+  }
+  removed += db
+    .query(
+      `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.created_at LIMIT ?)`,
+    )
+    .run(before, limit).changes;
+  return removed;
+}
