@@ -3,6 +3,7 @@ import { HELP, parseArgs, UsageError } from "./cli/args.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createDaemon, type Daemon, UnsupportedDriverError } from "./daemon.ts";
 import { sha256Hex } from "./domain/secrets.ts";
+import { verifySignature } from "./domain/verify.ts";
 import { createLogger } from "./runtime/logger.ts";
 import { DatabaseTooNewError } from "./store/sqlite/open.ts";
 import { VERSION } from "./version.ts";
@@ -45,9 +46,37 @@ async function main(argv: string[]): Promise<number> {
         return 1;
       }
     }
+    case "verify":
+      return verify(command.options);
     case "serve":
       return serve(command.configPath);
   }
+}
+
+async function verify(options: Record<string, string>): Promise<number> {
+  const secret = options.secret ?? process.env.WEBHOOK_SECRET;
+  const missing = ["id", "timestamp", "signature"].filter((name) => options[name] === undefined);
+  if (!secret) missing.unshift("secret");
+  if (missing.length > 0) {
+    process.stderr.write(
+      `hookd verify: missing ${missing.map((m) => `--${m}`).join(", ")} (see hookd --help)\n`,
+    );
+    return 2;
+  }
+  const body = options["body-file"]
+    ? await Bun.file(options["body-file"]).text()
+    : await new Response(Bun.stdin.stream()).text();
+  const result = verifySignature({
+    secret: secret as string,
+    id: options.id as string,
+    timestamp: options.timestamp as string,
+    signature: options.signature as string,
+    body,
+    now: options.now !== undefined ? Number(options.now) : Math.floor(Date.now() / 1000),
+    toleranceSeconds: options.tolerance !== undefined ? Number(options.tolerance) : 300,
+  });
+  process.stdout.write(`${result.valid ? "valid" : "invalid"}: ${result.reason}\n`);
+  return result.valid ? 0 : 1;
 }
 
 async function serve(configPath: string | undefined): Promise<number> {

@@ -1,8 +1,10 @@
-// Command-line parsing: `hookd [command] [--config FILE]`.
+// Command-line parsing: `hookd [command] [options]`.
 
 export interface Command {
-  name: "serve" | "config-check" | "key-hash" | "version" | "help";
+  name: "serve" | "config-check" | "key-hash" | "version" | "help" | "verify";
   configPath?: string;
+  /** `hookd verify` options, by long name without dashes. */
+  options: Record<string, string>;
 }
 
 export class UsageError extends Error {}
@@ -13,53 +15,69 @@ Usage:
   hookd [serve] [--config FILE]      run the daemon (the default command)
   hookd config check [--config FILE] validate a config file; print every problem with its path
   hookd key hash                     read an API key on stdin, print its key_sha256 for the config
+  hookd verify [options]             check a delivery's signature, and say why it fails
   hookd version                      print the version
   hookd --help                       this text
 
 Options:
   -c, --config FILE   the YAML config (default: $HOOKD_CONFIG, else the embedded defaults)
 
+hookd verify options (the body is read from --body-file, else stdin):
+  --secret whsec_...      the webhook's secret (or set WEBHOOK_SECRET)
+  --id ID                 the webhook-id header
+  --timestamp SECONDS     the webhook-timestamp header
+  --signature "v1,..."    the webhook-signature header
+  --body-file FILE        the raw request body
+  --tolerance SECONDS     accepted clock difference (default 300)
+  --now SECONDS           check as of this unix time (default: now)
+
 With no config, hookd listens on 127.0.0.1:8080, keeps its database in ./data/hookd.db, and creates
 an admin API key on first start, printed once.`;
 
+const VERIFY_OPTIONS = new Set(["secret", "id", "timestamp", "signature", "body-file", "tolerance", "now"]);
+
 export function parseArgs(argv: readonly string[]): Command {
   const words: string[] = [];
+  const options: Record<string, string> = {};
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === "--help" || arg === "-h") return { name: "help" };
-    if (arg === "--version" || arg === "-v") return { name: "version" };
-    if (arg === "--config" || arg === "-c") {
-      const value = argv[++i];
-      if (value === undefined || value === "") throw new UsageError(`${arg} needs a file path`);
-      configPath = value;
-    } else if (arg.startsWith("--config=")) {
-      configPath = arg.slice("--config=".length);
-      if (configPath === "") throw new UsageError("--config needs a file path");
-    } else if (arg.startsWith("-")) {
-      throw new UsageError(`unknown option ${arg}`);
-    } else {
-      words.push(arg);
-    }
+    if (arg === "--help" || arg === "-h") return { name: "help", options };
+    if (arg === "--version" || arg === "-v") return { name: "version", options };
+    const [flag, inline] =
+      arg.startsWith("--") && arg.includes("=")
+        ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+        : [arg, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === "--config" || flag === "-c") configPath = value();
+    else if (flag.startsWith("--") && VERIFY_OPTIONS.has(flag.slice(2))) options[flag.slice(2)] = value();
+    else if (flag.startsWith("-")) throw new UsageError(`unknown option ${flag}`);
+    else words.push(arg);
   }
-  const with_ = (name: Command["name"]): Command => ({
+  const command = (name: Command["name"]): Command => ({
     name,
+    options,
     ...(configPath !== undefined ? { configPath } : {}),
   });
   const phrase = words.join(" ");
-  switch (phrase) {
-    case "":
-    case "serve":
-      return with_("serve");
-    case "config check":
-      return with_("config-check");
-    case "key hash":
-      return with_("key-hash");
-    case "version":
-      return with_("version");
-    case "help":
-      return with_("help");
-    default:
-      throw new UsageError(`unknown command '${phrase}'`);
+  const name = (
+    {
+      "": "serve",
+      serve: "serve",
+      "config check": "config-check",
+      "key hash": "key-hash",
+      version: "version",
+      help: "help",
+      verify: "verify",
+    } as const
+  )[phrase];
+  if (!name) throw new UsageError(`unknown command '${phrase}'`);
+  if (name !== "verify" && Object.keys(options).length > 0) {
+    throw new UsageError(`--${Object.keys(options)[0]} belongs to hookd verify`);
   }
+  return command(name);
 }
