@@ -15,7 +15,15 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       formatters: { level: (label) => ({ level: label }) },
       // Belt and braces: these field names never carry a value into a log line.
       redact: {
-        paths: ["secret", "*.secret", "api_key", "*.api_key", "authorization", "*.authorization", "*.headers.authorization"],
+        paths: [
+          "secret",
+          "*.secret",
+          "api_key",
+          "*.api_key",
+          "authorization",
+          "*.authorization",
+          "*.headers.authorization",
+        ],
         censor: "[redacted]",
       },
     },
