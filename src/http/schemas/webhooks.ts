@@ -22,13 +22,15 @@ export const TENANT_ID = z
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 function stringMap(options: { maxEntries: number; maxKey: number; maxValue: number }) {
-  return z.record(z.string(), z.string({ error: "must be a string" })).superRefine((map, ctx) => {
+  const map = z.record(z.string(), z.string({ error: "must be a string" })).superRefine((map, ctx) => {
     const entries = Object.entries(map);
     if (entries.length > options.maxEntries) {
       ctx.addIssue({ code: "custom", message: `must have at most ${options.maxEntries} entries` });
     }
     for (const [key, value] of entries) {
-      if (key.length === 0 || key.length > options.maxKey || FORBIDDEN_KEYS.has(key)) {
+      if (FORBIDDEN_KEYS.has(key)) {
+        ctx.addIssue({ code: "custom", path: [key], message: "is a reserved key" });
+      } else if (key.length === 0 || key.length > options.maxKey) {
         ctx.addIssue({ code: "custom", path: [key], message: `keys must be 1-${options.maxKey} characters` });
       }
       if (value.length > options.maxValue) {
@@ -40,6 +42,14 @@ function stringMap(options: { maxEntries: number; maxKey: number; maxValue: numb
       }
     }
   });
+  // zod leaves a `__proto__` key out of a parsed record without an issue, so the check above never
+  // sees it: look for it in the raw input, or the map would be stored without it, silently.
+  return z.preprocess((input, ctx) => {
+    if (input !== null && typeof input === "object" && Object.hasOwn(input, "__proto__")) {
+      ctx.addIssue({ code: "custom", path: ["__proto__"], message: "is a reserved key" });
+    }
+    return input;
+  }, map);
 }
 
 const metadataField = stringMap({ maxEntries: 50, maxKey: 255, maxValue: 1000 }).describe(
