@@ -50,7 +50,10 @@ export function parseArgs(argv: readonly string[]): Command {
         : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
-      if (v === undefined || v === "") throw new UsageError(`${flag} needs a value`);
+      if (v === undefined || v === "")
+        throw new UsageError(
+          `${flag} needs a ${flag === "--config" || flag === "-c" ? "file path" : "value"}`,
+        );
       return v;
     };
     if (flag === "--config" || flag === "-c") configPath = value();

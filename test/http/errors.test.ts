@@ -205,14 +205,19 @@ describe("error shape", () => {
 });
 
 describe("operational endpoints", () => {
-  test("/healthz is 200 and /readyz reports the database", async () => {
+  test("/healthz is 200 and /readyz reports the database and the dispatcher", async () => {
     const health = await t.request("GET", "/healthz", { key: null });
     expect(health.status).toBe(200);
     expect(health.body).toEqual({ status: "ok" });
+    const before = await t.request("GET", "/readyz", { key: null });
+    expect(before.status).toBe(503);
+    expect(before.body.error.code).toBe("unavailable");
+    expect(before.body.checks).toEqual({ database: "ok", dispatcher: "not running" });
+    await t.daemon.start();
     const ready = await t.request("GET", "/readyz", { key: null });
     expect(ready.status).toBe(200);
     expect(ready.body.status).toBe("ready");
-    expect(ready.body.checks.database).toBe("ok");
+    expect(ready.body.checks).toEqual({ database: "ok", dispatcher: "ok" });
   });
 
   test("/openapi.json is OpenAPI 3 and documents every declared route", async () => {

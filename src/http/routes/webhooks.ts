@@ -227,7 +227,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     },
     async (c) => {
       const principal = principalOf(c);
-      const input = validate(schemas.rotate, (await readJson(c, limit, { optional: true })) ?? {});
+      const body = await readJson(c, limit, { optional: true });
+      const input = validate(schemas.rotate, body === undefined ? {} : body);
       const now = clock.now();
       const graceUntil = now + (input.grace_period_seconds ?? 0) * 1000;
       const rotated = await store.rotateWebhookSecret(

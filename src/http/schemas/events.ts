@@ -5,12 +5,12 @@ import { isValidEventTypeName } from "../../domain/event-types.ts";
 import { toIso } from "../../runtime/clock.ts";
 import type { EventRecord, EventWithStatus } from "../../store/store.ts";
 import { pageQueryShape } from "../pagination.ts";
-import { TENANT_ID } from "./webhooks.ts";
+import { TENANT_ID, text } from "./webhooks.ts";
 
 const eventType = z
   .string({ error: "must be a string" })
   .refine(isValidEventTypeName, "must be a dot-separated event type such as invoice.paid");
-const accountId = z.string().min(1).max(255);
+const accountId = text.min(1).max(255);
 const clientId = z
   .string()
   .min(1)
@@ -19,7 +19,11 @@ const clientId = z
 
 export const eventInput = z.strictObject({
   type: eventType,
-  data: z.record(z.string(), z.unknown(), { error: "must be a JSON object" }),
+  // Kept as parsed (not rebuilt by zod, which would drop a "__proto__" key): it is re-serialized as is.
+  data: z.custom<Record<string, unknown>>(
+    (value) => value !== null && typeof value === "object" && !Array.isArray(value),
+    { error: "must be a JSON object" },
+  ),
   account_id: accountId.nullable().optional(),
   id: clientId
     .optional()
@@ -37,13 +41,26 @@ export const batchBody = z.strictObject({
 
 const isoTime = z
   .string()
-  .refine(
-    (text) => /^\d{4}-\d\d-\d\d(T[\d:.]+(Z|[+-]\d\d:?\d\d)?)?$/.test(text) && !Number.isNaN(Date.parse(text)),
-    {
-      message: "must be an ISO 8601 date-time",
-    },
-  )
-  .transform((text) => Date.parse(text));
+  .refine((text) => parseIsoTime(text) !== null, {
+    message: "must be an ISO 8601 date or date-time, such as 2026-01-31T12:00:00Z",
+  })
+  .transform((text) => parseIsoTime(text) as number);
+
+const ISO = /^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?)?$/;
+
+/** Milliseconds for an ISO 8601 date or date-time (UTC when no offset); null for impossible dates. */
+export function parseIsoTime(text: string): number | null {
+  const m = ISO.exec(text);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m
+    .slice(1, 7)
+    .map((v) => (v === undefined ? 0 : Number(v))) as number[];
+  const probe = new Date(Date.UTC(year as number, (month as number) - 1, day as number));
+  if (probe.getUTCMonth() !== (month as number) - 1 || probe.getUTCDate() !== day) return null;
+  if ((hour as number) > 23 || (minute as number) > 59 || (second as number) > 59) return null;
+  const ms = Date.parse(m[4] === undefined ? `${text}T00:00:00Z` : m[7] === undefined ? `${text}Z` : text);
+  return Number.isNaN(ms) ? null : ms;
+}
 
 export const eventListQuery = z.object({
   ...pageQueryShape,

@@ -19,6 +19,8 @@ import { pageQueryShape } from "../pagination.ts";
 export const TENANT_ID = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'");
+/** A string that survives storage unchanged: no lone UTF-16 surrogates (they would become U+FFFD). */
+export const text = z.string().refine((s) => s.isWellFormed(), "must be valid Unicode (no lone surrogates)");
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 function stringMap(options: { maxEntries: number; maxKey: number; maxValue: number }) {
@@ -32,6 +34,9 @@ function stringMap(options: { maxEntries: number; maxKey: number; maxValue: numb
         ctx.addIssue({ code: "custom", path: [key], message: "is a reserved key" });
       } else if (key.length === 0 || key.length > options.maxKey) {
         ctx.addIssue({ code: "custom", path: [key], message: `keys must be 1-${options.maxKey} characters` });
+      }
+      if (!key.isWellFormed() || !value.isWellFormed()) {
+        ctx.addIssue({ code: "custom", path: [key], message: "must be valid Unicode (no lone surrogates)" });
       }
       if (value.length > options.maxValue) {
         ctx.addIssue({
@@ -121,14 +126,14 @@ export function createWebhookSchemas(options: {
     .describe("Event types or patterns (`*`, `invoice.*`); a single string is accepted.");
 
   const accountIds = z
-    .array(z.string().min(1).max(255))
+    .array(text.min(1).max(255))
     .min(1, "needs at least one account id, or null for every account")
     .max(1000)
     .nullable()
     .describe("When set, only events of these accounts are delivered.");
 
-  const name = z.string().min(1, "must not be empty").max(255);
-  const description = z.string().max(1000).nullable();
+  const name = text.min(1, "must not be empty").max(255);
+  const description = text.max(1000).nullable();
   const timeoutSeconds = z.number().int("must be a whole number").min(1).max(60);
   const maxInFlight = z.number().int("must be a whole number").min(1).max(options.maxInFlightCap);
 
