@@ -21,7 +21,7 @@ import type { SubscriptionIndex } from "./subscriptions.ts";
 import { selectWebhook } from "./webhooks.ts";
 
 /** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
-const LEASE_MARGIN_MS = 15_000;
+const LEASE_MARGIN_MS = 5_000;
 
 export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[] {
   const { now, owner } = request;
