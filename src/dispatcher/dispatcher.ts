@@ -46,6 +46,7 @@ export const FIRST_ATTEMPT_RESERVE = 0.25;
 const MAX_IDLE_WAIT_MS = 1000;
 const MIN_BUSY_WAIT_MS = 25;
 const SETTLE_RETRY_MS = 500;
+const CLAIM_INTERVAL_MS = 1;
 
 interface Flight {
   delivery: ClaimedDelivery;
@@ -240,7 +241,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             "webhook disabled",
           );
         }
-        if (outcome.disabled.length > 0) wake();
+        // The loop may be asleep on a lease-length wait computed while these were in flight: a
+        // retry just scheduled (or a subscription disabled) changes what is due next.
+        if (outcome.disabled.length > 0 || batch.some((r) => r.settlement.action === "retry")) wake();
         const lost = outcome.applied.filter((applied) => !applied).length;
         if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
       } catch (error) {
@@ -252,7 +255,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   async function loop(): Promise<void> {
+    let lastClaim = 0;
     while (running) {
+      // Completions wake the loop one by one; claiming for each would cost a transaction per
+      // delivery. Letting pending I/O run first, and claiming at most once per CLAIM_INTERVAL_MS,
+      // turns them into one claim for the whole batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      const since = performance.now() - lastClaim;
+      if (since < CLAIM_INTERVAL_MS)
+        await new Promise((resolve) => setTimeout(resolve, CLAIM_INTERVAL_MS - since));
+      if (!running) break;
+      lastClaim = performance.now();
       wakeRequested = false;
       let claimed = 0;
       try {

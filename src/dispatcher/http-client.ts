@@ -93,12 +93,14 @@ export function createHttpClient(options: {
       agents.set(origin, agent);
       return agent;
     }
+    // As many idle sockets are kept as were busy at once (bounded by max_in_flight): closing the
+    // surplus after each burst would pay new handshakes on the next one.
     const agentOptions = {
       keepAlive: true,
       keepAliveMsecs: 30_000,
-      maxSockets: 256,
-      maxFreeSockets: 32,
-      timeout: 60_000,
+      maxSockets: 1024,
+      maxFreeSockets: 1024,
+      timeout: 30_000,
     };
     agent = url.protocol === "https:" ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     agents.set(origin, agent);

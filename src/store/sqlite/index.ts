@@ -25,6 +25,18 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const { ids } = options;
   const tx = <T>(fn: () => T): T => guard(() => db.transaction(fn).immediate());
   const read = <T>(fn: () => T): T => guard(fn);
+  // Claims, settlements and lease releases do not wait for the disk even under synchronous=FULL:
+  // losing one to a power cut can only repeat a delivery (at least once), never lose an event.
+  // Later FULL commits sync the write-ahead log up to and including them.
+  const relaxedTx = <T>(fn: () => T): T => {
+    if (options.synchronous === "normal") return tx(fn);
+    db.run("PRAGMA synchronous = NORMAL");
+    try {
+      return tx(fn);
+    } finally {
+      db.run("PRAGMA synchronous = FULL");
+    }
+  };
   const subscriptions = createSubscriptionIndex(db);
   const batcher = createWriteBatcher(db);
   const changedWebhooks = <T>(fn: () => T): T => {
@@ -180,15 +192,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async claimDue(request) {
-      return tx(() => dispatch.claimDue(db, request));
+      return relaxedTx(() => dispatch.claimDue(db, request));
     },
 
     async settle(results, now, health, newEventId) {
-      return tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      return relaxedTx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
     },
 
     async releaseLeases(leases, now) {
-      return tx(() => dispatch.releaseLeases(db, leases, now));
+      return relaxedTx(() => dispatch.releaseLeases(db, leases, now));
     },
 
     async nextDueAt(exclude) {
