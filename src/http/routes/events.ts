@@ -101,7 +101,11 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
     if (result.kind === "replayed") {
       c.header("Idempotent-Replayed", "true");
     } else {
-      metrics.eventsAccepted.inc(request.events.length);
+      // Only the events this request created: batch items whose id was already used replay theirs.
+      const created = new Set(request.events.map((e) => e.id));
+      metrics.eventsAccepted.inc(
+        new Set(result.events.filter((e) => created.has(e.id)).map((e) => e.id)).size,
+      );
       deps.wakeDispatcher();
     }
     return result.events;

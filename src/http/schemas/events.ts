@@ -92,6 +92,8 @@ export const recoverBody = z
   .refine((body) => body.until === undefined || body.until > body.since, {
     path: ["until"],
     message: "must be after since",
+    // Only between two valid times: a bad date is reported once, as itself.
+    when: (payload) => payload.issues.length === 0,
   });
 
 export const eventSummary = z.object({

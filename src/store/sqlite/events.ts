@@ -116,6 +116,10 @@ interface IdempotencyRow {
   expires_at: number;
 }
 
+/**
+ * A live key, unless retention already removed the events it answers with (retention shorter than
+ * the idempotency window): then the first response cannot be replayed, and the key counts as free.
+ */
 export function selectIdempotencyKey(
   db: Database,
   tenantId: string,
@@ -124,7 +128,9 @@ export function selectIdempotencyKey(
 ): IdempotencyRow | null {
   return db
     .query<IdempotencyRow, [string, string, number]>(
-      "SELECT request_hash, event_ids, expires_at FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND expires_at > ?",
+      `SELECT request_hash, event_ids, expires_at FROM idempotency_keys k
+       WHERE tenant_id = ? AND key = ? AND expires_at > ?
+         AND NOT EXISTS (SELECT 1 FROM json_each(k.event_ids) j WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.value))`,
     )
     .get(tenantId, key, now);
 }
