@@ -65,12 +65,15 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     );
   }
   const ids = createIdGenerator(clock, random);
+  const metrics = createMetrics();
   const store = createSqliteStore({
     path: config.storage.sqlite.path,
     synchronous: config.storage.sqlite.synchronous,
     ids,
+    onFinal: (status, count) => {
+      if (count > 0) metrics.deliveries.inc({ status }, count);
+    },
   });
-  const metrics = createMetrics();
   const allowedCidrs = config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr);
   const client = createHttpClient({
     policy: { allowPrivateNetworks: config.delivery.allow_private_networks, allowedCidrs },

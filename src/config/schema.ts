@@ -178,6 +178,11 @@ export const configSchema = strict({
   retention: duration({ min: 60_000 }).prefault("30d"),
   shutdown_grace: duration({ min: 0 }).prefault("10s"),
   log: strict({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
+}).superRefine((config, ctx) => {
+  // An idempotency key must not outlive the event it answers with.
+  if (config.retention < config.limits.idempotency_window) {
+    ctx.addIssue({ code: "custom", path: ["retention"], message: "must be at least limits.idempotency_window" });
+  }
 });
 
 export type Config = z.output<typeof configSchema>;

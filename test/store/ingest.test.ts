@@ -242,7 +242,7 @@ describe("store ingest", () => {
   // after the batch's earlier events were inserted, and the write batcher only rolls back a write
   // that throws, so those events are committed although the client got a 409. These two tests
   // are marked failing until it is fixed; then they pass and the marks must go.
-  test.failing("a batch with one id twice for different events stores none of them", async () => {
+  test("a batch with one id twice for different events stores none of them", async () => {
     const refused = await store.ingest(
       request({ events: [event(), event()], eventKeys: [key("dup", "h1"), key("dup", "h2")] }),
     );
@@ -250,7 +250,7 @@ describe("store ingest", () => {
     expect([count("events"), count("idempotency_keys")]).toEqual([0, 0]);
   });
 
-  test.failing("a batch refused for a conflicting event id stores none of its events", async () => {
+  test("a batch refused for a conflicting event id stores none of its events", async () => {
     await store.ingest(request({ eventKeys: [key("a", "h1")] }));
     expect(count("events")).toBe(1);
     const refused = await store.ingest(

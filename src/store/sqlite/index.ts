@@ -16,7 +16,12 @@ import { createWriteBatcher } from "./write-batch.ts";
 
 export interface SqliteStoreOptions extends OpenOptions {
   ids: IdGenerator;
+  /** Told when deliveries reach a final state outside a settlement (delete, disable), for metrics. */
+  onFinal?: (status: "cancelled" | "failed", count: number) => void;
 }
+
+/** Thrown inside an ingest write so the batcher rolls back what the request already wrote. */
+class IdempotencyConflict extends Error {}
 
 export type SqliteStore = Store & { readonly db: Database };
 
@@ -105,7 +110,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return changedWebhooks(() => {
         if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
         if (changes.enabled === false) {
-          deliveries.failQueued(db, id, now);
+          options.onFinal?.("failed", deliveries.failQueued(db, id, now));
           deliveries.refreshDue(db, id);
         }
         return webhooks.selectWebhook(db, id);
@@ -115,7 +120,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async deleteWebhook(id, tenantId, now) {
       return changedWebhooks(() => {
         if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
-        deliveries.cancelQueued(db, id, now);
+        options.onFinal?.("cancelled", deliveries.cancelQueued(db, id, now));
         return true;
       });
     },
@@ -131,8 +136,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       });
     },
 
-    ingest(request) {
-      return batcher.write(() => ingest(db, request, ids, subscriptions));
+    async ingest(request) {
+      try {
+        return await batcher.write(() => ingest(db, request, ids, subscriptions));
+      } catch (error) {
+        if (error instanceof IdempotencyConflict) return { kind: "conflict" };
+        throw error;
+      }
     },
 
     async insertTestEvent(webhook, event) {
@@ -244,7 +254,7 @@ function ingest(
     if (key) {
       const first = events.selectIdempotencyKey(db, tenantId, key.key, now);
       if (first) {
-        if (first.request_hash !== key.requestHash) return { kind: "conflict" };
+        if (first.request_hash !== key.requestHash) throw new IdempotencyConflict();
         out.push(...events.selectEvents(db, JSON.parse(first.event_ids)));
         continue;
       }
