@@ -50,8 +50,9 @@ export function decideRetry(input: {
   const jittered = Math.round(next * (1 - JITTER + 2 * JITTER * input.random.float()));
   const longest = Math.max(...delays);
   const retryAfter = code === 429 || code === 503 ? (outcome.retryAfterMs ?? null) : null;
+  // The cap may fall below this jittered delay: a Retry-After never brings the retry earlier.
   if (retryAfter !== null && retryAfter > jittered)
-    return { action: "retry", at: now + Math.min(retryAfter, longest) };
+    return { action: "retry", at: now + Math.max(jittered, Math.min(retryAfter, longest)) };
   return { action: "retry", at: now + jittered };
 }
 

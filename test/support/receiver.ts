@@ -8,7 +8,7 @@
 //   r.always("/slow", { kind: "hang" });            // sticky: used once the path's queue is empty
 //   r.always("*", { status: 204 });                 // any path without its own script (default 200 "ok")
 //   await r.waitForRequests(2, "/hooks");           // bounded poll; returns the requests on that path
-//   r.requests                                      // every request: method, path, headers, body, at
+//   r.requests                                      // every request: method, path, headers, body, at, remotePort
 //   r.open()                                        // requests received and not yet answered in full
 //   await r.stop();                                 // in afterEach: closes every connection
 //
@@ -33,6 +33,8 @@ export interface ReceivedRequest {
   body: string;
   /** Arrival time (ms since the epoch), once the body was read. */
   at: number;
+  /** The client's port: requests that share it came over one kept-alive connection. */
+  remotePort: number;
 }
 
 export type Reply =
@@ -145,6 +147,7 @@ export async function startReceiver(): Promise<Receiver> {
         headers,
         body: Buffer.concat(chunks).toString("utf8"),
         at: Date.now(),
+        remotePort: req.socket.remotePort ?? 0,
       });
       open++;
       answer(res, nextReply(pathOf(path)));

@@ -1,0 +1,556 @@
+// End to end through the real daemon (real clock, a short retry schedule) and a real scripted
+// receiver on 127.0.0.1: what is sent, how attempts are recorded, retries, auto-disable, isolation,
+// fan-out and the address check at delivery time (SPEC §3).
+import { afterEach, describe, expect, test } from "bun:test";
+import { createServer } from "node:net";
+import { Webhook } from "standardwebhooks";
+import { createHttpClient } from "../../src/dispatcher/http-client.ts";
+import { systemClock } from "../../src/runtime/clock.ts";
+import { VERSION } from "../../src/version.ts";
+import { ACME_KEY, createTestDaemon, GLOBEX_KEY, type TestDaemon } from "../support/daemon.ts";
+import { type Receiver, retryAfter, startReceiver } from "../support/receiver.ts";
+import { waitFor } from "../support/wait-for.ts";
+
+let t: TestDaemon | undefined;
+let r: Receiver | undefined;
+
+afterEach(async () => {
+  // The receiver first: it cuts hanging requests, so the daemon's drain does not wait on them.
+  await r?.stop();
+  await t?.close();
+  r = t = undefined;
+});
+
+async function setup(yaml = "", schedule = "[50ms, 100ms]") {
+  t = await createTestDaemon({
+    clock: systemClock,
+    yaml: `delivery:\n  retry_schedule: ${schedule}\n${yaml}\nshutdown_grace: 1s`,
+  });
+  r = await startReceiver();
+  await t.daemon.start();
+  return { t, r };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: API bodies are inspected freely
+type Json = any;
+
+async function createWebhook(body: Record<string, unknown>, key?: string): Promise<Json> {
+  const res = await t!.request("POST", "/v1/webhooks", {
+    body: { events: ["*"], ...body },
+    ...(key ? { key } : {}),
+  });
+  expect(res.status).toBe(201);
+  return res.body;
+}
+
+async function publish(
+  type: string,
+  data: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+  key?: string,
+) {
+  const res = await t!.request("POST", "/v1/events", {
+    body: { type, data, ...extra },
+    ...(key ? { key } : {}),
+  });
+  expect(res.status).toBe(202);
+  return res.body as { id: string; created_at: string; deliveries_count: number };
+}
+
+async function deliveriesOf(query: string): Promise<Json[]> {
+  const res = await t!.request("GET", `/v1/deliveries?limit=100&${query}`);
+  expect(res.status).toBe(200);
+  return res.body.data;
+}
+
+async function onlyDelivery(eventId: string): Promise<Json> {
+  const list = await deliveriesOf(`event_id=${eventId}`);
+  expect(list).toHaveLength(1);
+  return list[0];
+}
+
+/** Waits until the delivery reaches `status` and answers it. */
+const waitForStatus = (id: string, status: string, timeoutMs = 10_000): Promise<Json> =>
+  waitFor(
+    async () => {
+      const res = await t!.request("GET", `/v1/deliveries/${id}`);
+      return res.body.status === status ? res.body : null;
+    },
+    { timeoutMs, what: `delivery ${id} to be ${status}` },
+  );
+
+async function attemptsOf(id: string): Promise<Json[]> {
+  const res = await t!.request("GET", `/v1/deliveries/${id}/attempts?limit=100`);
+  expect(res.status).toBe(200);
+  return res.body.data;
+}
+
+const getWebhook = async (id: string) => (await t!.request("GET", `/v1/webhooks/${id}`)).body;
+
+/** A port nothing listens on: bound by the OS, then closed. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("the request", () => {
+  test("is a POST with the SPEC body and headers, verifiable with the standardwebhooks library", async () => {
+    const { r } = await setup();
+    const hook = await createWebhook({
+      url: r.url("/hooks"),
+      headers: { "X-Tenant-Ref": "abc", Authorization: "Bearer rcv" },
+    });
+    const before = Math.floor(Date.now() / 1000);
+    const event = await publish(
+      "invoice.paid",
+      { amount: 1250, nested: { ok: true } },
+      { account_id: "acct_1" },
+    );
+
+    const [req] = await r.waitForRequests(1, "/hooks");
+    expect(req!.method).toBe("POST");
+    expect(JSON.parse(req!.body)).toEqual({
+      id: event.id,
+      type: "invoice.paid",
+      timestamp: event.created_at,
+      account_id: "acct_1",
+      data: { amount: 1250, nested: { ok: true } },
+    });
+    const h = req!.headers;
+    expect(h["content-type"]).toBe("application/json");
+    expect(h["user-agent"]).toBe(`hookd/${VERSION}`);
+    expect(h["webhook-id"]).toBe(event.id);
+    expect(Number(h["webhook-timestamp"])).toBeGreaterThanOrEqual(before);
+    expect(Number(h["webhook-timestamp"])).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    expect(h["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    expect(h["x-tenant-ref"]).toBe("abc");
+    expect(h.authorization).toBe("Bearer rcv");
+
+    // Exactly as a receiver would verify it; and a different secret does not.
+    expect(new Webhook(hook.secret).verify(req!.body, h)).toMatchObject({ id: event.id });
+    const other = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
+    expect(() => new Webhook(other).verify(req!.body, h)).toThrow();
+
+    const delivery = await waitForStatus((await onlyDelivery(event.id)).id, "success");
+    expect(delivery).toMatchObject({ attempts: 1, response_status_code: 200, next_retry_at: null });
+    expect(delivery.payload).toBe(req!.body);
+    expect(delivery.signature).toBe(h["webhook-signature"]);
+  });
+
+  test("during a rotation grace period it carries both signatures; each secret verifies", async () => {
+    const { t, r } = await setup();
+    const hook = await createWebhook({ url: r.url("/hooks") });
+    const rotated = await t.request("POST", `/v1/webhooks/${hook.id}/rotate-secret`, {
+      body: { grace_period_seconds: 3600 },
+    });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).not.toBe(hook.secret);
+    await publish("invoice.paid", { n: 1 });
+
+    const [req] = await r.waitForRequests(1, "/hooks");
+    expect(req!.headers["webhook-signature"]!.split(" ")).toHaveLength(2);
+    expect(() => new Webhook(rotated.body.secret).verify(req!.body, req!.headers)).not.toThrow();
+    expect(() => new Webhook(hook.secret).verify(req!.body, req!.headers)).not.toThrow();
+  });
+
+  test("after a rotation without grace only the new secret verifies", async () => {
+    const { t, r } = await setup();
+    const hook = await createWebhook({ url: r.url("/hooks") });
+    const rotated = await t.request("POST", `/v1/webhooks/${hook.id}/rotate-secret`, {
+      body: { grace_period_seconds: 0 },
+    });
+    expect(rotated.status).toBe(200);
+    await publish("invoice.paid", { n: 1 });
+
+    const [req] = await r.waitForRequests(1, "/hooks");
+    expect(req!.headers["webhook-signature"]!.split(" ")).toHaveLength(1);
+    expect(() => new Webhook(rotated.body.secret).verify(req!.body, req!.headers)).not.toThrow();
+    expect(() => new Webhook(hook.secret).verify(req!.body, req!.headers)).toThrow();
+  });
+});
+
+describe("retries and attempts", () => {
+  test("500 then 200: retrying, then success, with both attempts recorded and the same webhook-id", async () => {
+    const { r } = await setup("", "[400ms]");
+    r.script(
+      "/hooks",
+      { status: 500, headers: { "x-reason": "db down" }, body: "boom" },
+      { status: 200, body: "thanks" },
+    );
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    const retrying = await waitForStatus(id, "retrying");
+    expect(retrying).toMatchObject({ attempts: 1, response_status_code: 500 });
+    const wait = Date.parse(retrying.next_retry_at) - Date.parse(retrying.last_attempt_at);
+    expect(wait).toBeGreaterThanOrEqual(400 * 0.8);
+    expect(wait).toBeLessThanOrEqual(400 * 1.2 + 100);
+
+    const done = await waitForStatus(id, "success");
+    expect(done).toMatchObject({ attempts: 2, response_status_code: 200, next_retry_at: null });
+    const requests = r.received("/hooks");
+    expect(requests).toHaveLength(2);
+    expect(requests.map((q) => q.headers["webhook-id"])).toEqual([event.id, event.id]);
+    expect(requests[0]!.body).toBe(requests[1]!.body);
+
+    const attempts = await attemptsOf(id);
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]).toMatchObject({
+      response_status_code: 500,
+      response_body: "boom",
+      error: "http_status",
+    });
+    expect(attempts[0].response_headers["x-reason"]).toBe("db down");
+    expect(attempts[1]).toMatchObject({ response_status_code: 200, response_body: "thanks", error: null });
+    expect(Date.parse(attempts[0].started_at)).toBeLessThan(Date.parse(attempts[1].started_at));
+    expect(attempts[0].duration_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  test("a schedule used up leaves the delivery exhausted", async () => {
+    const { r } = await setup();
+    r.always("/hooks", { status: 503, body: "down" });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    const done = await waitForStatus(id, "exhausted");
+    expect(done).toMatchObject({ attempts: 3, response_status_code: 503, next_retry_at: null });
+    expect((await attemptsOf(id)).map((a) => a.response_status_code)).toEqual([503, 503, 503]);
+    expect(r.received("/hooks")).toHaveLength(3);
+  });
+
+  test("a retry goes out on schedule, not on the loop's next idle tick", async () => {
+    const { r } = await setup("", "[50ms, 50ms, 50ms]");
+    r.always("/hooks", { status: 500 });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+
+    await waitForStatus((await onlyDelivery(event.id)).id, "exhausted");
+    const at = r.received("/hooks").map((q) => q.at);
+    expect(at).toHaveLength(4);
+    // 50ms ± 20% apart, plus the time to settle and claim: far below the loop's 1s idle wait.
+    for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeLessThan(400);
+  });
+
+  test("410 fails the delivery, disables the subscription (gone) and tells the tenant's webhook.disabled subscriber", async () => {
+    const { r } = await setup();
+    r.always("/gone", { status: 410 });
+    const hook = await createWebhook({ url: r.url("/gone"), events: ["invoice.*"] }, ACME_KEY);
+    await createWebhook({ url: r.url("/ops"), events: ["webhook.disabled"] }, ACME_KEY);
+    await createWebhook({ url: r.url("/other-tenant"), events: ["webhook.disabled"] }, GLOBEX_KEY);
+    const event = await publish("invoice.paid", {}, {}, ACME_KEY);
+    const { id } = await onlyDelivery(event.id);
+
+    const failed = await waitForStatus(id, "failed");
+    expect(failed).toMatchObject({ attempts: 1, response_status_code: 410 });
+    expect(await getWebhook(hook.id)).toMatchObject({ enabled: false, disabled_reason: "gone" });
+
+    const [notice] = await r.waitForRequests(1, "/ops");
+    expect(JSON.parse(notice!.body)).toMatchObject({
+      type: "webhook.disabled",
+      data: { webhook_id: hook.id, url: hook.url, reason: "gone" },
+    });
+    await t!.daemon.dispatcher.idle();
+    expect(r.received("/gone")).toHaveLength(1);
+    expect(r.received("/other-tenant")).toHaveLength(0);
+  });
+
+  test("429 with Retry-After: 1 waits about a second although the schedule says 50ms", async () => {
+    const { r } = await setup("", "[50ms, 50ms, 2s]");
+    r.script("/hooks", retryAfter(429, "1"), { status: 200 });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    const retrying = await waitForStatus(id, "retrying");
+    expect(Date.parse(retrying.next_retry_at) - Date.parse(retrying.last_attempt_at)).toBeGreaterThanOrEqual(
+      1000,
+    );
+    await waitForStatus(id, "success");
+    const [first, second] = r.received("/hooks");
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  test("a 302 is a failed attempt (redirect) and is not followed", async () => {
+    const { r } = await setup("", "[50ms]");
+    r.always("/hooks", { kind: "redirect", location: r.url("/elsewhere") });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    await waitForStatus(id, "exhausted");
+    const attempts = await attemptsOf(id);
+    expect(attempts.map((a) => [a.response_status_code, a.error])).toEqual([
+      [302, "redirect"],
+      [302, "redirect"],
+    ]);
+    expect(attempts[0].response_headers.location).toBe(r.url("/elsewhere"));
+    expect(r.received("/elsewhere")).toHaveLength(0);
+  });
+
+  test("a receiver that never answers within timeout_seconds is a timeout", async () => {
+    const { r } = await setup("", "[50ms]");
+    r.always("/hooks", { kind: "hang" });
+    await createWebhook({ url: r.url("/hooks"), timeout_seconds: 1 });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    const retrying = await waitForStatus(id, "retrying", 5000);
+    expect(retrying.response_status_code).toBeNull();
+    const [attempt] = await attemptsOf(id);
+    expect(attempt).toMatchObject({ error: "timeout", response_status_code: null, response_body: null });
+    expect(attempt.duration_ms).toBeGreaterThanOrEqual(990);
+    expect(attempt.duration_ms).toBeLessThan(3000);
+  });
+
+  test("a closed port is connection_refused", async () => {
+    await setup("", "[50ms]");
+    const port = await closedPort();
+    await createWebhook({ url: `http://127.0.0.1:${port}/hooks` });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    await waitForStatus(id, "exhausted");
+    const attempts = await attemptsOf(id);
+    expect(attempts.map((a) => a.error)).toEqual(["connection_refused", "connection_refused"]);
+  });
+
+  test("a connection cut before any answer is connection_reset", async () => {
+    const { r } = await setup("", "[50ms]");
+    r.always("/hooks", { kind: "reset", beforeHeaders: true });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    await waitForStatus(id, "exhausted");
+    expect((await attemptsOf(id)).map((a) => a.error)).toEqual(["connection_reset", "connection_reset"]);
+  });
+
+  test("a 2xx whose body drips past the deadline counts: the status came in time; the body so far is kept", async () => {
+    const { r } = await setup();
+    r.always("/hooks", { kind: "slowBody", chunk: "tick ", intervalMs: 200 });
+    await createWebhook({ url: r.url("/hooks"), timeout_seconds: 1 });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    await waitForStatus(id, "success", 5000);
+    const [attempt] = await attemptsOf(id);
+    expect(attempt).toMatchObject({ response_status_code: 200, error: null });
+    expect(attempt.response_body).toMatch(/^(tick )+$/);
+    expect(attempt.duration_ms).toBeGreaterThanOrEqual(990);
+  });
+
+  test("a response body over 4 KiB is stored cut to its first 4 KiB", async () => {
+    const { r } = await setup("", "[50ms]");
+    const body = "0123456789abcdef".repeat(1024); // 16 KiB
+    r.script("/hooks", { status: 500, body }, { status: 200, body: `${"y".repeat(4096)}z` });
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    await waitForStatus(id, "success");
+    const attempts = await attemptsOf(id);
+    expect(attempts[0].response_body).toBe(body.slice(0, 4096));
+    expect(attempts[1].response_body).toBe("y".repeat(4096));
+  });
+});
+
+describe("auto-disable", () => {
+  test("a failing endpoint is disabled (failing) and its queued deliveries fail", async () => {
+    const { r } = await setup(
+      "  disable_after_failures: 3\n  disable_after: 0s",
+      "[50ms, 50ms, 50ms, 50ms, 50ms, 50ms]",
+    );
+    r.always("/bad", { status: 500 });
+    const hook = await createWebhook({ url: r.url("/bad"), events: ["invoice.*"], max_in_flight: 1 });
+    const watcher = await createWebhook({ url: r.url("/ops"), events: ["webhook.disabled"] });
+    const events = [];
+    for (let i = 0; i < 4; i++) events.push(await publish("invoice.paid", { i }));
+
+    const [notice] = await r.waitForRequests(1, "/ops");
+    expect(JSON.parse(notice!.body).data).toEqual({ webhook_id: hook.id, url: hook.url, reason: "failing" });
+    expect(await getWebhook(hook.id)).toMatchObject({ enabled: false, disabled_reason: "failing" });
+    expect(await getWebhook(watcher.id)).toMatchObject({ enabled: true });
+    await t!.daemon.dispatcher.idle();
+    const statuses = (await deliveriesOf(`webhook_id=${hook.id}`)).map((d) => d.status);
+    expect(statuses).toEqual(["failed", "failed", "failed", "failed"]);
+    // Three failures disable it; one more attempt may already be on its way while the third settles.
+    expect(r.received("/bad").length).toBeGreaterThanOrEqual(3);
+    expect(r.received("/bad").length).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("connections", () => {
+  test("deliveries to one origin reuse a kept-alive connection", async () => {
+    const { r } = await setup();
+    await createWebhook({ url: r.url("/hooks"), max_in_flight: 1 });
+    for (let i = 0; i < 5; i++) {
+      await publish("invoice.paid", { i });
+      await r.waitForRequests(i + 1, "/hooks");
+    }
+    expect(new Set(r.received("/hooks").map((q) => q.remotePort)).size).toBe(1);
+  });
+});
+
+describe("isolation", () => {
+  test("a hanging endpoint at its cap does not hold back a healthy one", async () => {
+    const { r } = await setup("  max_in_flight: 4");
+    r.always("/hang", { kind: "hang" });
+    const hanging = await createWebhook({ url: r.url("/hang"), max_in_flight: 2, timeout_seconds: 30 });
+    const healthy = await createWebhook({ url: r.url("/ok") });
+    const count = 12;
+    for (let i = 0; i < count; i++) await publish("invoice.paid", { i });
+
+    // Well inside the hanging attempts' 30s timeout: they are still in flight throughout.
+    await waitFor(
+      async () => (await deliveriesOf(`webhook_id=${healthy.id}&status=success`)).length === count,
+      { timeoutMs: 5000, what: "every healthy delivery to succeed" },
+    );
+    expect(r.received("/ok")).toHaveLength(count);
+    expect(r.received("/hang")).toHaveLength(2);
+    expect(r.open()).toBe(2);
+    expect(t!.daemon.dispatcher.inFlight()).toBe(2);
+    const stuck = await deliveriesOf(`webhook_id=${hanging.id}`);
+    expect(stuck.map((d) => d.status)).toEqual(new Array(count).fill("pending"));
+  });
+});
+
+describe("fan-out", () => {
+  test("patterns, exact types and account filters pick the subscribers; disabled ones and other tenants get nothing", async () => {
+    const { r } = await setup();
+    await createWebhook({ url: r.url("/all"), events: ["*"] }, ACME_KEY);
+    await createWebhook({ url: r.url("/invoices"), events: ["invoice.*"] }, ACME_KEY);
+    await createWebhook({ url: r.url("/paid"), events: ["invoice.paid"] }, ACME_KEY);
+    await createWebhook(
+      { url: r.url("/customers"), events: ["customer.created", "invoice.voided"] },
+      ACME_KEY,
+    );
+    await createWebhook({ url: r.url("/acct1"), events: ["*"], account_ids: ["acct_1"] }, ACME_KEY);
+    await createWebhook({ url: r.url("/disabled"), events: ["*"], enabled: false }, ACME_KEY);
+    await createWebhook({ url: r.url("/globex"), events: ["*"] }, GLOBEX_KEY);
+
+    const published = [
+      await publish("invoice.paid", {}, { account_id: "acct_1" }, ACME_KEY),
+      await publish("invoice.paid", {}, { account_id: "acct_2" }, ACME_KEY),
+      await publish("customer.created", {}, {}, ACME_KEY),
+      await publish("invoice.voided", {}, {}, ACME_KEY),
+    ];
+    expect(published.map((e) => e.deliveries_count)).toEqual([4, 3, 2, 3]);
+    const total = 4 + 3 + 2 + 3;
+    await waitFor(async () => (await deliveriesOf("status=success")).length === total, {
+      what: "all delivered",
+    });
+    await t!.daemon.dispatcher.idle();
+
+    const typesAt = (path: string) => r.received(path).map((q) => JSON.parse(q.body).type);
+    expect(typesAt("/all").sort()).toEqual([
+      "customer.created",
+      "invoice.paid",
+      "invoice.paid",
+      "invoice.voided",
+    ]);
+    expect(typesAt("/invoices").sort()).toEqual(["invoice.paid", "invoice.paid", "invoice.voided"]);
+    expect(typesAt("/paid")).toEqual(["invoice.paid", "invoice.paid"]);
+    expect(typesAt("/customers").sort()).toEqual(["customer.created", "invoice.voided"]);
+    expect(r.received("/acct1").map((q) => JSON.parse(q.body).id)).toEqual([published[0]!.id]);
+    expect(r.received("/disabled")).toHaveLength(0);
+    expect(r.received("/globex")).toHaveLength(0);
+    expect(r.requests).toHaveLength(total);
+  });
+
+  test("deleting a subscription cancels its queued deliveries, even the one in flight", async () => {
+    const { t, r } = await setup();
+    r.always("/hang", { kind: "hang" });
+    const hook = await createWebhook({ url: r.url("/hang"), max_in_flight: 1 });
+    for (let i = 0; i < 3; i++) await publish("invoice.paid", { i });
+    await r.waitForRequests(1, "/hang");
+
+    expect((await t.request("DELETE", `/v1/webhooks/${hook.id}`)).status).toBe(204);
+    const cancelled = async () => (await deliveriesOf(`webhook_id=${hook.id}`)).map((d) => d.status);
+    expect(await cancelled()).toEqual(["cancelled", "cancelled", "cancelled"]);
+
+    // The hanging attempt ends now; its late result must not overwrite the cancellation.
+    await r.stop();
+    await waitFor(() => t.daemon.dispatcher.inFlight() === 0, { what: "the hanging attempt to end" });
+    await t.daemon.dispatcher.idle();
+    expect(await cancelled()).toEqual(["cancelled", "cancelled", "cancelled"]);
+    expect(r.received("/hang")).toHaveLength(1);
+  });
+});
+
+describe("SSRF at delivery time", () => {
+  test("a subscription that points at loopback is refused before any connection: blocked_address, failed", async () => {
+    const { t, r } = await setup("  allow_private_networks: false");
+    const refused = await t.request("POST", "/v1/webhooks", {
+      body: { url: r.url("/hooks"), events: ["*"] },
+    });
+    expect(refused.status).toBe(422);
+    // It got in somehow (created while allowed, config changed since): insert it under the API.
+    const now = Date.now();
+    await t.daemon.store.insertWebhook({
+      id: "wh_01JZZZZZZZZZZZZZZZZZZZZZZZ",
+      tenantId: "default",
+      name: "loopback",
+      description: null,
+      url: r.url("/hooks"),
+      events: ["*"],
+      accountIds: null,
+      enabled: true,
+      disabledReason: null,
+      timeoutSeconds: 5,
+      headers: {},
+      metadata: {},
+      maxInFlight: 8,
+      secret: `whsec_${Buffer.alloc(32, 3).toString("base64")}`,
+      createdAt: now,
+    });
+    const event = await publish("invoice.paid");
+    const { id } = await onlyDelivery(event.id);
+
+    const failed = await waitForStatus(id, "failed");
+    expect(failed.attempts).toBe(1);
+    expect((await attemptsOf(id)).map((a) => [a.error, a.response_status_code])).toEqual([
+      ["blocked_address", null],
+    ]);
+    await t.daemon.dispatcher.idle();
+    expect(r.requests).toHaveLength(0);
+  });
+
+  test("allowed_cidrs opens a single range while private networks stay closed", async () => {
+    const { r } = await setup("  allow_private_networks: false\n  allowed_cidrs: [127.0.0.1/32]");
+    await createWebhook({ url: r.url("/hooks") });
+    const event = await publish("invoice.paid");
+    await waitForStatus((await onlyDelivery(event.id)).id, "success");
+    expect(r.received("/hooks")).toHaveLength(1);
+  });
+
+  test("a host name that resolves to loopback is refused in the lookup, before connecting", async () => {
+    r = await startReceiver();
+    const resolved: string[] = [];
+    const client = createHttpClient({
+      policy: { allowPrivateNetworks: false, allowedCidrs: [] },
+      userAgent: "test",
+      resolve: async (hostname) => {
+        resolved.push(hostname);
+        return [{ address: "127.0.0.1", family: 4 }];
+      },
+    });
+    try {
+      const response = await client.send({
+        url: `http://rebind.example:${r.port}/hooks`,
+        headers: {},
+        body: "{}",
+        timeoutMs: 2000,
+      });
+      expect(response.error).toBe("blocked_address");
+      expect(resolved).toEqual(["rebind.example"]);
+      expect(r.requests).toHaveLength(0);
+    } finally {
+      client.close();
+    }
+  });
+});
