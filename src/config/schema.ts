@@ -181,7 +181,11 @@ export const configSchema = strict({
 }).superRefine((config, ctx) => {
   // An idempotency key must not outlive the event it answers with.
   if (config.retention < config.limits.idempotency_window) {
-    ctx.addIssue({ code: "custom", path: ["retention"], message: "must be at least limits.idempotency_window" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["retention"],
+      message: "must be at least limits.idempotency_window",
+    });
   }
 });
 

@@ -212,7 +212,10 @@ export interface Store {
   ): Promise<Webhook | null>;
   /** Deletes the subscription and cancels its queued deliveries; false when there was none. */
   deleteWebhook(id: string, tenantId: string | undefined, now: number): Promise<boolean>;
-  /** Makes `secret` current; the old one stays valid until `graceUntil` (none when it is `now`). */
+  /**
+   * Makes `secret` current; the old one stays valid until `graceUntil` (not at all when it is `now`),
+   * and secrets of earlier rotations end by then too.
+   */
   rotateWebhookSecret(
     id: string,
     tenantId: string | undefined,

@@ -14,7 +14,9 @@ const valid = { url: "https://example.com/hooks", events: ["invoice.paid"] };
 
 describe("POST /v1/webhooks", () => {
   test("creates a subscription and shows its full secret once", async () => {
-    const created = await t.request("POST", "/v1/webhooks", { body: { ...valid, name: "Billing", metadata: { team: "b" } } });
+    const created = await t.request("POST", "/v1/webhooks", {
+      body: { ...valid, name: "Billing", metadata: { team: "b" } },
+    });
     expect(created.status).toBe(201);
     expect(created.body.id).toMatch(/^wh_[0-9A-Z]{26}$/);
     expect(created.headers.get("location")).toBe(`/v1/webhooks/${created.body.id}`);
@@ -45,7 +47,9 @@ describe("POST /v1/webhooks", () => {
 
   test("accepts a single event string, its own secret, and defaults the name to the host", async () => {
     const secret = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
-    const created = await t.request("POST", "/v1/webhooks", { body: { url: valid.url, events: "invoice.*", secret } });
+    const created = await t.request("POST", "/v1/webhooks", {
+      body: { url: valid.url, events: "invoice.*", secret },
+    });
     expect(created.status).toBe(201);
     expect(created.body.events).toEqual(["invoice.*"]);
     expect(created.body.secret).toBe(secret);
@@ -68,7 +72,16 @@ describe("POST /v1/webhooks", () => {
     expect(res.body.error.code).toBe("validation_failed");
     const paths = res.body.error.details.map((d: { path: string }) => d.path).sort();
     expect(paths).toEqual(
-      ["events", "headers.Content-Length", "headers.webhook-id", "name", "secret", "surprise", "timeout_seconds", "url"].sort(),
+      [
+        "events",
+        "headers.Content-Length",
+        "headers.webhook-id",
+        "name",
+        "secret",
+        "surprise",
+        "timeout_seconds",
+        "url",
+      ].sort(),
     );
   });
 
@@ -87,11 +100,20 @@ describe("PATCH and PUT", () => {
     });
     const id = created.body.id;
     for (const method of ["PATCH", "PUT"]) {
-      const res = await t.request(method, `/v1/webhooks/${id}`, { body: { description: null, name: `n-${method}` } });
+      const res = await t.request(method, `/v1/webhooks/${id}`, {
+        body: { description: null, name: `n-${method}` },
+      });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ description: null, name: `n-${method}`, account_ids: ["a1"], timeout_seconds: 30 });
+      expect(res.body).toMatchObject({
+        description: null,
+        name: `n-${method}`,
+        account_ids: ["a1"],
+        timeout_seconds: 30,
+      });
     }
-    const cleared = await t.request("PATCH", `/v1/webhooks/${id}`, { body: { account_ids: null, timeout_seconds: null } });
+    const cleared = await t.request("PATCH", `/v1/webhooks/${id}`, {
+      body: { account_ids: null, timeout_seconds: null },
+    });
     expect(cleared.body).toMatchObject({ account_ids: null, timeout_seconds: 10 });
   });
 
@@ -124,7 +146,9 @@ describe("DELETE and rotate-secret", () => {
 
   test("rotation keeps the old secret during the grace period", async () => {
     const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
-    const rotated = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, { body: { grace_period_seconds: 3600 } });
+    const rotated = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, {
+      body: { grace_period_seconds: 3600 },
+    });
     expect(rotated.status).toBe(200);
     expect(rotated.body.secret).not.toBe(body.secret);
     expect(rotated.body.previous_secret_expires_at).toBe(new Date(t.clock.now() + 3600_000).toISOString());
@@ -132,16 +156,32 @@ describe("DELETE and rotate-secret", () => {
     expect(stored?.secret).toBe(rotated.body.secret);
     expect(stored?.previousSecrets).toEqual([{ secret: body.secret, expiresAt: t.clock.now() + 3600_000 }]);
 
+    // A second rotation never extends an earlier secret: it ends with the new grace period at the latest.
+    const shorter = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, {
+      body: { grace_period_seconds: 60 },
+    });
+    const chained = await t.daemon.store.findWebhook(body.id);
+    expect(chained?.secret).toBe(shorter.body.secret);
+    expect(chained?.previousSecrets.map((p) => [p.secret, p.expiresAt]).sort()).toEqual(
+      [
+        [body.secret, t.clock.now() + 60_000],
+        [rotated.body.secret, t.clock.now() + 60_000],
+      ].sort(),
+    );
+
+    // Grace 0: only the new secret signs from now on.
     const immediate = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`);
     expect(immediate.status).toBe(200);
     expect(immediate.body.previous_secret_expires_at).toBeNull();
     const after = await t.daemon.store.findWebhook(body.id);
-    expect(after?.previousSecrets.map((p) => p.secret)).toEqual([body.secret]);
+    expect(after?.previousSecrets).toEqual([]);
   });
 
   test("grace period outside 0-604800 is a 422", async () => {
     const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
-    const res = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, { body: { grace_period_seconds: 604801 } });
+    const res = await t.request("POST", `/v1/webhooks/${body.id}/rotate-secret`, {
+      body: { grace_period_seconds: 604801 },
+    });
     expect(res.status).toBe(422);
     expect(res.body.error.details[0].path).toBe("grace_period_seconds");
   });
@@ -152,11 +192,17 @@ describe("tenancy", () => {
     const acme = await t.request("POST", "/v1/webhooks", { key: ACME_KEY, body: valid });
     expect(acme.body.tenant_id).toBe("acme");
     expect((await t.request("GET", `/v1/webhooks/${acme.body.id}`, { key: GLOBEX_KEY })).status).toBe(404);
-    expect((await t.request("PATCH", `/v1/webhooks/${acme.body.id}`, { key: GLOBEX_KEY, body: { name: "x" } })).status).toBe(404);
+    expect(
+      (await t.request("PATCH", `/v1/webhooks/${acme.body.id}`, { key: GLOBEX_KEY, body: { name: "x" } }))
+        .status,
+    ).toBe(404);
     expect((await t.request("GET", `/v1/webhooks/${acme.body.id}`)).status).toBe(200);
     const list = await t.request("GET", "/v1/webhooks", { key: GLOBEX_KEY });
     expect(list.body.data).toEqual([]);
-    const forged = await t.request("POST", "/v1/webhooks", { key: ACME_KEY, body: { ...valid, tenant_id: "globex" } });
+    const forged = await t.request("POST", "/v1/webhooks", {
+      key: ACME_KEY,
+      body: { ...valid, tenant_id: "globex" },
+    });
     expect(forged.status).toBe(403);
     const admin = await t.request("POST", "/v1/webhooks", { body: { ...valid, tenant_id: "globex" } });
     expect(admin.body.tenant_id).toBe("globex");

@@ -130,7 +130,11 @@ function mergeYaml(text: string): string {
     for (const [key, value] of Object.entries(parsed)) {
       const existing = merged[key];
       merged[key] =
-        existing && typeof existing === "object" && !Array.isArray(existing) && value && typeof value === "object"
+        existing &&
+        typeof existing === "object" &&
+        !Array.isArray(existing) &&
+        value &&
+        typeof value === "object"
           ? { ...(existing as object), ...(value as object) }
           : value;
     }

@@ -14,7 +14,9 @@ export async function waitFor<T>(
       last = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? "a condition"}${last ? `: ${String(last)}` : ""}`);
+      throw new Error(
+        `timed out waiting for ${options.what ?? "a condition"}${last ? `: ${String(last)}` : ""}`,
+      );
     }
     await Bun.sleep(options.intervalMs ?? 10);
   }

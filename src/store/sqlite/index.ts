@@ -129,6 +129,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return tx(() => {
         const current = webhooks.selectWebhook(db, id, tenantId);
         if (!current) return null;
+        webhooks.capPreviousSecrets(db, id, graceUntil);
         webhooks.deleteExpiredSecrets(db, id, now);
         if (graceUntil > now) webhooks.insertPreviousSecret(db, id, current.secret, graceUntil);
         webhooks.replaceSecret(db, id, secret, now);

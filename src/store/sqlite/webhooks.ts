@@ -193,6 +193,14 @@ export function insertPreviousSecret(db: Database, id: string, secret: string, e
   );
 }
 
+/** Earlier secrets end no later than the new grace period: a rotation never extends an old one. */
+export function capPreviousSecrets(db: Database, id: string, until: number): void {
+  db.query("UPDATE webhook_previous_secrets SET expires_at = min(expires_at, ?) WHERE webhook_id = ?").run(
+    until,
+    id,
+  );
+}
+
 export function deleteExpiredSecrets(db: Database, id: string, now: number): void {
   db.query("DELETE FROM webhook_previous_secrets WHERE webhook_id = ? AND expires_at <= ?").run(id, now);
 }
