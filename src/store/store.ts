@@ -187,6 +187,8 @@ export interface QueueStats {
   oldestDueAt: number | null;
 }
 
+export type RequeueRefusal = "queued" | "cancelled" | "webhook_deleted" | "webhook_disabled";
+
 export interface Store {
   /** Which implementation, for logs and /readyz. */
   readonly driver: "sqlite" | "postgres";
@@ -234,14 +236,22 @@ export interface Store {
   findDelivery(id: string, tenantId?: string): Promise<Delivery | null>;
   listDeliveries(filter: DeliveryFilter, page: PageQuery<"-created_at">): Promise<Page<Delivery>>;
   listAttempts(deliveryId: string, page: PageQuery<"started_at">): Promise<Page<Attempt>>;
-  /** Re-queues a final delivery now, as a new series; "queued" when it is already queued. */
+  /**
+   * Re-queues a final delivery now, as a new series. Refused ("queued", "cancelled",
+   * "webhook_deleted", "webhook_disabled") in the same transaction that would apply it.
+   */
   requeueDelivery(
     id: string,
     tenantId: string | undefined,
     now: number,
-  ): Promise<Delivery | "queued" | "cancelled" | null>;
+  ): Promise<Delivery | RequeueRefusal | null>;
   /** Re-queues a subscription's failed and exhausted deliveries created in [since, until). */
-  recoverDeliveries(webhookId: string, since: number, until: number, now: number): Promise<number>;
+  recoverDeliveries(
+    webhookId: string,
+    since: number,
+    until: number,
+    now: number,
+  ): Promise<number | "webhook_deleted" | "webhook_disabled">;
 
   /** Leases due deliveries, fairly across subscriptions and within their caps. */
   claimDue(request: ClaimRequest): Promise<ClaimedDelivery[]>;

@@ -1,6 +1,7 @@
 // /v1/deliveries: list, get, attempts, retry (SPEC §2 Deliveries); GET /metrics.
 import { z } from "zod";
 import { ApiError, notFound } from "../../domain/errors.ts";
+import type { RequeueRefusal } from "../../store/store.ts";
 import type { Api } from "../api.ts";
 import { principalOf, tenantForRead } from "../auth.ts";
 import { validate } from "../body.ts";
@@ -16,6 +17,13 @@ import {
 } from "../schemas/events.ts";
 
 const TAG = "Deliveries";
+
+const REQUEUE_REFUSALS: Record<RequeueRefusal, string> = {
+  queued: "the delivery is already queued",
+  cancelled: "the delivery was cancelled with its subscription",
+  webhook_deleted: "the delivery's subscription was deleted",
+  webhook_disabled: "the delivery's subscription is disabled: enable it first",
+};
 
 export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
   const { store, clock } = deps;
@@ -111,15 +119,9 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
       const tenantId = principalOf(c).tenantId;
       const delivery = await store.findDelivery(idOf(c), tenantId);
       if (!delivery) throw notFound("delivery");
-      const webhook = await store.findWebhook(delivery.webhookId);
-      if (!webhook) throw new ApiError("conflict", "the delivery's subscription was deleted");
-      if (!webhook.enabled)
-        throw new ApiError("conflict", "the delivery's subscription is disabled: enable it first");
       const result = await store.requeueDelivery(delivery.id, tenantId, clock.now());
       if (result === null) throw notFound("delivery");
-      if (result === "queued") throw new ApiError("conflict", "the delivery is already queued");
-      if (result === "cancelled")
-        throw new ApiError("conflict", "the delivery was cancelled with its subscription");
+      if (typeof result === "string") throw new ApiError("conflict", REQUEUE_REFUSALS[result]);
       deps.wakeDispatcher();
       return c.json(renderDelivery(result), 202);
     },

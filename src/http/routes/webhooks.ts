@@ -304,9 +304,12 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const principal = principalOf(c);
       const input = validate(recoverBody, await readJson(c, limit));
       const webhook = await findOr404(idParam(c), principal.tenantId);
-      if (!webhook.enabled) throw new ApiError("conflict", "the subscription is disabled: enable it first");
       const now = clock.now();
       const recovered = await store.recoverDeliveries(webhook.id, input.since, input.until ?? now + 1, now);
+      if (recovered === "webhook_deleted") throw notFound("webhook");
+      if (recovered === "webhook_disabled") {
+        throw new ApiError("conflict", "the subscription is disabled: enable it first");
+      }
       if (recovered > 0) deps.wakeDispatcher();
       return c.json({ recovered }, 202);
     },

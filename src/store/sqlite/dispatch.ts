@@ -56,7 +56,7 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
     for (const { id: webhookId } of round) {
       if (remaining <= 0) break;
       const webhook = selectWebhook(db, webhookId);
-      if (!webhook || !webhook.enabled) {
+      if (!webhook?.enabled) {
         if (webhook) failQueued(db, webhookId, now);
         refreshDue(db, webhookId);
         skip.add(webhookId);
@@ -168,7 +168,7 @@ export function settle(
          RETURNING consecutive_failures, health_since, enabled`,
       )
       .get(result.webhookId);
-    if (!row || row.enabled !== 1) continue;
+    if (row?.enabled !== 1) continue;
     const gone = settlement.action === "fail" && settlement.reason === "gone";
     const failing =
       !gone &&

@@ -110,7 +110,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return changedWebhooks(() => {
         if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
         if (changes.enabled === false) {
-          options.onFinal?.("failed", deliveries.failQueued(db, id, now));
+          const failed = deliveries.failQueued(db, id, now);
+          options.onFinal?.("failed", failed);
           deliveries.refreshDue(db, id);
         }
         return webhooks.selectWebhook(db, id);
@@ -120,7 +121,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async deleteWebhook(id, tenantId, now) {
       return changedWebhooks(() => {
         if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
-        options.onFinal?.("cancelled", deliveries.cancelQueued(db, id, now));
+        const cancelled = deliveries.cancelQueued(db, id, now);
+        options.onFinal?.("cancelled", cancelled);
         return true;
       });
     },
@@ -188,6 +190,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         const current = deliveries.selectDelivery(db, id, tenantId);
         if (!current) return null;
         if (current.status === "cancelled") return "cancelled";
+        const refusal = webhookRefusal(db, current.webhookId);
+        if (refusal) return refusal;
         if (!deliveries.requeue(db, id, now, RETRYABLE_STATUSES)) return "queued";
         deliveries.markDueBy(db, current.webhookId, now);
         return deliveries.selectDelivery(db, id);
@@ -196,6 +200,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async recoverDeliveries(webhookId, since, until, now) {
       return tx(() => {
+        const refusal = webhookRefusal(db, webhookId);
+        if (refusal) return refusal;
         const n = deliveries.requeueRange(db, webhookId, since, until, now, RECOVERABLE_STATUSES);
         if (n > 0) deliveries.markDueBy(db, webhookId, now);
         return n;
@@ -230,6 +236,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return tx(() => events.deleteExpiredIdempotencyKeys(db, now, limit));
     },
   };
+}
+
+/** Why deliveries of this subscription may not be queued again, if they may not. */
+function webhookRefusal(db: Database, webhookId: string): "webhook_deleted" | "webhook_disabled" | null {
+  const webhook = webhooks.selectWebhook(db, webhookId);
+  if (!webhook) return "webhook_deleted";
+  return webhook.enabled ? null : "webhook_disabled";
 }
 
 /** One ingest request, inside a write batch: idempotency, events, fan-out. */
