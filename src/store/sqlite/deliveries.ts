@@ -105,25 +105,23 @@ export function selectDeliveryPage(
   );
 }
 
-/** Cancels a deleted subscription's queued deliveries. */
-export function cancelQueued(db: Database, webhookId: string, now: number): number {
+/**
+ * Ends a subscription's queued deliveries: `cancelled` when it is deleted, `failed` when disabled.
+ * Answers how many.
+ */
+function endQueued(db: Database, webhookId: string, status: "cancelled" | "failed", now: number): number {
   return db
     .query(
-      `UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_owner = NULL, updated_at = ?
+      `UPDATE deliveries SET status = ?, next_attempt_at = NULL, lease_owner = NULL, updated_at = ?
        WHERE webhook_id = ? AND status IN ('pending', 'retrying')`,
     )
-    .run(now, webhookId).changes;
+    .run(status, now, webhookId).changes;
 }
 
-/** Fails a disabled subscription's queued deliveries. */
-export function failQueued(db: Database, webhookId: string, now: number): number {
-  return db
-    .query(
-      `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL, updated_at = ?
-       WHERE webhook_id = ? AND status IN ('pending', 'retrying')`,
-    )
-    .run(now, webhookId).changes;
-}
+export const cancelQueued = (db: Database, webhookId: string, now: number) =>
+  endQueued(db, webhookId, "cancelled", now);
+export const failQueued = (db: Database, webhookId: string, now: number) =>
+  endQueued(db, webhookId, "failed", now);
 
 /** Queues a final delivery again, now, as a new attempt series. */
 export function requeue(
