@@ -1,0 +1,239 @@
+// backlog: 1 M pending deliveries (100 k with --quick) written straight into a database hookd
+// created, over 100 subscriptions on 100 origins that answer after a fixed 20 ms. Then:
+//  - claim latency: hookd's own claimDue() (imported from src, unchanged) run against that database
+//    in a transaction that is rolled back, 256 at a time (a full claim) and 1 at a time (one freed
+//    slot, the steady state); the floor is the minimal SQL that leases the same 256 rows;
+//  - database bytes per delivery (file size / N), against the payload bytes every delivery carries;
+//  - hookd started on it: start-to-ready, RSS (VmHWM, the peak) while it drains, and the drain rate
+//    over a bounded window, projected to the whole backlog when the window ends first; the ceiling
+//    is the node:http POST loop at C=256 against the same 20 ms origins.
+import type { Database } from "bun:sqlite";
+import { statSync } from "node:fs";
+import { claimDue } from "../../src/store/sqlite/dispatch.ts";
+import { writeBacklog } from "../backlog-db.ts";
+import type { Context, Scenario } from "../context.ts";
+import { startHookd } from "../hookd.ts";
+import { closedLoop, deliveryLike, nodeHttpPoster } from "../load.ts";
+import { row } from "../report.ts";
+import { openLikeHookd } from "../sqlite-floor.ts";
+import { percentiles, sleep } from "../stats.ts";
+
+const SUBSCRIPTIONS = 100;
+const RECEIVER_MS = 20;
+const MB = 1024 * 1024;
+
+export const backlog: Scenario = {
+  name: "backlog",
+  needs: [],
+  capMs: { quick: 50_000, full: 180_000 },
+  async run(ctx) {
+    const count = ctx.quick ? 100_000 : 1_000_000;
+    const label = `${count / 1000} k`;
+    const ports = await ctx.receiver.addOrigins(SUBSCRIPTIONS, { kind: "latency", ms: RECEIVER_MS });
+    const dir = ctx.newDir("backlog");
+
+    // 1. hookd creates the database and the subscriptions; its RSS with an empty queue is the floor.
+    const first = await startHookd({ dir, synchronous: "full" });
+    let emptyRss: number;
+    try {
+      for (let i = 0; i < SUBSCRIPTIONS; i++)
+        await first.api.createWebhook({ url: `http://127.0.0.1:${ports[i]}/w/${i}`, timeout_seconds: 30 });
+      await sleep(500);
+      emptyRss = first.memory().rss;
+    } finally {
+      await first.stop();
+    }
+
+    // 2. The backlog, written directly.
+    const written = writeBacklog(first.dbPath, count, ctx.deadline - (ctx.quick ? 20_000 : 60_000));
+    ctx.log(`wrote ${label} deliveries in ${written.seconds.toFixed(1)} s`);
+    const bytes = statSync(first.dbPath).size;
+
+    // 3. Claim latency on that database, with hookd's own claim code.
+    const claims = measureClaims(ctx, first.dbPath);
+
+    // 4. The drain ceiling: the POST loop at hookd's in-flight cap against the same 20 ms origins.
+    const post = nodeHttpPoster(`http://127.0.0.1:${ports[0]}`, 256);
+    let ceilingRate: number;
+    try {
+      const loop = await closedLoop({
+        concurrency: 256,
+        durationMs: ctx.within(ctx.quick ? 1500 : 3000),
+        warmupMs: 300,
+        maxOps: 1_000_000,
+        send: async (seq) => {
+          const { body, headers } = deliveryLike(seq, `${ctx.runId}bl`);
+          return (await post("/ceiling", body, headers)) < 300 ? 1 : 0;
+        },
+      });
+      ceilingRate = loop.unitsPerSecond;
+    } finally {
+      post.close();
+    }
+
+    // 5. hookd on the backlog.
+    await ctx.receiver.reset(ports);
+    const hookd = await startHookd({ dir, synchronous: "full" });
+    const rss: number[] = [];
+    let drained = 0;
+    let seconds = 0;
+    try {
+      const started = performance.now();
+      const end = started + ctx.within(ctx.quick ? 10_000 : 45_000);
+      while (performance.now() < end) {
+        await sleep(250);
+        rss.push(hookd.memory().rss);
+        drained = (await ctx.receiver.stats(ports)).unique;
+        if (drained >= count) break;
+      }
+      seconds = (performance.now() - started) / 1000;
+      rss.push(hookd.memory().hwm);
+    } finally {
+      await hookd.stop();
+    }
+    const complete = drained >= count;
+    const rate = drained / seconds;
+    const drainSeconds = complete ? seconds : count / rate;
+    const peak = Math.max(...rss.filter(Number.isFinite));
+
+    ctx.rows.push(
+      row({
+        scenario: "backlog",
+        figure: `claim 256 at ${label} pending (median)`,
+        value: claims.full.p50,
+        unit: "ms",
+        ceiling: claims.floor.p50,
+        ceilingOf: "minimal SQL leasing the same 256 rows",
+        target: { on: "value", op: "<=", bound: 2 },
+        note: `p99 ${claims.full.p99.toFixed(2)} ms`,
+      }),
+      row({
+        scenario: "backlog",
+        figure: `claim 1 at ${label} pending (median)`,
+        value: claims.one.p50,
+        unit: "ms",
+        ceiling: claims.floorOne.p50,
+        ceilingOf: "minimal SQL leasing the same row",
+        target: { on: "value", op: "<=", bound: 2 },
+      }),
+      row({
+        scenario: "backlog",
+        figure: `peak RSS draining ${label}`,
+        value: peak / MB,
+        unit: "MB",
+        ceiling: emptyRss / MB,
+        ceilingOf: "hookd's RSS with an empty queue",
+        target: { on: "value", op: "<=", bound: 250 },
+      }),
+      row({
+        scenario: "backlog",
+        figure: "database bytes per delivery",
+        value: bytes / count,
+        unit: "B",
+        ceiling: written.payloadBytes,
+        ceilingOf: "the payload bytes of a delivery",
+      }),
+      row({
+        scenario: "backlog",
+        figure: `${complete ? "time" : "projected time"} to drain ${label} (20 ms receiver)`,
+        value: drainSeconds,
+        unit: "s",
+        ceiling: count / ceilingRate,
+        ceilingOf: "N / the node:http POST loop rate at C=256 against the same origins",
+        ...(complete ? {} : { note: `${drained} delivered in ${seconds.toFixed(1)} s` }),
+      }),
+      row({
+        scenario: "backlog",
+        figure: `start-to-ready on ${label} pending`,
+        value: hookd.startToReadyMs,
+        unit: "ms",
+        ceiling: first.startToReadyMs,
+        ceilingOf: "hookd's start on a new database",
+      }),
+    );
+    ctx.details.backlog = {
+      count,
+      written,
+      database_bytes: bytes,
+      claims,
+      empty_rss: emptyRss,
+      rss_samples: rss,
+      drained,
+      drain_window_seconds: seconds,
+      drain_rate: rate,
+      ceiling_rate: ceilingRate,
+    };
+  },
+};
+
+interface ClaimFigures {
+  full: ReturnType<typeof percentiles>;
+  one: ReturnType<typeof percentiles>;
+  floor: ReturnType<typeof percentiles>;
+  floorOne: ReturnType<typeof percentiles>;
+}
+
+/** Times claims against the backlog database; every claim is rolled back, so each sees the same queue. */
+function measureClaims(ctx: Context, path: string): ClaimFigures {
+  const db = openLikeHookd(path, "full");
+  try {
+    const budget = ctx.quick ? 800 : 2500;
+    const time = (limit: number, claim: (db: Database, limit: number) => unknown) => {
+      const samples: number[] = [];
+      const end = performance.now() + ctx.within(budget);
+      while (performance.now() < end && samples.length < 5000) {
+        db.run("BEGIN IMMEDIATE");
+        try {
+          const t0 = performance.now();
+          claim(db, limit);
+          samples.push(performance.now() - t0);
+        } finally {
+          db.run("ROLLBACK");
+        }
+      }
+      return percentiles([Float64Array.from(samples)]);
+    };
+    const hookdClaim = (db: Database, limit: number) =>
+      claimDue(db, {
+        now: Date.now(),
+        owner: "bench.1",
+        leaseMs: 60_000,
+        limit,
+        retryLimit: 192,
+        inFlight: new Map(),
+      });
+    return {
+      full: time(256, hookdClaim),
+      one: time(1, hookdClaim),
+      floor: time(256, minimalClaim),
+      floorOne: time(1, minimalClaim),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** The least SQL that leases `limit` due rows (8 per subscription, as hookd's cap) and reads payloads. */
+function minimalClaim(db: Database, limit: number): number {
+  const now = Date.now();
+  const webhooks = db
+    .query<{ id: string }, [number, number]>(
+      "SELECT id FROM webhooks WHERE next_due_at <= ? ORDER BY next_due_at LIMIT ?",
+    )
+    .all(now, Math.ceil(limit / 8));
+  const lease = db.query<{ event_id: string }, [number, string, number, number]>(
+    `UPDATE deliveries SET next_attempt_at = ?, lease_owner = 'floor' WHERE id IN
+       (SELECT id FROM deliveries WHERE webhook_id = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?)
+     RETURNING event_id`,
+  );
+  const payload = db.query<{ payload: string }, [string]>("SELECT payload FROM events WHERE id = ?");
+  let n = 0;
+  for (const { id } of webhooks) {
+    for (const { event_id } of lease.all(now + 60_000, id, now, Math.min(8, limit - n))) {
+      payload.get(event_id);
+      n++;
+    }
+    if (n >= limit) break;
+  }
+  return n;
+}

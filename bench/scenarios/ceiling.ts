@@ -1,0 +1,110 @@
+// ceiling: what this machine does with no daemon in the way, in this run. A plain keep-alive POST
+// loop from the runner to the same receiver hookd delivers to (node:http with a keep-alive Agent,
+// as hookd's client; and Bun's fetch, as the ingest load generator), and raw bun:sqlite commit and
+// batch-insert rates for both `synchronous` settings.
+import { join } from "node:path";
+import type { Scenario } from "../context.ts";
+import { closedLoop, deliveryLike, fetchPoster, nodeHttpPoster, type Poster } from "../load.ts";
+import { row } from "../report.ts";
+import { batchInsertRate, commitRate } from "../sqlite-floor.ts";
+
+export const POST_CONCURRENCY = [16, 64, 256] as const;
+
+export const ceiling: Scenario = {
+  name: "ceiling",
+  needs: [],
+  capMs: { quick: 45_000, full: 150_000 },
+  async run(ctx) {
+    const { receiver } = ctx;
+    const [port] = await receiver.addOrigins(1, { kind: "fast" });
+    const base = `http://127.0.0.1:${port}`;
+    const durationMs = ctx.quick ? 1000 : 4000;
+    const warmupMs = ctx.quick ? 250 : 1000;
+    const loops: { client: "node" | "fetch"; c: number }[] = [
+      ...POST_CONCURRENCY.map((c) => ({ client: "node" as const, c })),
+      { client: "fetch", c: 1 },
+      ...POST_CONCURRENCY.map((c) => ({ client: "fetch" as const, c })),
+    ];
+    const measured: { client: string; c: number; rate: number; p99: number; duplicates: number }[] = [];
+    for (const { client, c } of loops) {
+      await receiver.reset([port as number]);
+      const node = client === "node" ? nodeHttpPoster(base, c) : null;
+      const post: Poster = node ?? fetchPoster(base);
+      const tag = `${ctx.runId}${client}${c}`;
+      try {
+        const result = await closedLoop({
+          concurrency: c,
+          durationMs: ctx.within(durationMs),
+          warmupMs,
+          maxOps: 5_000_000,
+          send: async (seq) => {
+            const { body, headers } = deliveryLike(seq, tag);
+            return (await post("/w/0", body, headers)) < 300 ? 1 : 0;
+          },
+        });
+        const stats = await receiver.stats([port as number]);
+        measured.push({
+          client,
+          c,
+          rate: result.unitsPerSecond,
+          p99: result.opLatency.p99,
+          duplicates: stats.duplicates,
+        });
+        ctx.shared.set(`post.${client}.c${c}`, result.unitsPerSecond);
+      } finally {
+        node?.close();
+      }
+    }
+    const best = Math.max(...measured.map((m) => m.rate));
+    const bestNode = Math.max(...measured.filter((m) => m.client === "node").map((m) => m.rate));
+    ctx.shared.set("post.best", best);
+    ctx.shared.set("post.node.best", bestNode);
+    for (const m of measured) {
+      ctx.rows.push(
+        row({
+          scenario: "ceiling",
+          figure: `POST loop, ${m.client === "node" ? "node:http Agent" : "Bun fetch"}, C=${m.c}`,
+          value: m.rate,
+          unit: "req/s",
+          ceiling: best,
+          ceilingOf: "the best POST loop of this run",
+        }),
+      );
+    }
+
+    const sqliteMs = ctx.quick ? 1000 : 3000;
+    const sqlite: Record<string, number> = {};
+    for (const sync of ["normal", "full"] as const) {
+      sqlite[`commit.${sync}`] = commitRate(
+        join(ctx.newDir(`commit-${sync}`), "c.db"),
+        sync,
+        ctx.within(sqliteMs),
+      );
+      sqlite[`batch.${sync}`] = batchInsertRate(
+        join(ctx.newDir(`batch-${sync}`), "b.db"),
+        sync,
+        ctx.within(sqliteMs),
+      );
+      ctx.shared.set(`sqlite.commit.${sync}`, sqlite[`commit.${sync}`] as number);
+      ctx.shared.set(`sqlite.batch.${sync}`, sqlite[`batch.${sync}`] as number);
+    }
+    for (const kind of ["commit", "batch"] as const) {
+      for (const sync of ["normal", "full"] as const) {
+        ctx.rows.push(
+          row({
+            scenario: "ceiling",
+            figure:
+              kind === "commit"
+                ? `bun:sqlite single-row commits, synchronous=${sync.toUpperCase()}`
+                : `bun:sqlite batch insert (500 events + deliveries/tx), ${sync.toUpperCase()}`,
+            value: sqlite[`${kind}.${sync}`] as number,
+            unit: kind === "commit" ? "tx/s" : "ev/s",
+            ceiling: sqlite[`${kind}.normal`] as number,
+            ceilingOf: "the same loop under synchronous=NORMAL",
+          }),
+        );
+      }
+    }
+    ctx.details.ceiling = { post: measured, sqlite };
+  },
+};

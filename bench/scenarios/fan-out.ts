@@ -1,0 +1,73 @@
+// fan-out: every event goes to 100 subscriptions. Once with the 100 subscriptions on 100 distinct
+// origins (ports: hookd keeps a keep-alive pool per origin), once with all 100 on one origin; the
+// backlog is built while the origins hold requests, then drained and timed. The target compares the
+// two: distinct origins should cost little.
+import type { Context, Scenario } from "../context.ts";
+import { type DrainResult, releaseAndDrain, waitForHeld } from "../drain.ts";
+import { startHookd } from "../hookd.ts";
+import { row } from "../report.ts";
+import { publishBacklog } from "./delivery.ts";
+
+const SUBSCRIPTIONS = 100;
+
+export const fanOut: Scenario = {
+  name: "fan-out",
+  needs: ["ceiling"],
+  capMs: { quick: 50_000, full: 120_000 },
+  async run(ctx) {
+    const events = ctx.quick ? 50 : 200;
+    const many = await run(
+      ctx,
+      "many",
+      events,
+      await ctx.receiver.addOrigins(SUBSCRIPTIONS, { kind: "hold" }),
+    );
+    const one = await run(ctx, "one", events, await ctx.receiver.addOrigins(1, { kind: "hold" }));
+    const total = events * SUBSCRIPTIONS;
+    ctx.rows.push(
+      row({
+        scenario: "fan-out",
+        figure: `${total / 1000} k deliveries (${events} events × ${SUBSCRIPTIONS}), 1 origin`,
+        value: one.perSecond,
+        unit: "dlv/s",
+        ceiling: ctx.shared.get("post.best") ?? null,
+        ceilingOf: "the best POST loop of this run",
+        ...(one.complete ? {} : { note: `cut off: ${one.delivered} of ${one.expected}` }),
+      }),
+      row({
+        scenario: "fan-out",
+        figure: `${total / 1000} k deliveries (${events} events × ${SUBSCRIPTIONS}), ${SUBSCRIPTIONS} origins`,
+        value: many.perSecond,
+        unit: "dlv/s",
+        ceiling: one.perSecond,
+        ceilingOf: "the same fan-out to a single origin",
+        target: { on: "ratio", op: ">=", bound: 0.8 },
+        ...(many.complete ? {} : { note: `cut off: ${many.delivered} of ${many.expected}` }),
+      }),
+    );
+    ctx.details.fanOut = { one, many };
+  },
+};
+
+async function run(ctx: Context, name: string, events: number, ports: number[]): Promise<DrainResult> {
+  const hookd = await startHookd({ dir: ctx.newDir(`fan-out-${name}`), synchronous: "full" });
+  try {
+    for (let i = 0; i < SUBSCRIPTIONS; i++) {
+      const port = ports[i % ports.length];
+      await hookd.api.createWebhook({ url: `http://127.0.0.1:${port}/w/${i}`, timeout_seconds: 60 });
+    }
+    const accepted = await publishBacklog(hookd.api.publishBatch, events, 0);
+    if (accepted !== events) throw new Error(`only ${accepted} of ${events} events accepted`);
+    const held = await waitForHeld(ctx, ports, 1);
+    const drain = await releaseAndDrain(
+      ctx,
+      ports,
+      events * SUBSCRIPTIONS - held,
+      ctx.quick ? 20_000 : 45_000,
+    );
+    ctx.log(`${name} origin(s): ${Math.round(drain.perSecond)} dlv/s (${held} held before the release)`);
+    return drain;
+  } finally {
+    await hookd.stop();
+  }
+}

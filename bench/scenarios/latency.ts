@@ -1,0 +1,81 @@
+// latency: ingest-to-receipt time at fixed arrival rates (open loop, single POSTs, 200 / 1000 /
+// 3000 ev/s, synchronous=FULL). The load generator writes its wall clock into `data.sent_at`; the
+// receiver subtracts it on arrival. The floor is the same open loop POSTing the same body straight
+// to the receiver (no hookd): what the loopback, the runtimes and the clock cost at that rate.
+import type { Context, Scenario } from "../context.ts";
+import { startHookd } from "../hookd.ts";
+import { deliveryLike, eventData, fetchPoster, type OpenLoopResult, openLoop, type Send } from "../load.ts";
+import type { ReceiverStats } from "../receiver.ts";
+import { row } from "../report.ts";
+import { sleep } from "../stats.ts";
+
+export const RATES = [200, 1000, 3000] as const;
+
+export const latency: Scenario = {
+  name: "latency",
+  needs: [],
+  capMs: { quick: 45_000, full: 120_000 },
+  async run(ctx) {
+    const durationMs = ctx.quick ? 2500 : 10_000;
+    const floorMs = ctx.quick ? 1000 : 4000;
+    const [hookdPort, floorPort] = (await ctx.receiver.addOrigins(2, { kind: "fast" })) as [number, number];
+    const floorPost = fetchPoster(`http://127.0.0.1:${floorPort}`);
+    const hookd = await startHookd({ dir: ctx.newDir("latency"), synchronous: "full" });
+    const details: Record<string, unknown> = {};
+    try {
+      await hookd.api.createWebhook({ url: `http://127.0.0.1:${hookdPort}/w/0`, max_in_flight: 64 });
+      const publish: Send = (seq) => hookd.api.publish("bench.event", eventData(seq));
+      // Warm-up: connections, JIT, the subscription cache.
+      await openLoop({ rate: 500, durationMs: 500, maxInFlight: 256, send: publish });
+      for (const rate of RATES) {
+        const floor = await measure(ctx, floorPort, rate, floorMs, async (seq) => {
+          const { body, headers } = deliveryLike(seq, `${ctx.runId}lat${rate}`);
+          return (await floorPost("/w/0", body, headers)) < 300 ? 1 : 0;
+        });
+        const through = await measure(ctx, hookdPort, rate, durationMs, publish);
+        details[`r${rate}`] = { floor, hookd: through };
+        for (const p of ["p50", "p95", "p99"] as const) {
+          ctx.rows.push(
+            row({
+              scenario: "latency",
+              figure: `ingest→receipt ${p} at ${rate} ev/s`,
+              value: through.stats.latency[p],
+              unit: "ms",
+              ceiling: floor.stats.latency[p],
+              ceilingOf: "the same open loop POSTing straight to the receiver",
+              target: p === "p99" && rate === 1000 ? { on: "value", op: "<=", bound: 25 } : null,
+              ...(through.load.dropped > 0 || through.missing > 0
+                ? { note: `${through.load.dropped} arrivals dropped, ${through.missing} not received` }
+                : {}),
+            }),
+          );
+        }
+        if (rate === 1000) ctx.shared.set("latency.p99.1000", through.stats.latency.p99);
+      }
+      details.memory = hookd.memory();
+    } finally {
+      await hookd.stop();
+    }
+    ctx.details.latency = details;
+  },
+};
+
+/** One open-loop run against `port` (directly or through hookd); latencies from the receiver. */
+export async function measure(
+  ctx: Context,
+  port: number,
+  rate: number,
+  durationMs: number,
+  send: Send,
+): Promise<{ load: OpenLoopResult; stats: ReceiverStats; missing: number }> {
+  await ctx.receiver.reset([port]);
+  const load = await openLoop({ rate, durationMs: ctx.within(durationMs), maxInFlight: 1024, send });
+  // Wait (bounded) until every accepted event arrived.
+  const end = performance.now() + ctx.within(10_000);
+  let stats = await ctx.receiver.stats([port]);
+  while (stats.unique < load.ok && performance.now() < end) {
+    await sleep(50);
+    stats = await ctx.receiver.stats([port]);
+  }
+  return { load, stats, missing: Math.max(0, load.ok - stats.unique) };
+}
