@@ -13,6 +13,8 @@ export interface DrainResult {
   perSecond: number;
   duplicates: number;
   complete: boolean;
+  /** hookd's CPU during the drain, in % of one core (all its threads), when `cpuSeconds` was given. */
+  cpuPercent: number;
 }
 
 /** Waits until the held count on `ports` stops growing (hookd reached its in-flight caps). */
@@ -44,9 +46,11 @@ export async function releaseAndDrain(
   ports: number[],
   expected: number,
   maxMs: number,
+  cpuSeconds: () => number = () => Number.NaN,
   behaviour: Behaviour = { kind: "fast" },
 ): Promise<DrainResult> {
   await ctx.receiver.reset(ports);
+  const cpu0 = cpuSeconds();
   const releasedAt = wallMs();
   await ctx.receiver.setBehaviour(ports, behaviour);
   const end = performance.now() + ctx.within(maxMs);
@@ -58,6 +62,7 @@ export async function releaseAndDrain(
   const complete = stats.unique >= expected;
   // Complete: up to the last arrival. Cut off: up to now.
   const seconds = ((complete ? stats.lastAt : wallMs()) - releasedAt) / 1000;
+  const cpuPercent = (100 * (cpuSeconds() - cpu0)) / ((wallMs() - releasedAt) / 1000);
   return {
     delivered: stats.unique,
     expected,
@@ -65,5 +70,6 @@ export async function releaseAndDrain(
     perSecond: stats.unique / seconds,
     duplicates: stats.duplicates,
     complete,
+    cpuPercent,
   };
 }

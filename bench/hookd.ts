@@ -128,6 +128,8 @@ export interface SpawnedServer {
   /** Spawn until /readyz answered 200, in ms. */
   startToReadyMs: number;
   memory(): { rss: number; hwm: number };
+  /** CPU time (user + system, all threads) the process has used, in seconds. */
+  cpuSeconds(): number;
   logTail(): string[];
   /** SIGTERM, then SIGKILL after 5 s. */
   stop(): Promise<void>;
@@ -193,6 +195,7 @@ export async function spawnServer(argv: string[], cwd: string, timeoutMs: number
       pid: child.pid,
       startToReadyMs: performance.now() - spawned,
       memory: () => processMemory(child.pid),
+      cpuSeconds: () => processCpuSeconds(child.pid),
       logTail: () => [...tail],
       stop,
     };
@@ -235,6 +238,18 @@ export function listeningPort(pid: number): number | undefined {
     }
   }
   return undefined;
+}
+
+/** utime + stime from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s). */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces; count fields after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export function processMemory(pid: number): { rss: number; hwm: number } {

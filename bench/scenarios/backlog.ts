@@ -16,7 +16,7 @@ import { startHookd } from "../hookd.ts";
 import { closedLoop, deliveryLike, nodeHttpPoster } from "../load.ts";
 import { row } from "../report.ts";
 import { openLikeHookd } from "../sqlite-floor.ts";
-import { percentiles, sleep } from "../stats.ts";
+import { median, percentiles, sleep } from "../stats.ts";
 
 const SUBSCRIPTIONS = 100;
 const RECEIVER_MS = 20;
@@ -77,20 +77,30 @@ export const backlog: Scenario = {
     const rss: number[] = [];
     let drained = 0;
     let seconds = 0;
+    let cpuPercent = Number.NaN;
+    const inFlightSamples: number[] = [];
     try {
+      const cpu0 = hookd.cpuSeconds();
       const started = performance.now();
-      const end = started + ctx.within(ctx.quick ? 10_000 : 45_000);
+      const end = started + ctx.within(ctx.quick ? 15_000 : 45_000);
       while (performance.now() < end) {
         await sleep(250);
         rss.push(hookd.memory().rss);
+        const inFlight = await gauge(hookd.url, "hookd_in_flight");
+        if (Number.isFinite(inFlight)) inFlightSamples.push(inFlight);
         drained = (await ctx.receiver.stats(ports)).unique;
         if (drained >= count) break;
       }
       seconds = (performance.now() - started) / 1000;
+      cpuPercent = (100 * (hookd.cpuSeconds() - cpu0)) / seconds;
       rss.push(hookd.memory().hwm);
     } finally {
       await hookd.stop();
     }
+    ctx.log(
+      `drain: ${Math.round(drained / seconds)} dlv/s, hookd at ${Math.round(cpuPercent)}% CPU, ` +
+        `${Math.round(median(inFlightSamples))} in flight (median of /metrics samples)`,
+    );
     const complete = drained >= count;
     const rate = drained / seconds;
     const drainSeconds = complete ? seconds : count / rate;
@@ -161,6 +171,9 @@ export const backlog: Scenario = {
       drained,
       drain_window_seconds: seconds,
       drain_rate: rate,
+      drain_cpu_percent: cpuPercent,
+      // hookd_in_flight from /metrics every 250 ms: how close hookd stays to its cap of 256.
+      in_flight_mean: inFlightSamples.reduce((a, b) => a + b, 0) / Math.max(1, inFlightSamples.length),
       ceiling_rate: ceilingRate,
     };
   },
@@ -236,4 +249,14 @@ function minimalClaim(db: Database, limit: number): number {
     if (n >= limit) break;
   }
   return n;
+}
+
+/** One unlabelled gauge from hookd's /metrics (NaN when absent). */
+async function gauge(url: string, name: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  } catch {
+    return Number.NaN;
+  }
 }

@@ -26,7 +26,13 @@ export const delivery: Scenario = {
       const published = await publishBacklog(hookd.api.publishBatch, events, 0);
       if (published !== events) throw new Error(`only ${published} of ${events} accepted`);
       const held = await waitForHeld(ctx, ports, 1);
-      const drain = await releaseAndDrain(ctx, ports, events - held, ctx.quick ? 25_000 : 60_000);
+      const drain = await releaseAndDrain(
+        ctx,
+        ports,
+        events - held,
+        ctx.quick ? 25_000 : 60_000,
+        hookd.cpuSeconds,
+      );
       const best = ctx.shared.get("post.best") ?? null;
       ctx.rows.push(
         row({
@@ -40,6 +46,7 @@ export const delivery: Scenario = {
           ...(drain.complete ? {} : { note: `cut off: ${drain.delivered} of ${drain.expected}` }),
         }),
       );
+      ctx.log(`${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU`);
       ctx.details.delivery = {
         ...drain,
         held,

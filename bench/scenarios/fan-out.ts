@@ -15,7 +15,7 @@ export const fanOut: Scenario = {
   needs: ["ceiling"],
   capMs: { quick: 50_000, full: 120_000 },
   async run(ctx) {
-    const events = ctx.quick ? 50 : 200;
+    const events = ctx.quick ? 100 : 200;
     const many = await run(
       ctx,
       "many",
@@ -64,8 +64,11 @@ async function run(ctx: Context, name: string, events: number, ports: number[]):
       ports,
       events * SUBSCRIPTIONS - held,
       ctx.quick ? 20_000 : 45_000,
+      hookd.cpuSeconds,
     );
-    ctx.log(`${name} origin(s): ${Math.round(drain.perSecond)} dlv/s (${held} held before the release)`);
+    ctx.log(
+      `${name} origin(s): ${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU (${held} held before the release)`,
+    );
     return drain;
   } finally {
     await hookd.stop();
