@@ -9,6 +9,12 @@ export function isUnavailable(error: unknown): boolean {
   return typeof code === "string" && UNAVAILABLE.test(code);
 }
 
+/** Another connection holds the lock: worth trying again shortly. */
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}
+
 /** Runs `fn`, translating unavailability errors. */
 export function guard<T>(fn: () => T): T {
   try {

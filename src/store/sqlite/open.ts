@@ -1,5 +1,8 @@
 // Opening the SQLite database: pragmas in a deliberate order (busy_timeout before WAL, so the switch
-// to WAL waits for other connections instead of failing), then the embedded migrations.
+// to WAL waits for other connections instead of failing), then the embedded migrations. Once open,
+// the busy timeout drops to a short slice: bun:sqlite waits for a lock synchronously, and a lock
+// held by another process must not freeze the event loop (/healthz, reads, other requests) for
+// seconds at a time. Ingest waits longer, asynchronously (write-batch.ts); other writes answer 503.
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -8,8 +11,13 @@ import { MIGRATIONS, type Migration } from "./migrations/index.ts";
 export interface OpenOptions {
   path: string;
   synchronous: "full" | "normal";
+  /** The busy_timeout once open: the longest one statement blocks waiting for a lock. */
   busyTimeoutMs?: number;
 }
+
+/** While opening and migrating, before anything is served, another process is waited for longer. */
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+const BUSY_TIMEOUT_MS = 100;
 
 export class DatabaseTooNewError extends Error {
   constructor(found: number, known: number) {
@@ -24,16 +32,44 @@ export function openDatabase(options: OpenOptions): Database {
   if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { create: true, strict: true });
   try {
-    db.run(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+    db.run(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
     db.run("PRAGMA journal_mode = WAL");
     db.run(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.run("PRAGMA foreign_keys = ON");
     db.run("PRAGMA temp_store = MEMORY");
     migrate(db, MIGRATIONS);
+    refuseReadOnly(db, options.path);
+    db.run(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? BUSY_TIMEOUT_MS)}`);
     return db;
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/**
+ * SQLite opens a file it cannot write (a read-only filesystem or file) read-only without a word,
+ * and that connection stays read-only after the filesystem is writable again: hookd would answer
+ * 503 until restarted. Refusing to start says why at once, and a supervisor's restart recovers.
+ * The probe writes inside a transaction that is rolled back.
+ */
+function refuseReadOnly(db: Database, path: string): void {
+  db.run("BEGIN IMMEDIATE");
+  try {
+    db.run(
+      "UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT max(version) FROM schema_migrations)",
+    );
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== "string" || !code.startsWith("SQLITE_READONLY")) throw error;
+    throw Object.assign(
+      new Error(
+        `the database ${path} is read-only (a read-only filesystem or file): ${(error as Error).message}`,
+      ),
+      { code },
+    );
+  } finally {
+    db.run("ROLLBACK");
   }
 }
 
