@@ -1,5 +1,6 @@
 // A daemon for tests: a temp SQLite file, the real Hono app, captured log lines, and a request
 // helper that goes through app.request() (or a real listener when started).
+import type { LookupAddress } from "node:dns";
 import { Writable } from "node:stream";
 import { parse, stringify } from "yaml";
 import { parseConfig } from "../../src/config/load.ts";
@@ -61,6 +62,8 @@ export interface TestDaemonOptions {
   logLevel?: LogLevel;
   notices?: string[];
   dir?: string;
+  /** Name resolution for deliveries (createDaemon's `resolve`): point names at addresses without DNS. */
+  resolve?: (hostname: string) => Promise<LookupAddress[]>;
 }
 
 export async function createTestDaemon(options: TestDaemonOptions = {}): Promise<TestDaemon> {
@@ -86,6 +89,7 @@ export async function createTestDaemon(options: TestDaemonOptions = {}): Promise
     logger,
     clock,
     printNotice: (text) => options.notices?.push(text),
+    ...(options.resolve ? { resolve: options.resolve } : {}),
   });
 
   return {
