@@ -45,6 +45,14 @@ export const delivery: Scenario = {
           target: { on: "ratio", op: ">=", bound: 0.5 },
           ...(drain.complete ? {} : { note: `cut off: ${drain.delivered} of ${drain.expected}` }),
         }),
+        row({
+          scenario: "delivery",
+          figure: "the same drain, vs node:http (hookd's client library)",
+          value: drain.perSecond,
+          unit: "dlv/s",
+          ceiling: ctx.shared.get("post.node.best") ?? null,
+          ceilingOf: "the best node:http keep-alive POST loop of this run",
+        }),
       );
       ctx.log(`${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU`);
       ctx.details.delivery = {
