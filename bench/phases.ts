@@ -95,16 +95,15 @@ try {
     `${((100 * p.ms) / wall).toFixed(1).padStart(5)}% of wall  ${(p.ms / Math.max(1, p.calls)).toFixed(3)} ms/call  ` +
     `${(p.items / Math.max(1, p.calls)).toFixed(1)} items/call`;
   const inStore = Object.values(phases).reduce((n, p) => n + p.ms, 0);
-  process.stdout.write(
-    [
-      `drain: ${stats.unique} deliveries in ${wall.toFixed(0)} ms = ${Math.round((stats.unique * 1000) / wall)} dlv/s ` +
-        `(${subscriptions} subscription(s), ${held} held before the release, ${stats.duplicates} duplicates)`,
-      `process CPU during the drain: user ${(cpu.user / 1000).toFixed(0)} ms + system ${(cpu.system / 1000).toFixed(0)} ms ` +
-        `= ${((100 * (cpu.user + cpu.system)) / 1000 / wall).toFixed(0)}% of one core`,
-      ...Object.entries(phases).map(([name, p]) => line(name, p)),
-      `${"rest".padEnd(14)} ${(wall - inStore).toFixed(0).padStart(18)} ms ${((100 * (wall - inStore)) / wall).toFixed(1).padStart(5)}% of wall  (HTTP client, signing, metrics, event loop, idle)`,
-    ].join("\n") + "\n",
-  );
+  const report = [
+    `drain: ${stats.unique} deliveries in ${wall.toFixed(0)} ms = ${Math.round((stats.unique * 1000) / wall)} dlv/s ` +
+      `(${subscriptions} subscription(s), ${held} held before the release, ${stats.duplicates} duplicates)`,
+    `process CPU during the drain: user ${(cpu.user / 1000).toFixed(0)} ms + system ${(cpu.system / 1000).toFixed(0)} ms ` +
+      `= ${((100 * (cpu.user + cpu.system)) / 1000 / wall).toFixed(0)}% of one core`,
+    ...Object.entries(phases).map(([name, p]) => line(name, p)),
+    `${"rest".padEnd(14)} ${(wall - inStore).toFixed(0).padStart(18)} ms ${((100 * (wall - inStore)) / wall).toFixed(1).padStart(5)}% of wall  (HTTP client, signing, metrics, event loop, idle)`,
+  ];
+  process.stdout.write(`${report.join("\n")}\n`);
 } finally {
   await daemon.stop();
   await receiver.close();
