@@ -3,7 +3,7 @@
 // as hookd's client; and Bun's fetch, as the ingest load generator), and raw bun:sqlite commit and
 // batch-insert rates for both `synchronous` settings.
 import { join } from "node:path";
-import type { Scenario } from "../context.ts";
+import type { Context, Scenario } from "../context.ts";
 import { closedLoop, deliveryLike, fetchPoster, nodeHttpPoster, type Poster } from "../load.ts";
 import { row } from "../report.ts";
 import { batchInsertRate, commitRate } from "../sqlite-floor.ts";
@@ -15,9 +15,7 @@ export const ceiling: Scenario = {
   needs: [],
   capMs: { quick: 45_000, full: 150_000 },
   async run(ctx) {
-    const { receiver } = ctx;
-    const [port] = await receiver.addOrigins(1, { kind: "fast" });
-    const base = `http://127.0.0.1:${port}`;
+    const [port] = await ctx.receiver.addOrigins(1, { kind: "fast" });
     const durationMs = ctx.quick ? 1000 : 4000;
     const warmupMs = ctx.quick ? 250 : 1000;
     const loops: { client: "node" | "fetch"; c: number }[] = [
@@ -25,35 +23,11 @@ export const ceiling: Scenario = {
       { client: "fetch", c: 1 },
       ...POST_CONCURRENCY.map((c) => ({ client: "fetch" as const, c })),
     ];
-    const measured: { client: string; c: number; rate: number; p99: number; duplicates: number }[] = [];
+    const measured: ({ client: string; c: number } & PostLoop)[] = [];
     for (const { client, c } of loops) {
-      await receiver.reset([port as number]);
-      const node = client === "node" ? nodeHttpPoster(base, c) : null;
-      const post: Poster = node ?? fetchPoster(base);
-      const tag = `${ctx.runId}${client}${c}`;
-      try {
-        const result = await closedLoop({
-          concurrency: c,
-          durationMs: ctx.within(durationMs),
-          warmupMs,
-          maxOps: 5_000_000,
-          send: async (seq) => {
-            const { body, headers } = deliveryLike(seq, tag);
-            return (await post("/w/0", body, headers)) < 300 ? 1 : 0;
-          },
-        });
-        const stats = await receiver.stats([port as number]);
-        measured.push({
-          client,
-          c,
-          rate: result.unitsPerSecond,
-          p99: result.opLatency.p99,
-          duplicates: stats.duplicates,
-        });
-        ctx.shared.set(`post.${client}.c${c}`, result.unitsPerSecond);
-      } finally {
-        node?.close();
-      }
+      const result = await measurePost(ctx, port as number, client, c, durationMs, warmupMs);
+      measured.push({ client, c, ...result });
+      ctx.shared.set(`post.${client}.c${c}`, result.rate);
     }
     const best = Math.max(...measured.map((m) => m.rate));
     const bestNode = Math.max(...measured.filter((m) => m.client === "node").map((m) => m.rate));
@@ -108,3 +82,45 @@ export const ceiling: Scenario = {
     ctx.details.ceiling = { post: measured, sqlite };
   },
 };
+
+export interface PostLoop {
+  rate: number;
+  p99: number;
+  duplicates: number;
+}
+
+/**
+ * One keep-alive POST loop to `port` at concurrency `c`: requests per second answered 2xx. Also
+ * used by other scenarios to measure their ceiling right next to their own figure, so a burst of
+ * load from elsewhere on the machine hits both alike.
+ */
+export async function measurePost(
+  ctx: Context,
+  port: number,
+  client: "node" | "fetch",
+  c: number,
+  durationMs: number,
+  warmupMs: number,
+): Promise<PostLoop> {
+  const base = `http://127.0.0.1:${port}`;
+  await ctx.receiver.reset([port]);
+  const node = client === "node" ? nodeHttpPoster(base, c) : null;
+  const post: Poster = node ?? fetchPoster(base);
+  const tag = `${ctx.runId}${client}${c}${Math.floor(performance.now())}`;
+  try {
+    const result = await closedLoop({
+      concurrency: c,
+      durationMs: ctx.within(durationMs),
+      warmupMs,
+      maxOps: 5_000_000,
+      send: async (seq) => {
+        const { body, headers } = deliveryLike(seq, tag);
+        return (await post("/w/0", body, headers)) < 300 ? 1 : 0;
+      },
+    });
+    const stats = await ctx.receiver.stats([port]);
+    return { rate: result.unitsPerSecond, p99: result.opLatency.p99, duplicates: stats.duplicates };
+  } finally {
+    node?.close();
+  }
+}

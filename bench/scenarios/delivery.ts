@@ -1,16 +1,19 @@
 // delivery: deliveries per second draining a 20 k-event backlog (10 k under --quick) to one fast subscriber. The events
 // are published through the batch endpoint while the subscriber's origin holds requests (so the
 // backlog is really in the database), then the origin answers 200 at once and the drain is timed at
-// the receiver. The subscription may use hookd's whole in-flight cap (max_in_flight 256).
+// the receiver. The subscription may use hookd's whole in-flight cap (max_in_flight 256). The
+// ceiling is measured right before the release (fetch at C=64, node:http at C=256), so load from
+// elsewhere on the machine weighs on both alike.
 import type { Scenario } from "../context.ts";
 import { releaseAndDrain, waitForHeld } from "../drain.ts";
 import { startHookd } from "../hookd.ts";
 import { eventData } from "../load.ts";
 import { row } from "../report.ts";
+import { measurePost } from "./ceiling.ts";
 
 export const delivery: Scenario = {
   name: "delivery",
-  needs: ["ceiling"],
+  needs: [],
   capMs: { quick: 45_000, full: 90_000 },
   async run(ctx) {
     // 20 k as the issue asks; 10 k under --quick to stay within its two minutes.
@@ -26,6 +29,11 @@ export const delivery: Scenario = {
       const published = await publishBacklog(hookd.api.publishBatch, events, 0);
       if (published !== events) throw new Error(`only ${published} of ${events} accepted`);
       const held = await waitForHeld(ctx, ports, 1);
+      // The ceiling, measured right before the drain against a fast origin of the same receiver.
+      const [fast] = await ctx.receiver.addOrigins(1, { kind: "fast" });
+      const ms = ctx.quick ? 1000 : 2000;
+      const viaFetch = await measurePost(ctx, fast as number, "fetch", 64, ms, 250);
+      const viaNode = await measurePost(ctx, fast as number, "node", 256, ms, 250);
       const drain = await releaseAndDrain(
         ctx,
         ports,
@@ -33,7 +41,7 @@ export const delivery: Scenario = {
         ctx.quick ? 25_000 : 60_000,
         hookd.cpuSeconds,
       );
-      const best = ctx.shared.get("post.best") ?? null;
+      const best = Math.max(viaFetch.rate, viaNode.rate);
       ctx.rows.push(
         row({
           scenario: "delivery",
@@ -41,7 +49,7 @@ export const delivery: Scenario = {
           value: drain.perSecond,
           unit: "dlv/s",
           ceiling: best,
-          ceilingOf: "the best POST loop of this run",
+          ceilingOf: "the better of fetch C=64 and node:http C=256 POST loops, measured just before",
           target: { on: "ratio", op: ">=", bound: 0.5 },
           ...(drain.complete ? {} : { note: `cut off: ${drain.delivered} of ${drain.expected}` }),
         }),
@@ -50,15 +58,16 @@ export const delivery: Scenario = {
           figure: "the same drain, vs node:http (hookd's client library)",
           value: drain.perSecond,
           unit: "dlv/s",
-          ceiling: ctx.shared.get("post.node.best") ?? null,
-          ceilingOf: "the best node:http keep-alive POST loop of this run",
+          ceiling: viaNode.rate,
+          ceilingOf: "the node:http keep-alive POST loop at C=256, measured just before",
         }),
       );
       ctx.log(`${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU`);
       ctx.details.delivery = {
         ...drain,
         held,
-        post_node_best: ctx.shared.get("post.node.best"),
+        ceiling_fetch_c64: viaFetch.rate,
+        ceiling_node_c256: viaNode.rate,
         memory: hookd.memory(),
       };
     } finally {

@@ -2,11 +2,15 @@
 // POST /v1/events/batch (500 events, C = 4), under synchronous FULL and NORMAL. One subscription
 // matches every event, so each event also writes its delivery row; its origin holds requests, so
 // the dispatcher stays idle and the figure is ingest alone. Compared with the fetch POST loop at
-// the same concurrency (single) and with raw bun:sqlite batch inserts (batch).
+// the same concurrency (single) and with raw bun:sqlite batch inserts (batch), each measured right
+// before the figure it is compared with.
+import { join } from "node:path";
 import type { Scenario } from "../context.ts";
 import { startHookd } from "../hookd.ts";
 import { closedLoop, eventData } from "../load.ts";
 import { row } from "../report.ts";
+import { batchInsertRate } from "../sqlite-floor.ts";
+import { measurePost } from "./ceiling.ts";
 
 const SINGLE_CONCURRENCY = [1, 16, 64] as const;
 const BATCH_SIZE = 500;
@@ -14,18 +18,21 @@ const BATCH_CONCURRENCY = 4;
 
 export const ingest: Scenario = {
   name: "ingest",
-  needs: ["ceiling"],
+  needs: [],
   capMs: { quick: 45_000, full: 120_000 },
   async run(ctx) {
     const durationMs = ctx.quick ? 1500 : 5000;
     const warmupMs = ctx.quick ? 300 : 1000;
     const details: Record<string, unknown> = {};
     const [port] = await ctx.receiver.addOrigins(1, { kind: "hold" });
+    const [fast] = await ctx.receiver.addOrigins(1, { kind: "fast" });
     for (const sync of ["full", "normal"] as const) {
       const hookd = await startHookd({ dir: ctx.newDir(`ingest-${sync}`), synchronous: sync });
       try {
         await hookd.api.createWebhook({ url: `http://127.0.0.1:${port}/w/0`, timeout_seconds: 60 });
         for (const c of SINGLE_CONCURRENCY) {
+          // The ceiling right before the figure: the same fetch client, same C, no storage.
+          const ceiling = await measurePost(ctx, fast as number, "fetch", c, ctx.quick ? 1000 : 2000, 250);
           const result = await closedLoop({
             concurrency: c,
             durationMs: ctx.within(durationMs),
@@ -34,20 +41,24 @@ export const ingest: Scenario = {
             send: (seq) => hookd.api.publish("bench.event", eventData(seq)),
           });
           details[`single.${sync}.c${c}`] = result;
-          const fetchCeiling = ctx.shared.get(`post.fetch.c${c}`) ?? null;
           ctx.rows.push(
             row({
               scenario: "ingest",
               figure: `single POST, C=${c}, ${sync.toUpperCase()}`,
               value: result.unitsPerSecond,
               unit: "ev/s",
-              ceiling: fetchCeiling,
-              ceilingOf: `fetch POST loop at C=${c} (no storage)`,
+              ceiling: ceiling.rate,
+              ceilingOf: `fetch POST loop at C=${c} to the receiver (no storage), measured just before`,
               target: c === 64 && sync === "full" ? { on: "value", op: ">=", bound: 10_000 } : null,
               ...(result.failed > 0 ? { note: `${result.failed} requests not accepted` } : {}),
             }),
           );
         }
+        const floor = batchInsertRate(
+          join(ctx.newDir(`ingest-floor-${sync}`), "f.db"),
+          sync,
+          ctx.quick ? 1000 : 2000,
+        );
         const batch = await closedLoop({
           concurrency: BATCH_CONCURRENCY,
           durationMs: ctx.within(durationMs),
@@ -68,8 +79,8 @@ export const ingest: Scenario = {
             figure: `batch of ${BATCH_SIZE}, C=${BATCH_CONCURRENCY}, ${sync.toUpperCase()}`,
             value: batch.unitsPerSecond,
             unit: "ev/s",
-            ceiling: ctx.shared.get(`sqlite.batch.${sync}`) ?? null,
-            ceilingOf: "raw bun:sqlite batch insert into hookd's schema",
+            ceiling: floor,
+            ceilingOf: "raw bun:sqlite batch insert into hookd's schema, measured just before",
             target: { on: "value", op: ">=", bound: 50_000 },
             ...(batch.failed > 0 ? { note: `${batch.failed} batches not accepted` } : {}),
           }),

@@ -32,8 +32,14 @@ export const latency: Scenario = {
           const { body, headers } = deliveryLike(seq, `${ctx.runId}lat${rate}`);
           return (await floorPost("/w/0", body, headers)) < 300 ? 1 : 0;
         });
+        const cpu0 = hookd.cpuSeconds();
+        const t0 = performance.now();
         const through = await measure(ctx, hookdPort, rate, durationMs, publish);
-        details[`r${rate}`] = { floor, hookd: through };
+        const cpuPercent = (100 * (hookd.cpuSeconds() - cpu0)) / ((performance.now() - t0) / 1000);
+        ctx.log(
+          `${rate} ev/s: p99 ${through.stats.latency.p99.toFixed(1)} ms, hookd at ${Math.round(cpuPercent)}% CPU`,
+        );
+        details[`r${rate}`] = { floor, hookd: through, cpu_percent: cpuPercent };
         for (const p of ["p50", "p95", "p99"] as const) {
           ctx.rows.push(
             row({
