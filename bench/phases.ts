@@ -73,7 +73,8 @@ db.run = (sql: string, ...rest: unknown[]) => {
     return run(sql, ...rest);
   } finally {
     const name = `db.run ${sql.trim().split(/\s+/)[0]?.toUpperCase()}`;
-    const phase = (phases[name] ??= { calls: 0, ms: 0, items: 0 });
+    phases[name] ??= { calls: 0, ms: 0, items: 0 };
+    const phase = phases[name];
     phase.ms += performance.now() - t0;
     phase.calls++;
   }
