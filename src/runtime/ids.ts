@@ -34,25 +34,30 @@ function encodeTime(ms: number): string {
   let out = "";
   let rest = ms;
   for (let i = 0; i < 10; i++) {
-    out = ALPHABET[rest % 32] + out;
+    out = (ALPHABET[rest % 32] as string) + out;
     rest = Math.floor(rest / 32);
   }
   return out;
 }
 
+/** 80 bits → 16 base32 characters, most significant first: 5 bytes make 8 characters. */
 function encodeRandom(bytes: Uint8Array): string {
-  // 80 bits → 16 base32 characters, most significant first.
   let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(buffer >> bits) & 31];
+  for (let offset = 0; offset < 10; offset += 5) {
+    // 40 bits fit a double exactly: split as a high byte and a low 32-bit word.
+    const high = bytes[offset] as number;
+    const low =
+      (((bytes[offset + 1] as number) << 24) >>> 0) +
+      ((bytes[offset + 2] as number) << 16) +
+      ((bytes[offset + 3] as number) << 8) +
+      (bytes[offset + 4] as number);
+    let value = high * 2 ** 32 + low;
+    let chunk = "";
+    for (let i = 0; i < 8; i++) {
+      chunk = (ALPHABET[value % 32] as string) + chunk;
+      value = Math.floor(value / 32);
     }
-    buffer &= (1 << bits) - 1;
+    out += chunk;
   }
   return out;
 }

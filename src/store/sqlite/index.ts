@@ -3,6 +3,7 @@
 // through the write batcher (group commit); other writes are short transactions of their own.
 import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
+import { StorageUnavailableError } from "../../domain/errors.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
 import * as deliveries from "./deliveries.ts";
@@ -11,6 +12,7 @@ import { guard } from "./errors.ts";
 import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
 import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
+import { createWalSync, noWalSync } from "./wal-sync.ts";
 import * as webhooks from "./webhooks.ts";
 import { createWriteBatcher } from "./write-batch.ts";
 
@@ -30,20 +32,23 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const { ids } = options;
   const tx = <T>(fn: () => T): T => guard(() => db.transaction(fn).immediate());
   const read = <T>(fn: () => T): T => guard(fn);
-  // Claims, settlements and lease releases do not wait for the disk even under synchronous=FULL:
-  // losing one to a power cut can only repeat a delivery (at least once), never lose an event.
-  // Later FULL commits sync the write-ahead log up to and including them.
-  const relaxedTx = <T>(fn: () => T): T => {
-    if (options.synchronous === "normal") return tx(fn);
-    db.run("PRAGMA synchronous = NORMAL");
+  // Acknowledged writes (ingest, subscription changes, requeues) wait for the WAL to reach the disk
+  // when synchronous is full; claims, settlements and lease releases do not: losing one to a power
+  // cut can only repeat a delivery (at least once), never lose an event. Any later sync covers them.
+  const wal =
+    options.synchronous === "full" && options.path !== ":memory:" ? createWalSync(options.path) : noWalSync;
+  const durable = async <T>(value: T): Promise<T> => {
     try {
-      return tx(fn);
-    } finally {
-      db.run("PRAGMA synchronous = FULL");
+      await wal.sync();
+    } catch (error) {
+      throw new StorageUnavailableError(`the write-ahead log cannot be synced: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
+    return value;
   };
   const subscriptions = createSubscriptionIndex(db);
-  const batcher = createWriteBatcher(db);
+  const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
       return tx(fn);
@@ -73,6 +78,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           db.run("PRAGMA wal_checkpoint(TRUNCATE)");
         });
       } finally {
+        wal.close();
         db.close();
       }
     },
@@ -85,17 +91,21 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async insertSettingIfAbsent(key, value) {
-      return read(
-        () =>
-          db.query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)").run(key, value).changes > 0,
+      return durable(
+        read(
+          () =>
+            db.query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)").run(key, value).changes > 0,
+        ),
       );
     },
 
     async insertWebhook(webhook: NewWebhook) {
-      return changedWebhooks(() => {
-        webhooks.insertWebhook(db, webhook);
-        return webhooks.selectWebhook(db, webhook.id)!;
-      });
+      return durable(
+        changedWebhooks(() => {
+          webhooks.insertWebhook(db, webhook);
+          return webhooks.selectWebhook(db, webhook.id)!;
+        }),
+      );
     },
 
     async findWebhook(id, tenantId) {
@@ -107,36 +117,42 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async updateWebhook(id, tenantId, changes, now) {
-      return changedWebhooks(() => {
-        if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
-        if (changes.enabled === false) {
-          const failed = deliveries.failQueued(db, id, now);
-          options.onFinal?.("failed", failed);
-          deliveries.refreshDue(db, id);
-        }
-        return webhooks.selectWebhook(db, id);
-      });
+      return durable(
+        changedWebhooks(() => {
+          if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+          if (changes.enabled === false) {
+            const failed = deliveries.failQueued(db, id, now);
+            options.onFinal?.("failed", failed);
+            deliveries.refreshDue(db, id);
+          }
+          return webhooks.selectWebhook(db, id);
+        }),
+      );
     },
 
     async deleteWebhook(id, tenantId, now) {
-      return changedWebhooks(() => {
-        if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
-        const cancelled = deliveries.cancelQueued(db, id, now);
-        options.onFinal?.("cancelled", cancelled);
-        return true;
-      });
+      return durable(
+        changedWebhooks(() => {
+          if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
+          const cancelled = deliveries.cancelQueued(db, id, now);
+          options.onFinal?.("cancelled", cancelled);
+          return true;
+        }),
+      );
     },
 
     async rotateWebhookSecret(id, tenantId, secret, now, graceUntil) {
-      return tx(() => {
-        const current = webhooks.selectWebhook(db, id, tenantId);
-        if (!current) return null;
-        webhooks.capPreviousSecrets(db, id, graceUntil);
-        webhooks.deleteExpiredSecrets(db, id, now);
-        if (graceUntil > now) webhooks.insertPreviousSecret(db, id, current.secret, graceUntil);
-        webhooks.replaceSecret(db, id, secret, now);
-        return webhooks.selectWebhook(db, id);
-      });
+      return durable(
+        tx(() => {
+          const current = webhooks.selectWebhook(db, id, tenantId);
+          if (!current) return null;
+          webhooks.capPreviousSecrets(db, id, graceUntil);
+          webhooks.deleteExpiredSecrets(db, id, now);
+          if (graceUntil > now) webhooks.insertPreviousSecret(db, id, current.secret, graceUntil);
+          webhooks.replaceSecret(db, id, secret, now);
+          return webhooks.selectWebhook(db, id);
+        }),
+      );
     },
 
     async ingest(request) {
@@ -149,20 +165,22 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async insertTestEvent(webhook, event) {
-      return tx(() => {
-        const record = events.insertEvent(db, webhook.tenantId, event, 1);
-        const id = ids.next("dlv");
-        deliveries.insertDelivery(db, {
-          id,
-          tenantId: webhook.tenantId,
-          eventId: event.id,
-          webhookId: webhook.id,
-          eventType: event.type,
-          now: event.createdAt,
-        });
-        deliveries.markDueBy(db, webhook.id, event.createdAt);
-        return { event: record, delivery: deliveries.selectDelivery(db, id)! };
-      });
+      return durable(
+        tx(() => {
+          const record = events.insertEvent(db, webhook.tenantId, event, 1);
+          const id = ids.next("dlv");
+          deliveries.insertDelivery(db, {
+            id,
+            tenantId: webhook.tenantId,
+            eventId: event.id,
+            webhookId: webhook.id,
+            eventType: event.type,
+            now: event.createdAt,
+          });
+          deliveries.markDueBy(db, webhook.id, event.createdAt);
+          return { event: record, delivery: deliveries.selectDelivery(db, id)! };
+        }),
+      );
     },
 
     async findEvent(id, tenantId) {
@@ -186,38 +204,42 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async requeueDelivery(id, tenantId, now) {
-      return tx(() => {
-        const current = deliveries.selectDelivery(db, id, tenantId);
-        if (!current) return null;
-        if (current.status === "cancelled") return "cancelled";
-        const refusal = webhookRefusal(db, current.webhookId);
-        if (refusal) return refusal;
-        if (!deliveries.requeue(db, id, now, RETRYABLE_STATUSES)) return "queued";
-        deliveries.markDueBy(db, current.webhookId, now);
-        return deliveries.selectDelivery(db, id);
-      });
+      return durable(
+        tx(() => {
+          const current = deliveries.selectDelivery(db, id, tenantId);
+          if (!current) return null;
+          if (current.status === "cancelled") return "cancelled";
+          const refusal = webhookRefusal(db, current.webhookId);
+          if (refusal) return refusal;
+          if (!deliveries.requeue(db, id, now, RETRYABLE_STATUSES)) return "queued";
+          deliveries.markDueBy(db, current.webhookId, now);
+          return deliveries.selectDelivery(db, id);
+        }),
+      );
     },
 
     async recoverDeliveries(webhookId, since, until, now) {
-      return tx(() => {
-        const refusal = webhookRefusal(db, webhookId);
-        if (refusal) return refusal;
-        const n = deliveries.requeueRange(db, webhookId, since, until, now, RECOVERABLE_STATUSES);
-        if (n > 0) deliveries.markDueBy(db, webhookId, now);
-        return n;
-      });
+      return durable(
+        tx(() => {
+          const refusal = webhookRefusal(db, webhookId);
+          if (refusal) return refusal;
+          const n = deliveries.requeueRange(db, webhookId, since, until, now, RECOVERABLE_STATUSES);
+          if (n > 0) deliveries.markDueBy(db, webhookId, now);
+          return n;
+        }),
+      );
     },
 
     async claimDue(request) {
-      return relaxedTx(() => dispatch.claimDue(db, request));
+      return tx(() => dispatch.claimDue(db, request));
     },
 
     async settle(results, now, health, newEventId) {
-      return relaxedTx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      return tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
     },
 
     async releaseLeases(leases, now) {
-      return relaxedTx(() => dispatch.releaseLeases(db, leases, now));
+      return tx(() => dispatch.releaseLeases(db, leases, now));
     },
 
     async nextDueAt(exclude) {

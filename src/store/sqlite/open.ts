@@ -34,7 +34,9 @@ export function openDatabase(options: OpenOptions): Database {
   try {
     db.run(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
     db.run("PRAGMA journal_mode = WAL");
-    db.run(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    // NORMAL in both modes: crash-consistent in WAL mode. For "full", the store syncs the WAL
+    // itself before acknowledging a write, off the event loop (wal-sync.ts).
+    db.run("PRAGMA synchronous = NORMAL");
     db.run("PRAGMA foreign_keys = ON");
     db.run("PRAGMA temp_store = MEMORY");
     migrate(db, MIGRATIONS);

@@ -1,5 +1,6 @@
-// Group commit: writes that arrive while the event loop is busy share one transaction, so with
-// synchronous=FULL throughput is not one disk sync per request. Each write runs inside its own
+// Group commit: writes that arrive while the event loop is busy share one transaction, and their
+// promises settle after COMMIT and the WAL sync (afterCommit), so with synchronous=full throughput
+// is not one disk sync per request. Each write runs inside its own
 // savepoint, so one failing write does not undo the others; every promise settles after COMMIT.
 // A database locked by another process is waited for without blocking the event loop: each try
 // waits at most the connection's (short) busy_timeout, and the batch is tried again on a timer
@@ -26,6 +27,8 @@ export interface WriteBatcherOptions {
   busyWaitMs?: number;
   /** The pause between two tries while the database is locked. */
   busyRetryMs?: number;
+  /** Awaited after each COMMIT before the batch's writes resolve (the WAL sync, for durability). */
+  afterCommit?: () => Promise<void>;
 }
 
 export function createWriteBatcher(db: Database, options: WriteBatcherOptions = {}): WriteBatcher {
@@ -80,11 +83,18 @@ export function createWriteBatcher(db: Database, options: WriteBatcherOptions = 
       return;
     }
     if (queue.length > 0) schedule();
-    batch.forEach((item, i) => {
-      const outcome = outcomes[i];
-      if (outcome?.ok) item.resolve(outcome.value);
-      else item.reject(outcome?.error);
-    });
+    const settle = () =>
+      batch.forEach((item, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) item.resolve(outcome.value);
+        else item.reject(outcome?.error);
+      });
+    // The next batch may commit while this one's sync runs: the event loop is never held.
+    if (options.afterCommit) {
+      options.afterCommit().then(settle, (error) => {
+        for (const item of batch) item.reject(error);
+      });
+    } else settle();
   };
 
   const schedule = () => {

@@ -1,0 +1,72 @@
+// Durability without blocking the event loop. With synchronous=FULL, SQLite would fsync the
+// write-ahead log inside every COMMIT, on the one JavaScript thread: no request is served while
+// the disk syncs. Instead the connection commits with synchronous=NORMAL (still crash-consistent)
+// and hookd fsyncs the WAL file itself on the I/O thread pool, waiting for that sync before it
+// acknowledges a write. fsync flushes the file, whichever descriptor wrote it; concurrent
+// requests share syncs (one in flight, at most one queued behind it), so this is group commit.
+import { closeSync, fsync, openSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface WalSync {
+  /** Resolves once everything committed before the call is on disk. */
+  sync(): Promise<void>;
+  close(): void;
+}
+
+const fsyncFd = (fd: number) =>
+  new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
+
+export function createWalSync(databasePath: string): WalSync {
+  const fd = openWal(`${databasePath}-wal`);
+  // The WAL file's directory entry must survive a power cut too: sync the directory once.
+  const dir = openSync(dirname(databasePath), "r");
+  try {
+    fsyncFd(dir).finally(() => closeSync(dir));
+  } catch {
+    closeSync(dir);
+  }
+  let inFlight: Promise<void> | null = null;
+  let queued: Promise<void> | null = null;
+
+  const start = (): Promise<void> => {
+    inFlight = fsyncFd(fd).finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  };
+
+  return {
+    sync() {
+      if (!inFlight) return start();
+      // The running sync may have begun before this caller's commit: one more after it covers
+      // every caller that arrives meanwhile.
+      queued ??= inFlight.then(
+        () => {
+          queued = null;
+          return start();
+        },
+        () => {
+          queued = null;
+          return start();
+        },
+      );
+      return queued;
+    },
+    close() {
+      closeSync(fd);
+    },
+  };
+}
+
+function openWal(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (error) {
+    // SQLite creates the file with its first write; an empty one is a valid, empty log.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return openSync(path, "a");
+    throw error;
+  }
+}
+
+/** For synchronous=normal: nothing to wait for. */
+export const noWalSync: WalSync = { sync: () => Promise.resolve(), close: () => {} };
