@@ -1,6 +1,7 @@
 // Measuring a drain: publish while the subscribers' origins hold every request (so a real backlog
 // builds up in hookd's database instead of being delivered as it arrives), then release them and
 // time how fast the receiver sees the rest arrive.
+import { loadavg } from "node:os";
 import { type Context, checkDeadline } from "./context.ts";
 import type { Behaviour } from "./receiver.ts";
 import { pollUntil, sleep, wallMs } from "./stats.ts";
@@ -15,6 +16,10 @@ export interface DrainResult {
   complete: boolean;
   /** hookd's CPU during the drain, in % of one core (all its threads), when `cpuSeconds` was given. */
   cpuPercent: number;
+  /** The receiver's CPU during the drain, in % of one core (NaN when it runs in-process). */
+  receiverCpuPercent: number;
+  /** The 1-minute load average when the drain ended: above 2 the two cores were oversubscribed. */
+  loadavg: number;
 }
 
 /** Waits until the held count on `ports` stops growing (hookd reached its in-flight caps). */
@@ -51,6 +56,7 @@ export async function releaseAndDrain(
 ): Promise<DrainResult> {
   await ctx.receiver.reset(ports);
   const cpu0 = cpuSeconds();
+  const receiverCpu0 = ctx.receiver.cpuSeconds();
   const releasedAt = wallMs();
   await ctx.receiver.setBehaviour(ports, behaviour);
   const end = performance.now() + ctx.within(maxMs);
@@ -62,7 +68,9 @@ export async function releaseAndDrain(
   const complete = stats.unique >= expected;
   // Complete: up to the last arrival. Cut off: up to now.
   const seconds = ((complete ? stats.lastAt : wallMs()) - releasedAt) / 1000;
-  const cpuPercent = (100 * (cpuSeconds() - cpu0)) / ((wallMs() - releasedAt) / 1000);
+  const elapsed = (wallMs() - releasedAt) / 1000;
+  const cpuPercent = (100 * (cpuSeconds() - cpu0)) / elapsed;
+  const receiverCpuPercent = (100 * (ctx.receiver.cpuSeconds() - receiverCpu0)) / elapsed;
   return {
     delivered: stats.unique,
     expected,
@@ -71,5 +79,7 @@ export async function releaseAndDrain(
     duplicates: stats.duplicates,
     complete,
     cpuPercent,
+    receiverCpuPercent,
+    loadavg: loadavg()[0] ?? Number.NaN,
   };
 }

@@ -6,6 +6,7 @@
 // It runs as a separate process by default (`bun bench/receiver.ts` prints {"control": port} and
 // answers a small JSON control API), so receiving never shares the runner's event loop or the
 // daemon's. `createReceiver()` is the same thing in-process (run.ts --receiver in-process).
+import { processCpuSeconds } from "./hookd.ts";
 import { percentiles, Samples, wallMs } from "./stats.ts";
 
 export type Behaviour =
@@ -36,6 +37,8 @@ export interface Receiver {
   /** Forgets counts, ids and samples of `ports` (all when null). */
   reset(ports: number[] | null): Promise<void>;
   stats(ports: number[] | null): Promise<ReceiverStats>;
+  /** CPU seconds the receiver process has used (NaN in-process, where it shares the runner's). */
+  cpuSeconds(): number;
   close(): Promise<void>;
 }
 
@@ -162,6 +165,7 @@ export function createReceiver(): Receiver {
         latency: percentiles(chosen.map((o) => o.latency.values())),
       };
     },
+    cpuSeconds: () => Number.NaN,
     async close() {
       for (const origin of origins.values()) origin.server.stop(true);
       origins.clear();
@@ -201,6 +205,7 @@ export async function spawnReceiver(): Promise<Receiver & { pid: number }> {
     };
     return {
       pid: child.pid,
+      cpuSeconds: () => processCpuSeconds(child.pid),
       addOrigins: (count, behaviour) => call("/origins", { count, behaviour }),
       setBehaviour: (ports, behaviour) => call("/behaviour", { ports, behaviour }),
       reset: (ports) => call("/reset", { ports }),

@@ -62,7 +62,10 @@ export const delivery: Scenario = {
           ceilingOf: "the node:http keep-alive POST loop at C=256, measured just before",
         }),
       );
-      ctx.log(`${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU`);
+      ctx.log(
+        `${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU, ` +
+          `receiver ${Math.round(drain.receiverCpuPercent)}%, load average ${drain.loadavg.toFixed(2)}`,
+      );
       ctx.details.delivery = {
         ...drain,
         held,

@@ -68,7 +68,7 @@ async function run(ctx: Context, name: string, events: number, ports: number[]):
       hookd.cpuSeconds,
     );
     ctx.log(
-      `${name} origin(s): ${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU (${held} held before the release)`,
+      `${name} origin(s): ${Math.round(drain.perSecond)} dlv/s, hookd at ${Math.round(drain.cpuPercent)}% CPU, receiver ${Math.round(drain.receiverCpuPercent)}% (${held} held before the release)`,
     );
     return drain;
   } finally {
@@ -88,5 +88,7 @@ function combine(drains: DrainResult[]): DrainResult {
     duplicates: drains.reduce((n, d) => n + d.duplicates, 0),
     complete: drains.every((d) => d.complete),
     cpuPercent: drains.reduce((n, d) => n + d.cpuPercent * d.seconds, 0) / seconds,
+    receiverCpuPercent: drains.reduce((n, d) => n + d.receiverCpuPercent * d.seconds, 0) / seconds,
+    loadavg: Math.max(...drains.map((d) => d.loadavg)),
   };
 }
