@@ -11,6 +11,8 @@ const result = await Bun.build({
   entrypoints: [join(root, "src", "main.ts")],
   compile: { outfile, autoloadDotenv: false, autoloadBunfig: false },
   minify: true,
+  bytecode: true,
+  format: "esm",
   sourcemap: "linked",
   target: "bun",
 });

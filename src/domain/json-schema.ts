@@ -8,10 +8,12 @@ export interface SchemaProblem {
 
 export type DataValidator = (data: unknown) => SchemaProblem[];
 
-const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: true });
+// Made on first use: building it costs start-up time that a catalog without schemas never needs.
+let ajv: Ajv | undefined;
 
 /** Compiles a schema; throws with ajv's message when it is not a valid JSON Schema. */
 export function compileSchema(schema: Readonly<Record<string, unknown>>): DataValidator {
+  ajv ??= new Ajv({ allErrors: true, strict: false, validateSchema: true });
   const validate: ValidateFunction = ajv.compile(schema as Record<string, unknown>);
   return (data) => (validate(data) ? [] : (validate.errors ?? []).map(toProblem));
 }
