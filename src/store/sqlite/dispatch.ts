@@ -36,19 +36,19 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
     `SELECT id FROM webhooks WHERE next_due_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
      ORDER BY next_due_at LIMIT 32`,
   );
-  const due = db.query<
+  // Leases up to LIMIT due deliveries of one subscription in one statement. Mode: 0 first attempts
+  // only, 1 any, 2 retries only.
+  const leaseDue = db.query<
     { id: string; status: string; series_attempts: number; event_id: string; event_type: string },
-    [string, number, number, number]
+    [number, string, string, number, number, number]
   >(
-    `SELECT id, status, series_attempts, event_id, event_type FROM deliveries
-     WHERE webhook_id = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND (? OR status = 'pending')
-     ORDER BY next_attempt_at LIMIT ?`,
+    `UPDATE deliveries SET next_attempt_at = ?1, lease_owner = ?2
+     WHERE id IN (SELECT id FROM deliveries
+       WHERE webhook_id = ?3 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?4
+         AND CASE ?5 WHEN 0 THEN status = 'pending' WHEN 2 THEN status = 'retrying' ELSE 1 END
+       ORDER BY next_attempt_at LIMIT ?6)
+     RETURNING id, status, series_attempts, event_id, event_type`,
   );
-  const lease = db.query(
-    `UPDATE deliveries SET next_attempt_at = ?, lease_owner = ?
-     WHERE id = ? AND status IN ('pending', 'retrying') AND next_attempt_at <= ?`,
-  );
-
   while (remaining > 0) {
     const round = candidates.all(now, JSON.stringify([...skip]));
     if (round.length === 0) break;
@@ -67,14 +67,20 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
         skip.add(webhookId);
         continue;
       }
-      const rows = due.all(webhookId, now, retriesLeft > 0 ? 1 : 0, Math.min(spare, remaining));
+      const take = Math.min(spare, remaining);
       const leaseUntil = now + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
-      let taken = 0;
+      // Retries only within what is left of their share; first attempts always.
+      let rows =
+        retriesLeft >= take
+          ? leaseDue.all(leaseUntil, owner, webhookId, now, 1, take)
+          : leaseDue.all(leaseUntil, owner, webhookId, now, 0, take);
+      if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
+        rows = rows.concat(
+          leaseDue.all(leaseUntil, owner, webhookId, now, 2, Math.min(retriesLeft, take - rows.length)),
+        );
+      }
       for (const row of rows) {
-        const isRetry = row.status === "retrying";
-        if (isRetry && retriesLeft <= 0) continue;
-        if (lease.run(leaseUntil, owner, row.id, now).changes === 0) continue;
-        if (isRetry) retriesLeft--;
+        if (row.status === "retrying") retriesLeft--;
         let payload = payloads.get(row.event_id);
         if (payload === undefined) {
           payload = payloadOf.get(row.event_id)?.payload ?? "{}";
@@ -90,8 +96,8 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
           seriesAttempts: row.series_attempts,
           webhook,
         });
-        taken++;
       }
+      const taken = rows.length;
       refreshDue(db, webhookId);
       inFlight.set(webhookId, (inFlight.get(webhookId) ?? 0) + taken);
       remaining -= taken;
@@ -126,6 +132,27 @@ export function settle(
     if (n > 0) finals[status] = (finals[status] ?? 0) + n;
   };
 
+  const healthById = new Map<string, { failures: number; since: number; enabled: boolean; dirty: boolean }>();
+  const readHealth = db.query<
+    { consecutive_failures: number; health_since: number; enabled: number },
+    [string]
+  >("SELECT consecutive_failures, health_since, enabled FROM webhooks WHERE id = ?");
+  const healthOf = (id: string) => {
+    let h = healthById.get(id);
+    if (!h) {
+      const row = readHealth.get(id);
+      if (!row) return null;
+      h = {
+        failures: row.consecutive_failures,
+        since: row.health_since,
+        enabled: row.enabled === 1,
+        dirty: false,
+      };
+      healthById.set(id, h);
+    }
+    return h;
+  };
+
   for (const result of results) {
     const { attempt, settlement } = result;
     insertAttempt(db, { ...attempt, deliveryId: result.deliveryId });
@@ -155,31 +182,29 @@ export function settle(
     }
 
     // The subscription's health follows every attempt, applied or not: it reflects the endpoint.
+    // It is kept here for the batch and written once per subscription at the end.
+    const h = healthOf(result.webhookId);
+    if (!h) continue;
+    h.dirty = true;
     if (settlement.action === "succeed") {
-      db.query("UPDATE webhooks SET consecutive_failures = 0, health_since = ? WHERE id = ?").run(
-        attempt.startedAt,
-        result.webhookId,
-      );
+      h.failures = 0;
+      h.since = attempt.startedAt;
       continue;
     }
-    const row = db
-      .query<{ consecutive_failures: number; health_since: number; enabled: number }, [string]>(
-        `UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = ?
-         RETURNING consecutive_failures, health_since, enabled`,
-      )
-      .get(result.webhookId);
-    if (row?.enabled !== 1) continue;
+    h.failures++;
+    if (!h.enabled) continue;
     const gone = settlement.action === "fail" && settlement.reason === "gone";
     const failing =
       !gone &&
       shouldAutoDisable({
-        consecutiveFailures: row.consecutive_failures,
-        healthSince: row.health_since,
+        consecutiveFailures: h.failures,
+        healthSince: h.since,
         now,
         disableAfterFailures: health.disableAfterFailures,
         disableAfterMs: health.disableAfterMs,
       });
     if (gone || failing) {
+      h.enabled = false;
       const outcome = disableWebhook(db, result.webhookId, gone ? "gone" : "failing", now, deps);
       if (outcome) {
         disabled.push(outcome.disabled);
@@ -187,6 +212,8 @@ export function settle(
       }
     }
   }
+  const writeHealth = db.query("UPDATE webhooks SET consecutive_failures = ?, health_since = ? WHERE id = ?");
+  for (const [id, h] of healthById) if (h.dirty) writeHealth.run(h.failures, h.since, id);
   return { applied, disabled, finals };
 }
 
