@@ -32,7 +32,7 @@ export const ingest: Scenario = {
         await hookd.api.createWebhook({ url: `http://127.0.0.1:${port}/w/0`, timeout_seconds: 60 });
         for (const c of SINGLE_CONCURRENCY) {
           // The ceiling right before the figure: the same fetch client, same C, no storage.
-          const ceiling = await measurePost(ctx, fast as number, "fetch", c, ctx.quick ? 1000 : 2000, 250);
+          const ceiling = await measurePost(ctx, fast as number, "fetch", c, ctx.quick ? 750 : 2000, 250);
           const result = await closedLoop({
             concurrency: c,
             durationMs: ctx.within(durationMs),
@@ -57,7 +57,7 @@ export const ingest: Scenario = {
         const floor = batchInsertRate(
           join(ctx.newDir(`ingest-floor-${sync}`), "f.db"),
           sync,
-          ctx.quick ? 1000 : 2000,
+          ctx.quick ? 750 : 2000,
         );
         const batch = await closedLoop({
           concurrency: BATCH_CONCURRENCY,
