@@ -151,7 +151,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
         port: config.server.port,
         fetch: app.fetch,
         // Our own limit answers first, with the API's error shape; this is the backstop.
-        maxRequestBodySize: config.limits.max_payload_bytes + 1024 * 1024,
+        // Far above the limit, so that hookd's own 413 (with the error shape, decided on the
+        // declared length or while streaming) answers first in every ordinary case.
+        maxRequestBodySize: Math.max(config.limits.max_payload_bytes * 16, 64 * 1024 * 1024),
         error: (error) => {
           logger.error({ err: error }, "unhandled server error");
           return new Response(JSON.stringify({ error: { code: "internal", message: "internal error" } }), {

@@ -2,6 +2,7 @@
 // on ingest and when an attempt frees capacity, by a timer for scheduled retries otherwise.
 // Isolation: a global cap, per-subscription caps (enforced by the claim), and a share of the
 // global cap kept for first attempts so a retry backlog cannot starve fresh events.
+import { StorageUnavailableError } from "../domain/errors.ts";
 import { decideRetry, parseRetryAfter, type RetrySchedule } from "../domain/retry.ts";
 import { liveSecrets, signPayload } from "../domain/signer.ts";
 import type { Metrics } from "../metrics.ts";
@@ -47,6 +48,7 @@ const MAX_IDLE_WAIT_MS = 1000;
 const MIN_BUSY_WAIT_MS = 25;
 const SETTLE_RETRY_MS = 500;
 const CLAIM_INTERVAL_MS = 1;
+const UNAVAILABLE_LOG_INTERVAL_MS = 10_000;
 
 interface Flight {
   delivery: ClaimedDelivery;
@@ -72,6 +74,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let settleQueue: AttemptResult[] = [];
   let settling: Promise<void> | null = null;
   const idleWaiters: (() => void)[] = [];
+
+  // While the database is unavailable every loop turn fails the same way: say so once in a while,
+  // as a warning without a stack; anything else is an error worth its stack each time.
+  const lastUnavailable = new Map<string, number>();
+  const logProblem = (error: unknown, message: string, extra: Record<string, unknown> = {}) => {
+    if (!(error instanceof StorageUnavailableError)) {
+      logger.error({ err: error, ...extra }, message);
+      return;
+    }
+    const now = performance.now();
+    if (now - (lastUnavailable.get(message) ?? -Infinity) < UNAVAILABLE_LOG_INTERVAL_MS) return;
+    lastUnavailable.set(message, now);
+    logger.warn({ err: error.message, ...extra }, message);
+  };
 
   const wake = () => {
     wakeRequested = true;
@@ -247,7 +263,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const lost = outcome.applied.filter((applied) => !applied).length;
         if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
       } catch (error) {
-        logger.error({ err: error, pending: settleQueue.length }, "cannot settle attempts; will retry");
+        logProblem(error, "cannot settle attempts; will retry", { pending: settleQueue.length });
         await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS));
         if (!running && settleQueue.length > 0 && abort.signal.aborted) return;
       }
@@ -271,7 +287,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       try {
         claimed = await fill();
       } catch (error) {
-        logger.error({ err: error }, "claim failed; retrying shortly");
+        logProblem(error, "claim failed; retrying shortly");
         await sleep(MAX_IDLE_WAIT_MS);
         continue;
       }
@@ -288,7 +304,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
               Math.max(claimed === 0 ? MIN_BUSY_WAIT_MS : 0, next - clock.now()),
             );
         } catch (error) {
-          logger.error({ err: error }, "cannot read the next due time");
+          logProblem(error, "cannot read the next due time");
         }
       }
       await sleep(delay);

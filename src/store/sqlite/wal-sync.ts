@@ -20,11 +20,10 @@ export function createWalSync(databasePath: string): WalSync {
   const fd = openWal(`${databasePath}-wal`);
   // The WAL file's directory entry must survive a power cut too: sync the directory once.
   const dir = openSync(dirname(databasePath), "r");
-  try {
-    fsyncFd(dir).finally(() => closeSync(dir));
-  } catch {
-    closeSync(dir);
-  }
+  // Best effort: a failure here is not fatal (the WAL syncs themselves still report theirs).
+  fsyncFd(dir)
+    .catch(() => {})
+    .finally(() => closeSync(dir));
   let inFlight: Promise<void> | null = null;
   let queued: Promise<void> | null = null;
 
