@@ -31,7 +31,9 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
   let remaining = request.limit;
   let retriesLeft = request.retryLimit;
   const payloads = new Map<string, string>();
-  const payloadOf = db.query<{ payload: string }, [string]>("SELECT payload FROM events WHERE id = ?");
+  const payloadsOf = db.query<{ id: string; payload: string }, [string]>(
+    "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
+  );
   const candidates = db.query<{ id: string }, [number, string]>(
     `SELECT id FROM webhooks WHERE next_due_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
      ORDER BY next_due_at LIMIT 32`,
@@ -79,13 +81,13 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
           leaseDue.all(leaseUntil, owner, webhookId, now, 2, Math.min(retriesLeft, take - rows.length)),
         );
       }
+      const missing = [...new Set(rows.map((row) => row.event_id))].filter((id) => !payloads.has(id));
+      if (missing.length > 0) {
+        for (const event of payloadsOf.all(JSON.stringify(missing))) payloads.set(event.id, event.payload);
+      }
       for (const row of rows) {
         if (row.status === "retrying") retriesLeft--;
-        let payload = payloads.get(row.event_id);
-        if (payload === undefined) {
-          payload = payloadOf.get(row.event_id)?.payload ?? "{}";
-          payloads.set(row.event_id, payload);
-        }
+        const payload = payloads.get(row.event_id) ?? "{}";
         claimed.push({
           id: row.id,
           leaseOwner: owner,
