@@ -112,6 +112,24 @@ export function createHttpClient(options: {
     return agent;
   };
 
+  // Parsing a URL and judging an IP literal host is done once per URL, not per attempt.
+  const targets = new Map<string, { url: URL; blocked: string | null } | null>();
+  const targetOf = (text: string) => {
+    let target = targets.get(text);
+    if (target !== undefined) return target;
+    try {
+      const url = new URL(text);
+      const literal = parseIp(url.hostname);
+      const reason = literal ? addressBlockReason(literal, options.policy) : null;
+      target = { url, blocked: reason ? `${url.hostname} is a ${reason} address` : null };
+    } catch {
+      target = null;
+    }
+    if (targets.size >= MAX_AGENTS) targets.clear();
+    targets.set(text, target);
+    return target;
+  };
+
   return {
     poolCount: () => agents.size,
     close() {
@@ -134,18 +152,10 @@ export function createHttpClient(options: {
         detail,
       });
 
-      let url: URL;
-      try {
-        url = new URL(request.url);
-      } catch {
-        return Promise.resolve(failure("network", "invalid URL"));
-      }
-      const literal = parseIp(url.hostname);
-      if (literal) {
-        const reason = addressBlockReason(literal, options.policy);
-        if (reason)
-          return Promise.resolve(failure("blocked_address", `${url.hostname} is a ${reason} address`));
-      }
+      const target = targetOf(request.url);
+      if (target === null) return Promise.resolve(failure("network", "invalid URL"));
+      if (target.blocked) return Promise.resolve(failure("blocked_address", target.blocked));
+      const url = target.url;
 
       return new Promise<OutboundResponse>((resolve) => {
         let settled = false;
