@@ -4,9 +4,9 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { EXIT_TIMEOUT_MS, ensureBinary, killStarted, startHookd } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
-import { EXIT_TIMEOUT_MS, ensureBinary, killStarted, startHookd } from "./hookd-process.ts";
 
 const ADMIN_KEY = "e2e-admin-key-0123456789";
 const READER_KEY = "e2e-reader-key-0123456789";
@@ -61,7 +61,7 @@ describe("dist/hookd", () => {
         "",
       ].join("\n"),
     );
-    const hookd = startHookd(["serve", "--config", configPath], {
+    const hookd = startHookd("binary", ["serve", "--config", configPath], {
       cwd: dir,
       env: { HOOKD_ADMIN_KEY: ADMIN_KEY },
     });
@@ -92,11 +92,11 @@ describe("dist/hookd", () => {
     expect(listed.body.data.map((webhook: { id: string }) => webhook.id)).toEqual([id]);
 
     expect(await hookd.stop("SIGTERM")).toBe(0);
-    const messages = hookd.stdoutLines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    const messages = hookd.lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(messages).toContain("shutting down");
     expect(messages).toContain("hookd stopped");
     // Logs never carry a key.
-    expect(hookd.stdoutLines.join("\n")).not.toContain(ADMIN_KEY);
+    expect(hookd.lines.join("\n")).not.toContain(ADMIN_KEY);
     expect(existsSync(join(dir, "hookd.db"))).toBe(true);
   }, 60_000);
 
@@ -107,12 +107,12 @@ describe("dist/hookd", () => {
     const configPath = join(tempDir("hookd-e2e-config-"), "hookd.yaml");
     writeFileSync(configPath, "server:\n  port: 0\nlog:\n  level: info\n");
 
-    const first = startHookd(["--config", configPath], { cwd });
+    const first = startHookd("binary", ["--config", configPath], { cwd });
     const url = await first.listening();
     const printed = await waitForKey(first.stderr);
     const key = printed[0] as string;
     expect(printed).toHaveLength(1);
-    expect(first.stdoutLines.join("\n")).not.toContain(key);
+    expect(first.lines.join("\n")).not.toContain(key);
     expect(existsSync(join(cwd, "data", "hookd.db"))).toBe(true);
 
     expect((await call(url, "GET", "/v1/webhooks", { key })).status).toBe(200);
@@ -121,11 +121,11 @@ describe("dist/hookd", () => {
     expect(created.status).toBe(201);
     expect(await first.stop("SIGTERM")).toBe(0);
 
-    const second = startHookd(["--config", configPath], { cwd });
+    const second = startHookd("binary", ["--config", configPath], { cwd });
     const url2 = await second.listening();
     await waitForText(second.stderr, "using the admin key created on first start");
     expect(second.stderr()).not.toMatch(/hk_/);
-    expect(second.stdoutLines.join("\n")).not.toMatch(/hk_/);
+    expect(second.lines.join("\n")).not.toMatch(/hk_/);
 
     const fetched = await call(url2, "GET", `/v1/webhooks/${created.body.id}`, { key });
     expect(fetched.status).toBe(200);

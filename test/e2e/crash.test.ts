@@ -5,18 +5,11 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
+import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
+import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
-import {
-  type Child,
-  callApi,
-  createWebhook,
-  killChildren,
-  type Receiver,
-  startChild,
-  startReceiver,
-  writeChildConfig,
-} from "./hookd-child.ts";
 
 const KILLS = 4;
 const MAX_EVENTS = 600;
@@ -27,12 +20,12 @@ const PUBLISH_LIMIT_MS = 20_000;
 // attempt timeout (1 s here) plus a margin (src/store/sqlite/dispatch.ts), a few seconds.
 const SETTLE_TIMEOUT_MS = 30_000;
 
-let receiver: Receiver | undefined;
+let receiver: CountingReceiver | undefined;
 /** Publishers run while this is set; cleared after each test, however it ended. */
 let publishing = false;
 afterEach(async () => {
   publishing = false;
-  await killChildren();
+  await killStarted();
   await receiver?.close();
   receiver = undefined;
 });
@@ -44,10 +37,10 @@ test("SIGKILL at random moments loses no accepted event and leaves a sound datab
   const dir = tempDir("hookd-crash-");
   const configPath = writeChildConfig(dir, { retrySchedule: ["100ms", "200ms", "500ms"], lease: "1s" });
   // A little slow, so attempts are in flight when the process dies.
-  receiver = startReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
+  receiver = startCountingReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
   const rx = receiver;
 
-  let child: Child = startChild(configPath, dir);
+  let child: HookdProcess = serveFromSource(configPath, dir);
   let target: string | null = await child.listening();
   await createWebhook(target, rx.url, ["order.created"]);
 
@@ -92,7 +85,7 @@ test("SIGKILL at random moments loses no accepted event and leaves a sound datab
     expect(await child.exited()).toBeNull();
     expect(child.proc.signalCode).toBe("SIGKILL");
     target = null;
-    child = startChild(configPath, dir);
+    child = serveFromSource(configPath, dir);
     target = await child.listening();
   }
   // Keep publishing to the last process for a moment, then stop.

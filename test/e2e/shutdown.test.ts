@@ -4,18 +4,11 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
+import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
+import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
-import {
-  type Child,
-  callApi,
-  createWebhook,
-  killChildren,
-  type Receiver,
-  startChild,
-  startReceiver,
-  writeChildConfig,
-} from "./hookd-child.ts";
 
 interface Row {
   id: string;
@@ -26,9 +19,9 @@ interface Row {
   lease_owner: string | null;
 }
 
-let receiver: Receiver | undefined;
+let receiver: CountingReceiver | undefined;
 afterEach(async () => {
-  await killChildren();
+  await killStarted();
   await receiver?.close();
   receiver = undefined;
 });
@@ -59,7 +52,7 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-const shuttingDown = (child: Child) =>
+const shuttingDown = (child: HookdProcess) =>
   waitFor(() => child.lines.some((line) => line.includes('"msg":"shutting down"')), {
     timeoutMs: 5_000,
     what: "the 'shutting down' log line",
@@ -68,9 +61,9 @@ const shuttingDown = (child: Child) =>
 test("SIGTERM stops accepting, waits for attempts in flight within the grace, and exits 0", async () => {
   const dir = tempDir("hookd-shutdown-");
   const configPath = writeChildConfig(dir, { shutdownGrace: "5s", timeout: "5s", maxInFlightPerWebhook: 4 });
-  receiver = startReceiver({ mode: { delayMs: 500 } });
+  receiver = startCountingReceiver({ mode: { delayMs: 500 } });
   const rx = receiver;
-  const child = startChild(configPath, dir);
+  const child = serveFromSource(configPath, dir);
   const url = await child.listening();
   await createWebhook(url, rx.url, ["order.created"]);
   expect(await answers(url)).toBe(true);
@@ -113,9 +106,9 @@ test("attempts hanging past the grace are released and a restart sends them at o
   const dir = tempDir("hookd-shutdown-");
   // The attempt timeout (10 s) outlasts the grace (1 s); a lease lasts at least that long.
   const configPath = writeChildConfig(dir, { shutdownGrace: "1s", timeout: "10s", lease: "1s" });
-  receiver = startReceiver({ mode: "hang" });
+  receiver = startCountingReceiver({ mode: "hang" });
   const rx = receiver;
-  let child = startChild(configPath, dir);
+  let child = serveFromSource(configPath, dir);
   let url = await child.listening();
   await createWebhook(url, rx.url, ["order.created"]);
   const ids = await publish(url, 3);
@@ -141,7 +134,7 @@ test("attempts hanging past the grace are released and a restart sends them at o
 
   rx.setMode("ok");
   const restartedAt = Date.now();
-  child = startChild(configPath, dir);
+  child = serveFromSource(configPath, dir);
   url = await child.listening();
   // Far sooner than the lease (10 s or more) would end: the restart does not wait for it.
   await waitFor(() => ids.every((id) => rx.delivered.has(id)), {
@@ -160,9 +153,9 @@ test("attempts hanging past the grace are released and a restart sends them at o
 test("a second SIGTERM during a long drain exits at once with a non-zero code", async () => {
   const dir = tempDir("hookd-shutdown-");
   const configPath = writeChildConfig(dir, { shutdownGrace: "20s", timeout: "30s" });
-  receiver = startReceiver({ mode: "hang" });
+  receiver = startCountingReceiver({ mode: "hang" });
   const rx = receiver;
-  const child = startChild(configPath, dir);
+  const child = serveFromSource(configPath, dir);
   const url = await child.listening();
   await createWebhook(url, rx.url, ["order.created"]);
   await publish(url, 2);

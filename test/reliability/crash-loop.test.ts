@@ -11,16 +11,9 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import {
-  type Child,
-  callApi,
-  createWebhook,
-  killChildren,
-  type Receiver,
-  startChild,
-  startReceiver,
-  writeChildConfig,
-} from "../e2e/hookd-child.ts";
+import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
+import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -46,11 +39,11 @@ function seeded(seed: number): () => number {
   };
 }
 
-let receivers: Receiver[] = [];
+let receivers: CountingReceiver[] = [];
 let publishing = false;
 afterEach(async () => {
   publishing = false;
-  await killChildren();
+  await killStarted();
   for (const receiver of receivers) await receiver.close();
   receivers = [];
 });
@@ -100,13 +93,13 @@ test(
       maxInFlightPerWebhook: 16,
     });
     // One a little slow (and refusing some events once), one quick: attempts are in flight at kills.
-    const slow = startReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
-    const quick = startReceiver({ mode: { delayMs: 5 } });
+    const slow = startCountingReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
+    const quick = startCountingReceiver({ mode: { delayMs: 5 } });
     receivers = [slow, quick];
 
-    let child: Child = startChild(configPath, dir);
+    let child: HookdProcess = serveFromSource(configPath, dir);
     let target: string | null = await child.listening();
-    const byWebhook = new Map<string, Receiver>();
+    const byWebhook = new Map<string, CountingReceiver>();
     byWebhook.set(await createWebhook(target, slow.url, ["order.*"]), slow);
     byWebhook.set(await createWebhook(target, quick.url, ["order.created", "order.paid"]), quick);
 
@@ -185,7 +178,7 @@ test(
       expect(await child.exited()).toBeNull();
       target = null;
       kills.push({ phase, inFlight, ...inspectAfterKill(dbPath) });
-      child = startChild(configPath, dir);
+      child = serveFromSource(configPath, dir);
     }
     target = await child.listening();
     const last = accepted.length;

@@ -16,14 +16,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import fc from "fast-check";
-import {
-  CHILD_ADMIN_KEY,
-  type Child,
-  callApi,
-  killChildren,
-  startChild,
-  writeChildConfig,
-} from "../e2e/hookd-child.ts";
+import { CHILD_ADMIN_KEY, callApi, writeChildConfig } from "../support/child-api.ts";
+import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { chunked, type RawRequest, type RawResponse, rawRequest } from "./raw-http.ts";
 
@@ -48,7 +42,7 @@ interface Route {
   query: string[];
 }
 
-let child: Child;
+let child: HookdProcess;
 let url: string;
 let port: number;
 let routes: Route[];
@@ -64,7 +58,7 @@ const seen = new Map<string, number>();
 
 beforeAll(async () => {
   const dir = tempDir("hookd-hostile-");
-  child = startChild(writeChildConfig(dir, { retrySchedule: ["100ms"], timeout: "1s" }), dir);
+  child = serveFromSource(writeChildConfig(dir, { retrySchedule: ["100ms"], timeout: "1s" }), dir);
   url = await child.listening();
   port = Number(new URL(url).port);
   const doc = (await (await fetch(`${url}/openapi.json`)).json()) as {
@@ -108,7 +102,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const summary = [...seen].sort().map(([k, n]) => `${k}: ${n}`);
   console.log(`hostile input answers (origin status: count): ${summary.join(", ")}`);
-  await killChildren();
+  await killStarted();
 });
 
 // ---- the oracle ----

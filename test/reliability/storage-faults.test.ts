@@ -21,14 +21,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Server, Subprocess } from "bun";
-import {
-  CHILD_ADMIN_KEY,
-  type Child,
-  createWebhook,
-  killChildren,
-  startChild,
-  writeChildConfig,
-} from "../e2e/hookd-child.ts";
+import { createWebhook, fetchApi, writeChildConfig } from "../support/child-api.ts";
+import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -86,15 +80,7 @@ interface Timed {
 /** One request, timed; the client gives up well after any bound asserted here. */
 async function timed(url: string, method: string, path: string, body?: unknown): Promise<Timed> {
   const started = performance.now();
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${CHILD_ADMIN_KEY}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
+  const response = await fetchApi(url, method, path, body, 30_000);
   const text = await response.text();
   let parsed: unknown;
   try {
@@ -141,7 +127,7 @@ async function publishAccepted(url: string, n: number): Promise<string[]> {
 }
 
 /** No response was a 500 or an unhandled error in the daemon's own log. */
-function expectNoInternalErrors(child: Child): void {
+function expectNoInternalErrors(child: HookdProcess): void {
   const bad = child.lines.filter((line) => line.includes('"status":500') || line.includes("unhandled"));
   expect(bad).toEqual([]);
 }
@@ -207,7 +193,7 @@ if (EXT4_SKIP) console.warn(`storage-faults: skipping the read-only test: ${EXT4
 let gate: Gate | undefined;
 const lockers = new Set<Subprocess>();
 afterEach(async () => {
-  await killChildren();
+  await killStarted();
   for (const locker of lockers) {
     locker.kill("SIGKILL");
     await locker.exited;
@@ -229,9 +215,12 @@ function configFor(dir: string, cwd: string): string {
 }
 
 /** Starts hookd on a database in `dir` with a webhook to the gate; returns its URL. */
-async function startDaemon(dir: string, cwd: string): Promise<{ child: Child; url: string; gate: Gate }> {
+async function startDaemon(
+  dir: string,
+  cwd: string,
+): Promise<{ child: HookdProcess; url: string; gate: Gate }> {
   gate ??= startGate();
-  const child = startChild(configFor(dir, cwd), cwd);
+  const child = serveFromSource(configFor(dir, cwd), cwd);
   const url = await child.listening();
   await createWebhook(url, gate.url, ["order.created"]);
   return { child, url, gate };
@@ -318,7 +307,7 @@ test.skipIf(TMPFS_SKIP !== null)(
       expect(await child.exited()).toBe(0);
       expect(integrity(join(dir, "hookd.db"))).toBe("ok");
     } finally {
-      await killChildren();
+      await killStarted();
       unmount(dir);
     }
   },
@@ -381,7 +370,7 @@ test.skipIf(EXT4_SKIP !== null)(
       // Read-only at start: hookd refuses to start, saying why, rather than serving 503s forever.
       expect(run(["mount", "-o", "loop,ro", image, dir])).toEqual({ code: 0, out: "" });
       isMounted = true;
-      const refused = startChild(join(cwd, "hookd.yaml"), cwd);
+      const refused = serveFromSource(join(cwd, "hookd.yaml"), cwd);
       expect(await refused.exited()).toBe(1);
       expect(refused.stderr()).toContain("cannot start");
 
@@ -390,7 +379,7 @@ test.skipIf(EXT4_SKIP !== null)(
       isMounted = false;
       expect(run(["mount", "-o", "loop,errors=remount-ro", image, dir])).toEqual({ code: 0, out: "" });
       isMounted = true;
-      child = startChild(join(cwd, "hookd.yaml"), cwd);
+      child = serveFromSource(join(cwd, "hookd.yaml"), cwd);
       url = await child.listening();
       await expectRecovered(url, rx, accepted);
       expectNoInternalErrors(child);
@@ -398,7 +387,7 @@ test.skipIf(EXT4_SKIP !== null)(
       expect(await child.exited()).toBe(0);
       expect(integrity(join(dir, "hookd.db"))).toBe("ok");
     } finally {
-      await killChildren();
+      await killStarted();
       if (isMounted) unmount(dir);
     }
   },

@@ -1,9 +1,10 @@
-// The compiled executable as a child process: built on demand, its output captured line by line, its
-// address read from the "hookd listening" log line, and stopped by its own PID only.
+// hookd as a child process, from source (`bun src/main.ts`) or as the compiled dist/hookd (built on
+// demand): its output captured line by line, its address read from the "hookd listening" log line,
+// and stopped by its own PID only.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { waitFor } from "../support/wait-for.ts";
+import { waitFor } from "./wait-for.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BINARY = join(ROOT, "dist", "hookd");
@@ -38,45 +39,54 @@ function newestSourceMtime(): number {
 export interface HookdProcess {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   /** stdout, one JSON log line per entry. */
-  stdoutLines: string[];
+  lines: string[];
   stderr(): string;
+  hasExited(): boolean;
   /** Waits for the "hookd listening" log line and returns its `url`; fails at once if hookd exits. */
   listening(): Promise<string>;
+  /** Waits (bounded) for the exit and returns the exit code (null when killed by a signal). */
+  exited(timeoutMs?: number): Promise<number | null>;
   /** Sends a signal and waits (bounded) for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 const running = new Set<HookdProcess>();
 
-/** Starts dist/hookd with only PATH and HOME (plus `env`) in its environment. */
+/**
+ * Starts hookd with `args`, from `src/main.ts` (run by this Bun) or as dist/hookd, with only PATH and
+ * HOME (plus `env`) in its environment.
+ */
 export function startHookd(
+  from: "source" | "binary",
   args: string[],
   options: { cwd: string; env?: Record<string, string> },
 ): HookdProcess {
-  const proc = Bun.spawn([BINARY, ...args], {
+  const command = from === "source" ? [process.execPath, join(ROOT, "src", "main.ts")] : [BINARY];
+  const proc = Bun.spawn([...command, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...options.env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
-  const stdoutLines: string[] = [];
+  const lines: string[] = [];
   let stderrText = "";
   collect(proc.stdout, (text) => {
-    stdoutLines.push(...text.split("\n").filter(Boolean));
+    lines.push(...text.split("\n").filter(Boolean));
   });
   collect(proc.stderr, (text) => {
     stderrText += text;
   });
-  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+  const hasExited = () => proc.exitCode !== null || proc.signalCode !== null;
 
   const handle: HookdProcess = {
     proc,
-    stdoutLines,
+    lines,
     stderr: () => stderrText,
+    hasExited,
     async listening() {
       const found = await waitFor(
-        () => (exited() ? "exited" : stdoutLines.find((line) => line.includes('"msg":"hookd listening"'))),
+        () => (hasExited() ? "exited" : lines.find((line) => line.includes('"msg":"hookd listening"'))),
         { timeoutMs: START_TIMEOUT_MS, what: "the 'hookd listening' log line" },
       );
       if (found === "exited") {
@@ -84,23 +94,30 @@ export function startHookd(
       }
       return (JSON.parse(found) as { url: string }).url;
     },
-    async stop(signal = "SIGTERM") {
-      if (!exited()) proc.kill(signal);
-      await waitFor(exited, { timeoutMs: EXIT_TIMEOUT_MS, what: `hookd (pid ${proc.pid}) to exit` });
+    async exited(timeoutMs = EXIT_TIMEOUT_MS) {
+      await waitFor(hasExited, { timeoutMs, what: `hookd (pid ${proc.pid}) to exit` });
       running.delete(handle);
       return proc.exitCode;
+    },
+    async stop(signal = "SIGTERM") {
+      if (!hasExited()) proc.kill(signal);
+      return handle.exited();
     },
   };
   running.add(handle);
   return handle;
 }
 
-/** For afterEach: kills, by PID, every process started here that is still running. */
+/** `hookd serve --config <configPath>` from source: what the crash, shutdown and reliability tests run. */
+export function serveFromSource(configPath: string, cwd: string): HookdProcess {
+  return startHookd("source", ["serve", "--config", configPath], { cwd });
+}
+
+/** For afterEach/finally: SIGKILLs, by PID, every process started here that still runs. */
 export async function killStarted(): Promise<void> {
   for (const handle of [...running]) {
-    const { proc } = handle;
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-    await Promise.race([proc.exited, Bun.sleep(EXIT_TIMEOUT_MS)]);
+    if (!handle.hasExited()) handle.proc.kill("SIGKILL");
+    await Promise.race([handle.proc.exited, Bun.sleep(EXIT_TIMEOUT_MS)]);
     running.delete(handle);
   }
 }
