@@ -2,11 +2,11 @@
 // process and is SIGKILLed at random moments while events are published; every event that got a 202
 // is delivered at least once after restarts on the same database, nothing is left queued under an
 // expired lease, and the database passes PRAGMA integrity_check.
-import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { integrityCheck, queuedAndLeased, readDatabase, retriedCount } from "../support/hookd-db.ts";
 import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -119,30 +119,19 @@ test("SIGKILL at random moments loses no accepted event and leaves a sound datab
   child.proc.kill("SIGTERM");
   expect(await child.exited()).toBe(0);
 
-  const db = new Database(join(dir, "hookd.db"));
-  try {
-    expect(db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all()).toEqual([
-      { integrity_check: "ok" },
-    ]);
-    const left = db
-      .query<{ queued: number; leased: number }, []>(
-        `SELECT count(*) FILTER (WHERE status IN ('pending', 'retrying')) AS queued,
-           count(*) FILTER (WHERE lease_owner IS NOT NULL) AS leased FROM deliveries`,
-      )
-      .get();
-    expect(left).toEqual({ queued: 0, leased: 0 });
-    const stored = new Set(
-      db
-        .query<{ event_id: string }, []>("SELECT event_id FROM deliveries WHERE status = 'success'")
-        .all()
-        .map((row) => row.event_id),
-    );
-    expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
-    const retried = db
-      .query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE attempts > 1")
-      .get();
-    expect(retried?.n).toBeGreaterThan(0);
-  } finally {
-    db.close();
-  }
+  const dbPath = join(dir, "hookd.db");
+  expect(integrityCheck(dbPath)).toEqual(["ok"]);
+  expect(queuedAndLeased(dbPath)).toEqual({ queued: 0, leased: 0 });
+  const stored = readDatabase(
+    dbPath,
+    (db) =>
+      new Set(
+        db
+          .query<{ event_id: string }, []>("SELECT event_id FROM deliveries WHERE status = 'success'")
+          .all()
+          .map((row) => row.event_id),
+      ),
+  );
+  expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
+  expect(retriedCount(dbPath)).toBeGreaterThan(0);
 }, 60_000);

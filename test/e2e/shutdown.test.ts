@@ -1,11 +1,11 @@
 // SPEC §3 Shutdown, on the real process: SIGTERM stops accepting requests, waits for attempts in
 // flight within shutdown_grace and exits 0; attempts still hanging past the grace get their leases
 // released so a restart sends them at once; a second signal exits at once, non-zero.
-import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { readDatabase } from "../support/hookd-db.ts";
 import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -34,12 +34,9 @@ async function publish(url: string, count: number): Promise<string[]> {
 }
 
 function readDeliveries(dir: string): Row[] {
-  const db = new Database(join(dir, "hookd.db"), { readonly: true });
-  try {
-    return db.query<Row, []>("SELECT * FROM deliveries ORDER BY id").all();
-  } finally {
-    db.close();
-  }
+  return readDatabase(join(dir, "hookd.db"), (db) =>
+    db.query<Row, []>("SELECT * FROM deliveries ORDER BY id").all(),
+  );
 }
 
 /** A request on a fresh connection: does anything still answer? */
@@ -52,11 +49,18 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-const shuttingDown = (child: HookdProcess) =>
-  waitFor(() => child.lines.some((line) => line.includes('"msg":"shutting down"')), {
+/** SIGTERM, then wait for the "shutting down" log line and for the listener to stop answering. */
+async function terminateAndWaitForDrain(child: HookdProcess, url: string): Promise<void> {
+  child.proc.kill("SIGTERM");
+  await waitFor(() => child.lines.some((line) => line.includes('"msg":"shutting down"')), {
     timeoutMs: 5_000,
     what: "the 'shutting down' log line",
   });
+  await waitFor(async () => !(await answers(url)), {
+    timeoutMs: 2_000,
+    what: "the listener to stop answering",
+  });
+}
 
 test("SIGTERM stops accepting, waits for attempts in flight within the grace, and exits 0", async () => {
   const dir = tempDir("hookd-shutdown-");
@@ -74,12 +78,7 @@ test("SIGTERM stops accepting, waits for attempts in flight within the grace, an
   expect(inFlight).toHaveLength(4);
 
   const signalledAt = Date.now();
-  child.proc.kill("SIGTERM");
-  await shuttingDown(child);
-  await waitFor(async () => !(await answers(url)), {
-    timeoutMs: 2_000,
-    what: "the listener to stop answering",
-  });
+  await terminateAndWaitForDrain(child, url);
   // Still draining: the slow receiver has not answered yet, and the process waits for it.
   expect(child.hasExited()).toBe(false);
   expect(rx.delivered.size).toBe(0);
@@ -161,13 +160,8 @@ test("a second SIGTERM during a long drain exits at once with a non-zero code", 
   await publish(url, 2);
   await waitFor(() => rx.open() >= 2, { timeoutMs: 5_000, what: "2 attempts hanging" });
 
-  child.proc.kill("SIGTERM");
-  await shuttingDown(child);
+  await terminateAndWaitForDrain(child, url);
   // Draining: the first signal alone would wait up to 20 s for the hanging attempts.
-  await waitFor(async () => !(await answers(url)), {
-    timeoutMs: 2_000,
-    what: "the listener to stop answering",
-  });
   expect(child.hasExited()).toBe(false);
 
   const secondAt = Date.now();

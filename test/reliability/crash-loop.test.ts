@@ -8,11 +8,11 @@
 // PRAGMA integrity_check is ok.
 //
 // HOOKD_RELIABILITY=full: at least 20 kills; otherwise 4 (the default CI run).
-import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
+import { integrityCheck, queuedAndLeased, readDatabase, retriedCount } from "../support/hookd-db.ts";
 import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -64,8 +64,7 @@ interface Kill {
 /** Read-only, after the process died and before the restart: a read-only connection leaves the
  * write-ahead log as the crash left it for the next process to recover. */
 function inspectAfterKill(path: string): Pick<Kill, "leased" | "quickCheck"> {
-  const db = new Database(path, { readonly: true });
-  try {
+  return readDatabase(path, (db) => {
     const leased = db
       .query<{ key: string }, []>(
         `SELECT webhook_id || ' ' || event_id AS key FROM deliveries
@@ -75,9 +74,7 @@ function inspectAfterKill(path: string): Pick<Kill, "leased" | "quickCheck"> {
       .map((row) => row.key);
     const quickCheck = db.query<{ quick_check: string }, []>("PRAGMA quick_check").get()?.quick_check ?? "";
     return { leased, quickCheck };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 test(
@@ -199,19 +196,7 @@ test(
       what: `every accepted event to reach both receivers (${missing()} deliveries of ${accepted.length} events missing)`,
     });
     // Nothing left queued or leased once the last process is idle.
-    const leftover = () => {
-      const db = new Database(dbPath, { readonly: true });
-      try {
-        return db
-          .query<{ queued: number; leased: number }, []>(
-            `SELECT count(*) FILTER (WHERE status IN ('pending', 'retrying')) AS queued,
-             count(*) FILTER (WHERE lease_owner IS NOT NULL) AS leased FROM deliveries`,
-          )
-          .get();
-      } finally {
-        db.close();
-      }
-    };
+    const leftover = () => queuedAndLeased(dbPath);
     await waitFor(() => leftover()?.queued === 0 && leftover()?.leased === 0, {
       timeoutMs: SETTLE_TIMEOUT_MS,
       intervalMs: 100,
@@ -250,18 +235,8 @@ test(
     expect(sumInFlight).toBeGreaterThan(0);
     expect(sumLeased).toBeGreaterThan(0);
     expect(kills.map((kill) => kill.quickCheck)).toEqual(Array(KILLS).fill("ok"));
-    const db = new Database(dbPath, { readonly: true });
-    try {
-      expect(db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all()).toEqual([
-        { integrity_check: "ok" },
-      ]);
-      const retried = db
-        .query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE attempts > 1")
-        .get();
-      expect(retried?.n).toBeGreaterThan(0);
-    } finally {
-      db.close();
-    }
+    expect(integrityCheck(dbPath)).toEqual(["ok"]);
+    expect(retriedCount(dbPath)).toBeGreaterThan(0);
     console.log(
       `crash loop (seed ${SEED}): ${kills.length} kills (${kills.filter((k) => k.phase === "startup").length} during startup), ` +
         `${accepted.length} events accepted, ${accepted.length * 2} deliveries, ${duplicates} duplicates ` +

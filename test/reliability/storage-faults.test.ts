@@ -7,7 +7,6 @@
 //
 // Mounting needs root: without it the disk tests are skipped with a message; the lock test always
 // runs. Everything mounted here is unmounted in `finally`.
-import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import {
   closeSync,
@@ -22,6 +21,7 @@ import {
 import { join } from "node:path";
 import type { Server, Subprocess } from "bun";
 import { createWebhook, fetchApi, writeChildConfig } from "../support/child-api.ts";
+import { integrityCheck } from "../support/hookd-db.ts";
 import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -132,15 +132,6 @@ function expectNoInternalErrors(child: HookdProcess): void {
   expect(bad).toEqual([]);
 }
 
-function integrity(path: string): string {
-  const db = new Database(path, { readonly: true });
-  try {
-    return db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").get()?.integrity_check ?? "";
-  } finally {
-    db.close();
-  }
-}
-
 // ---- mounts ----
 
 function run(cmd: string[]): { code: number; out: string } {
@@ -244,6 +235,20 @@ async function expectRecovered(url: string, rx: Gate, accepted: string[]): Promi
   });
 }
 
+/** How each fault ends: recovered, no internal error, a clean exit on SIGTERM, a sound database. */
+async function expectRecoveredAndStops(
+  child: HookdProcess,
+  url: string,
+  rx: Gate,
+  accepted: string[],
+  dbPath: string,
+): Promise<void> {
+  await expectRecovered(url, rx, accepted);
+  expectNoInternalErrors(child);
+  expect(await child.stop("SIGTERM")).toBe(0);
+  expect(integrityCheck(dbPath)).toEqual(["ok"]);
+}
+
 // ---- the faults ----
 
 test.skipIf(TMPFS_SKIP !== null)(
@@ -301,11 +306,7 @@ test.skipIf(TMPFS_SKIP !== null)(
       expect((await timed(url, "GET", "/v1/events?limit=1")).status).toBe(200);
 
       rmSync(filler);
-      await expectRecovered(url, rx, accepted);
-      expectNoInternalErrors(child);
-      child.proc.kill("SIGTERM");
-      expect(await child.exited()).toBe(0);
-      expect(integrity(join(dir, "hookd.db"))).toBe("ok");
+      await expectRecoveredAndStops(child, url, rx, accepted, join(dir, "hookd.db"));
     } finally {
       await killStarted();
       unmount(dir);
@@ -381,11 +382,7 @@ test.skipIf(EXT4_SKIP !== null)(
       isMounted = true;
       child = serveFromSource(join(cwd, "hookd.yaml"), cwd);
       url = await child.listening();
-      await expectRecovered(url, rx, accepted);
-      expectNoInternalErrors(child);
-      child.proc.kill("SIGTERM");
-      expect(await child.exited()).toBe(0);
-      expect(integrity(join(dir, "hookd.db"))).toBe("ok");
+      await expectRecoveredAndStops(child, url, rx, accepted, join(dir, "hookd.db"));
     } finally {
       await killStarted();
       if (isMounted) unmount(dir);
@@ -465,11 +462,7 @@ test("a database locked by another process: ingest 503 after its patience, the e
   expect(webhook.ms).toBeLessThan(QUICK_MS);
 
   await lock.release();
-  await expectRecovered(url, rx, accepted);
-  expectNoInternalErrors(child);
-  child.proc.kill("SIGTERM");
-  expect(await child.exited()).toBe(0);
-  expect(integrity(join(dir, "hookd.db"))).toBe("ok");
+  await expectRecoveredAndStops(child, url, rx, accepted, join(dir, "hookd.db"));
 }, 60_000);
 
 test("a lock shorter than ingest's patience is waited out: 202, not 503", async () => {
