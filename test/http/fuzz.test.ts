@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import type { RouteSpec } from "../../src/http/api.ts";
 import { ADMIN_KEY, createTestDaemon, type TestDaemon, type TestResponse } from "../support/daemon.ts";
+import { INVALID_UTF8 } from "../support/invalid-utf8.ts";
 
 /** Runs per property and route; the whole file stays around a thousand requests. */
 const RUNS = 25;
@@ -292,14 +293,7 @@ const deepBody: fc.Arbitrary<Body> = fc
     return { raw: `${open.repeat(depth)}1${close.repeat(depth)}` };
   });
 
-const invalidUtf8 = fc.constantFrom(
-  [0xff],
-  [0xc0, 0xaf],
-  [0xe0, 0x80, 0xaf],
-  [0xed, 0xa0, 0x80],
-  [0xf8, 0x88, 0x80, 0x80, 0x80],
-  [0xc3],
-);
+const invalidUtf8 = fc.constantFrom(...INVALID_UTF8);
 const invalidUtf8Body: fc.Arbitrary<Body> = fc
   .tuple(
     fc.constantFrom('{"name":"', '{"url":"https://', '{"', ""),
