@@ -3,7 +3,7 @@
 // time how fast the receiver sees the rest arrive.
 import { loadavg } from "node:os";
 import { type Context, checkDeadline } from "./context.ts";
-import type { Behaviour } from "./receiver.ts";
+import type { Behaviour, ReceiverStats } from "./receiver.ts";
 import { pollUntil, sleep, wallMs } from "./stats.ts";
 
 export interface DrainResult {
@@ -82,4 +82,15 @@ export async function releaseAndDrain(
     receiverCpuPercent,
     loadavg: loadavg()[0] ?? Number.NaN,
   };
+}
+
+/** Waits (bounded: at most 10 s, within the cap) until `ports` saw `count` unique deliveries; their stats. */
+export async function waitForUnique(ctx: Context, ports: number[], count: number): Promise<ReceiverStats> {
+  const end = performance.now() + ctx.within(10_000);
+  let stats = await ctx.receiver.stats(ports);
+  while (stats.unique < count && performance.now() < end) {
+    await sleep(50);
+    stats = await ctx.receiver.stats(ports);
+  }
+  return stats;
 }

@@ -5,11 +5,11 @@
 // issue's comparison), and with a first phase of this scenario where none of the 20 hangs (the same
 // subscriptions, seconds apart rather than minutes: the less noisy comparison on a shared machine).
 import type { Scenario } from "../context.ts";
+import { waitForUnique } from "../drain.ts";
 import { startHookd } from "../hookd.ts";
 import { eventData, openLoop } from "../load.ts";
 import type { ReceiverStats } from "../receiver.ts";
 import { row } from "../report.ts";
-import { sleep } from "../stats.ts";
 
 const WEBHOOKS = 20;
 const HANGING = 2;
@@ -54,12 +54,7 @@ export const isolation: Scenario = {
           maxInFlight: 1024,
           send,
         });
-        const end = performance.now() + ctx.within(10_000);
-        let stats = await ctx.receiver.stats(healthy);
-        while (stats.unique < healthyAccepted && performance.now() < end) {
-          await sleep(50);
-          stats = await ctx.receiver.stats(healthy);
-        }
+        const stats = await waitForUnique(ctx, healthy, healthyAccepted);
         phases[phase] = { load, healthy: stats, accepted: healthyAccepted };
       }
       const none = phases.none as { healthy: ReceiverStats; accepted: number };

@@ -3,11 +3,11 @@
 // receiver subtracts it on arrival. The floor is the same open loop POSTing the same body straight
 // to the receiver (no hookd): what the loopback, the runtimes and the clock cost at that rate.
 import type { Context, Scenario } from "../context.ts";
+import { waitForUnique } from "../drain.ts";
 import { startHookd } from "../hookd.ts";
 import { deliveryLike, eventData, fetchPoster, type OpenLoopResult, openLoop, type Send } from "../load.ts";
 import type { ReceiverStats } from "../receiver.ts";
 import { row } from "../report.ts";
-import { sleep } from "../stats.ts";
 
 export const RATES = [200, 1000, 3000] as const;
 
@@ -77,11 +77,6 @@ export async function measure(
   await ctx.receiver.reset([port]);
   const load = await openLoop({ rate, durationMs: ctx.within(durationMs), maxInFlight: 1024, send });
   // Wait (bounded) until every accepted event arrived.
-  const end = performance.now() + ctx.within(10_000);
-  let stats = await ctx.receiver.stats([port]);
-  while (stats.unique < load.ok && performance.now() < end) {
-    await sleep(50);
-    stats = await ctx.receiver.stats([port]);
-  }
+  const stats = await waitForUnique(ctx, [port], load.ok);
   return { load, stats, missing: Math.max(0, load.ok - stats.unique) };
 }
