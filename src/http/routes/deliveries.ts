@@ -45,10 +45,10 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
       const tenantId = tenantForRead(principalOf(c), query.tenant_id);
       const page = await store.listDeliveries(
         {
-          ...(tenantId !== undefined ? { tenantId } : {}),
-          ...(query.status !== undefined ? { status: query.status } : {}),
-          ...(query.event_id !== undefined ? { eventId: query.event_id } : {}),
-          ...(query.webhook_id !== undefined ? { webhookId: query.webhook_id } : {}),
+          tenantId,
+          status: query.status,
+          eventId: query.event_id,
+          webhookId: query.webhook_id,
         },
         toPageQuery(query, "-created_at", "number"),
       );

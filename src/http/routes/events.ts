@@ -208,12 +208,12 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       const tenantId = tenantForRead(principalOf(c), query.tenant_id);
       const page = await store.listEvents(
         {
-          ...(tenantId !== undefined ? { tenantId } : {}),
-          ...(query.type !== undefined ? { type: query.type } : {}),
-          ...(query.status !== undefined ? { status: query.status } : {}),
-          ...(query.account_id !== undefined ? { accountId: query.account_id } : {}),
-          ...(query.from !== undefined ? { from: query.from } : {}),
-          ...(query.to !== undefined ? { to: query.to } : {}),
+          tenantId,
+          type: query.type,
+          status: query.status,
+          accountId: query.account_id,
+          from: query.from,
+          to: query.to,
         },
         toPageQuery(query, "-created_at", "number"),
       );

@@ -105,10 +105,10 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const valueType = order.endsWith("name") ? "string" : "number";
       const page = await store.listWebhooks(
         {
-          ...(tenantId !== undefined ? { tenantId } : {}),
-          ...(query.event !== undefined ? { eventType: query.event } : {}),
-          ...(query.enabled !== undefined ? { enabled: query.enabled === "true" } : {}),
-          ...(query.account_id !== undefined ? { accountId: query.account_id } : {}),
+          tenantId,
+          eventType: query.event,
+          enabled: query.enabled === undefined ? undefined : query.enabled === "true",
+          accountId: query.account_id,
         },
         toPageQuery(query, order, valueType),
       );
@@ -334,7 +334,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const query = validate(webhookDeliveryListQuery, c.req.query());
       const webhook = await findOr404(idParam(c), principal.tenantId);
       const page = await store.listDeliveries(
-        { webhookId: webhook.id, ...(query.status !== undefined ? { status: query.status } : {}) },
+        { webhookId: webhook.id, status: query.status },
         toPageQuery(query, "-created_at", "number"),
       );
       return c.json(
