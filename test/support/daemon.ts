@@ -27,6 +27,21 @@ auth:
     - { name: noscope, key: ${NOSCOPE_KEY}, scopes: [deliveries:read] }
 `;
 
+/**
+ * Tests never ask a real DNS server: `localhost`, `*.localhost` and `*.test` are 127.0.0.1, any
+ * other name does not exist. (Subscriptions to example.com in API tests can then never send a
+ * packet off this machine once a test starts the dispatcher.)
+ */
+export async function resolveLoopbackOnly(hostname: string): Promise<LookupAddress[]> {
+  const name = hostname.toLowerCase().replace(/\.$/, "");
+  if (name === "localhost" || name.endsWith(".localhost") || name.endsWith(".test")) {
+    return [{ address: "127.0.0.1", family: 4 }];
+  }
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (tests resolve no public names)`), {
+    code: "ENOTFOUND",
+  });
+}
+
 export interface TestDaemon {
   daemon: Daemon;
   config: Config;
@@ -89,7 +104,7 @@ export async function createTestDaemon(options: TestDaemonOptions = {}): Promise
     logger,
     clock,
     printNotice: (text) => options.notices?.push(text),
-    ...(options.resolve ? { resolve: options.resolve } : {}),
+    resolve: options.resolve ?? resolveLoopbackOnly,
   });
 
   return {
