@@ -100,7 +100,9 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
         });
       }
       const taken = rows.length;
-      refreshDue(db, webhookId);
+      // next_due_at may be early, never late: while a full take may have left more due, it stays
+      // as it is (the next claim that finds fewer refreshes it); a short take drained what was due.
+      if (taken < take) refreshDue(db, webhookId);
       inFlight.set(webhookId, (inFlight.get(webhookId) ?? 0) + taken);
       remaining -= taken;
       if (taken > 0) progressed = true;
