@@ -45,7 +45,7 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
     [number, string, string, number, number, number]
   >(
     `UPDATE deliveries SET next_attempt_at = ?1, lease_owner = ?2
-     WHERE id IN (SELECT id FROM deliveries
+     WHERE rowid IN (SELECT rowid FROM deliveries
        WHERE webhook_id = ?3 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?4
          AND CASE ?5 WHEN 0 THEN status = 'pending' WHEN 2 THEN status = 'retrying' ELSE 1 END
        ORDER BY next_attempt_at LIMIT ?6)
