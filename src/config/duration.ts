@@ -1,4 +1,4 @@
-// Durations and their text form: "500ms", "5s", "5m", "2h", "5d" (a unit is always required).
+// Durations as text: "500ms", "5s", "5m", "2h", "5d" (a unit is always required).
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
@@ -9,13 +9,4 @@ export function parseDuration(text: string): number | null {
   if (!match) return null;
   const value = Number(match[1]) * (UNITS[match[2] as string] as number);
   return Number.isFinite(value) ? Math.round(value) : null;
-}
-
-/** The shortest exact text for a number of milliseconds, for messages and docs. */
-export function formatDuration(ms: number): string {
-  for (const unit of ["d", "h", "m", "s"] as const) {
-    const size = UNITS[unit] as number;
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
 }

@@ -21,7 +21,6 @@ export const RETRYABLE_STATUSES: readonly DeliveryStatus[] = ["failed", "exhaust
 export const RECOVERABLE_STATUSES: readonly DeliveryStatus[] = ["failed", "exhausted"];
 
 export const isQueued = (status: DeliveryStatus) => QUEUED_STATUSES.includes(status);
-export const isFinal = (status: DeliveryStatus) => !isQueued(status);
 
 export interface Delivery {
   id: string;

@@ -60,14 +60,13 @@ export function createEventCatalog(configured: readonly EventTypeEntry[]): Event
   }
   const byName = new Map(entries.map((entry) => [entry.name, entry]));
   const restricted = configured.length > 0;
-  const builtInNames = new Set<string>(BUILT_IN_EVENT_TYPES.map((t) => t.name));
   return {
     entries,
     restricted,
     isKnownType: (type) => !restricted || byName.has(type),
     isKnownPattern: (pattern) => {
       if (pattern === "*" || !restricted) return true;
-      if (!pattern.endsWith(".*")) return byName.has(pattern) || builtInNames.has(pattern);
+      if (!pattern.endsWith(".*")) return byName.has(pattern);
       return entries.some((entry) => patternMatches(pattern, entry.name));
     },
     find: (type) => byName.get(type),
