@@ -9,7 +9,9 @@
 //    is the node:http POST loop at C=256 against the same 20 ms origins.
 import type { Database } from "bun:sqlite";
 import { statSync } from "node:fs";
-import { claimDue } from "../../src/store/sqlite/dispatch.ts";
+import { claimDue, createLeaseCounter } from "../../src/store/sqlite/dispatch.ts";
+
+const noLeases = createLeaseCounter();
 import { writeBacklog } from "../backlog-db.ts";
 import type { Context, Scenario } from "../context.ts";
 import { startHookd } from "../hookd.ts";
@@ -213,8 +215,7 @@ function measureClaims(ctx: Context, path: string): ClaimFigures {
         leaseMs: 60_000,
         limit,
         retryLimit: 192,
-        inFlight: new Map(),
-      });
+      }, noLeases);
     return {
       full: time(256, hookdClaim),
       one: time(1, hookdClaim),

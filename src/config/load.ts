@@ -37,8 +37,17 @@ export interface LoadedConfig {
 /** Finds and loads the configuration: `--config`, else `HOOKD_CONFIG`, else the embedded defaults. */
 export function loadConfig(options: { path?: string; env: Env }): LoadedConfig {
   const path = options.path ?? (options.env.HOOKD_CONFIG || undefined);
-  if (path === undefined)
+  if (path === undefined) {
+    // No file: the embedded defaults, on PostgreSQL when the environment names a database (§6).
+    const url = databaseUrlFromEnv(options.env);
+    if (url) {
+      const source = "embedded defaults (PostgreSQL from the environment)";
+      const quoted = JSON.stringify(url.replaceAll("${", "$${"));
+      const text = `storage:\n  driver: postgres\n  postgres:\n    url: ${quoted}\n`;
+      return { config: parseConfig(text, source, options.env), source };
+    }
     return { config: parseConfig("", "embedded defaults", options.env), source: "embedded defaults" };
+  }
   if (!existsSync(path)) throw new ConfigError(path, [{ path: "", message: "file not found" }]);
   let text: string;
   try {
@@ -47,6 +56,15 @@ export function loadConfig(options: { path?: string; env: Env }): LoadedConfig {
     throw new ConfigError(path, [{ path: "", message: `cannot be read: ${(error as Error).message}` }]);
   }
   return { config: parseConfig(text, path, options.env), source: path };
+}
+
+/** A `postgres://` URL in HOOKD_DATABASE_URL, else DATABASE_URL (another scheme there is not ours). */
+export function databaseUrlFromEnv(env: Env): string | null {
+  for (const name of ["HOOKD_DATABASE_URL", "DATABASE_URL"]) {
+    const value = env[name];
+    if (value && /^postgres(ql)?:\/\//.test(value)) return value;
+  }
+  return null;
 }
 
 /** Parses configuration text; throws ConfigError naming every problem. */

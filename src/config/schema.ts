@@ -121,7 +121,15 @@ export const configSchema = strict({
       path: z.string().min(1).default("./data/hookd.db"),
       synchronous: z.enum(["full", "normal"]).default("full"),
     }).prefault({}),
-    postgres: strict({ url: z.string().min(1).optional() }).prefault({}),
+    postgres: strict({
+      url: z
+        .string()
+        .min(1)
+        .refine((url) => /^postgres(ql)?:\/\//.test(url), "must be a postgres:// or postgresql:// URL")
+        .optional(),
+      pool_size: positiveInt(1000).default(10),
+      statement_timeout: duration({ min: 100, max: 600_000 }).prefault("5s"),
+    }).prefault({}),
   })
     .prefault({})
     .superRefine((storage, ctx) => {

@@ -126,7 +126,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       leaseMs: options.leaseMs,
       limit: capacity,
       retryLimit: Math.max(0, retryCap - retriesInFlight),
-      inFlight: perWebhook,
     });
     for (const delivery of claimed) launch(delivery);
     return claimed.length;

@@ -66,16 +66,54 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
   return Math.max(0, date - now);
 }
 
-/** The auto-disable rule (SPEC §3), checked after every failed attempt. */
-export function shouldAutoDisable(input: {
+/** What a subscription's health asks for after its attempts were recorded. */
+export type HealthDecision = { action: "keep" } | { action: "disable"; reason: "failing" | "gone" };
+
+/**
+ * The auto-disable rule (SPEC §3), decided after a subscription's attempts were counted: a 410 Gone
+ * disables at once (`gone`); otherwise `disable_after_failures` consecutive failures with no success
+ * for `disable_after` disable it (`failing`). A subscription already disabled is kept as it is.
+ * Pure: the stores count failures in the database and apply the decision.
+ */
+export function decideHealth(input: {
+  enabled: boolean;
+  /** A 410 Gone among the attempts since the last success. */
+  gone: boolean;
+  /** After the attempts just recorded. */
   consecutiveFailures: number;
   healthSince: number;
   now: number;
   disableAfterFailures: number;
   disableAfterMs: number;
-}): boolean {
-  return (
+}): HealthDecision {
+  if (!input.enabled || input.consecutiveFailures === 0) return { action: "keep" };
+  if (input.gone) return { action: "disable", reason: "gone" };
+  const failing =
     input.consecutiveFailures >= input.disableAfterFailures &&
-    input.now - input.healthSince >= input.disableAfterMs
-  );
+    input.now - input.healthSince >= input.disableAfterMs;
+  return failing ? { action: "disable", reason: "failing" } : { action: "keep" };
+}
+
+/**
+ * What one batch of attempts does to a subscription's health counters: reset at the last success
+ * (and restart the window there), plus one per failure after it. Applied relatively in the database
+ * (`consecutive_failures = consecutive_failures + n`), so concurrent settlers never lose a count.
+ */
+export function summarizeAttempts(
+  outcomes: readonly { ok: boolean; gone: boolean; startedAt: number }[],
+): { resetAt: number | null; failuresAfter: number; gone: boolean } {
+  let resetAt: number | null = null;
+  let failuresAfter = 0;
+  let gone = false;
+  for (const outcome of outcomes) {
+    if (outcome.ok) {
+      resetAt = outcome.startedAt;
+      failuresAfter = 0;
+      gone = false;
+    } else {
+      failuresAfter++;
+      if (outcome.gone) gone = true;
+    }
+  }
+  return { resetAt, failuresAfter, gone };
 }

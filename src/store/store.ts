@@ -1,6 +1,7 @@
 // The storage contract. Everything durable goes through a Store; nothing outside src/store touches
-// SQL. The SQLite store implements it today; a PostgreSQL store for several instances will too, so
-// every method is async and speaks domain types, never rows.
+// SQL. Two implementations: SQLite (one process) and PostgreSQL (any number of instances over one
+// database, SPEC §6). Every method is async and speaks domain types; every guarantee below holds
+// across instances on PostgreSQL (caps and leases are counted in the database, never in a process).
 import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
 import type { DisabledReason, Webhook } from "../domain/webhook.ts";
 
@@ -129,6 +130,8 @@ export interface ClaimedDelivery {
   status: DeliveryStatus;
   /** Attempts in the current series before this one. */
   seriesAttempts: number;
+  /** When the lease ends (the attempt's timeout and a margin fit inside it). */
+  leaseUntil: number;
   webhook: Webhook;
 }
 
@@ -141,8 +144,6 @@ export interface ClaimRequest {
   limit: number;
   /** Of which retries (status retrying) at most this many; the rest is kept for first attempts. */
   retryLimit: number;
-  /** Deliveries already in flight per subscription (their caps are subtracted). */
-  inFlight: ReadonlyMap<string, number>;
 }
 
 export type Settlement =
@@ -186,6 +187,25 @@ export interface QueueStats {
   depth: number;
   oldestDueAt: number | null;
 }
+
+/** The tables a store keeps, in the order a copy writes them (parents first). */
+export const TABLES = [
+  "settings",
+  "webhooks",
+  "webhook_previous_secrets",
+  "events",
+  "deliveries",
+  "attempts",
+  "idempotency_keys",
+] as const;
+export type TableName = (typeof TABLES)[number];
+
+/**
+ * One stored row in the drivers' shared format, for `storage copy` and for tests that look at what
+ * was stored: the columns of the SQLite schema, times as epoch milliseconds, JSON columns as JSON
+ * text, booleans as 0 or 1. A leased delivery's `next_attempt_at` is when its lease ends.
+ */
+export type StoredRow = Record<string, string | number | null>;
 
 export type RequeueRefusal = "queued" | "cancelled" | "webhook_deleted" | "webhook_disabled";
 
@@ -267,6 +287,34 @@ export interface Store {
   /** The earliest time a subscription not in `exclude` has something due; null when none. */
   nextDueAt(exclude: readonly string[]): Promise<number | null>;
   queueStats(now: number): Promise<QueueStats>;
+
+  /**
+   * Records this instance as live (until `now + ttlMs` by the database's clock) and answers how many
+   * instances are live, this one included. SQLite: always 1.
+   */
+  heartbeat(instanceId: string, ttlMs: number): Promise<number>;
+  /** Forgets this instance at a graceful stop. */
+  removeInstance(instanceId: string): Promise<void>;
+  /**
+   * Runs `fn` unless another instance is running maintenance now; answers null when one is.
+   * (PostgreSQL: a session advisory lock; SQLite: one process, always runs.)
+   */
+  withMaintenanceLock<T>(fn: () => Promise<T>): Promise<T | null>;
+  /**
+   * Calls `listener` when another instance committed work that may be due now (ingest, requeue,
+   * released leases), and after a lost connection came back (work may have been missed). Answers
+   * a function that stops listening. SQLite: there is no other instance; never called.
+   */
+  onWork(listener: () => void): Promise<() => void>;
+  /** Recounts each subscription's in-flight count from the leases in the database (the reaper). */
+  reconcileInFlight(now: number): Promise<number>;
+
+  /** Whether the store holds any subscription, event or setting (storage copy refuses a non-empty target). */
+  hasData(): Promise<boolean>;
+  /** Up to `limit` rows of `table` in a stable order, after the row whose key `exportRows` gave last. */
+  exportRows(table: TableName, after: string | null, limit: number): Promise<{ rows: StoredRow[]; last: string | null }>;
+  /** Writes rows in the shared format (storage copy); all of one call in one transaction. */
+  importRows(table: TableName, rows: readonly StoredRow[]): Promise<void>;
 
   /** Removes final deliveries, their attempts and events older than `before`; at most `limit` rows each. */
   sweepRetention(before: number, limit: number): Promise<number>;

@@ -19,7 +19,7 @@ const DAY = 24 * HOUR;
 /** SPEC §4's defaults, written out by hand (durations in milliseconds). */
 const SPEC_DEFAULTS: Config = {
   server: { host: "127.0.0.1", port: 8080 },
-  storage: { driver: "sqlite", sqlite: { path: "./data/hookd.db", synchronous: "full" }, postgres: {} },
+  storage: { driver: "sqlite", sqlite: { path: "./data/hookd.db", synchronous: "full" }, postgres: { pool_size: 10, statement_timeout: 5000 } },
   auth: { keys: [] },
   rate_limits: { read: 600, write: 300, ingest: 6000 },
   event_types: [],
@@ -220,7 +220,7 @@ describe("every documented key", () => {
       storage: {
         driver: "postgres",
         sqlite: { path: "/var/lib/hookd/other.db", synchronous: "normal" },
-        postgres: { url: "postgres://hookd:pw@db:5432/hookd" },
+        postgres: { url: "postgres://hookd:pw@db:5432/hookd", pool_size: 10, statement_timeout: 5000 },
       },
       auth: {
         keys: [

@@ -7,7 +7,8 @@ import {
   parseRetryAfter,
   type RetrySchedule,
   scheduleDelays,
-  shouldAutoDisable,
+  decideHealth,
+  summarizeAttempts,
 } from "../../src/domain/retry.ts";
 import type { Random } from "../../src/runtime/random.ts";
 
@@ -196,28 +197,44 @@ describe("parseRetryAfter", () => {
   });
 });
 
-describe("shouldAutoDisable", () => {
-  const policy = { disableAfterFailures: 10, disableAfterMs: 5 * 86_400_000 };
+describe("decideHealth", () => {
+  const policy = { disableAfterFailures: 10, disableAfterMs: 5 * 86_400_000, enabled: true, gone: false };
+  const failing = { action: "disable", reason: "failing" } as const;
+  const keep = { action: "keep" } as const;
 
   test("needs both enough consecutive failures and the window since the last success", () => {
     const longAgo = NOW - 5 * 86_400_000;
-    expect(shouldAutoDisable({ ...policy, consecutiveFailures: 10, healthSince: longAgo, now: NOW })).toBe(
-      true,
+    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo, now: NOW })).toEqual(failing);
+    expect(decideHealth({ ...policy, consecutiveFailures: 9, healthSince: longAgo, now: NOW })).toEqual(keep);
+    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo + 1, now: NOW })).toEqual(keep);
+    expect(decideHealth({ ...policy, consecutiveFailures: 1000, healthSince: NOW - 60_000, now: NOW })).toEqual(
+      keep,
     );
-    expect(shouldAutoDisable({ ...policy, consecutiveFailures: 9, healthSince: longAgo, now: NOW })).toBe(
-      false,
-    );
-    expect(
-      shouldAutoDisable({ ...policy, consecutiveFailures: 10, healthSince: longAgo + 1, now: NOW }),
-    ).toBe(false);
-    expect(
-      shouldAutoDisable({ ...policy, consecutiveFailures: 1000, healthSince: NOW - 60_000, now: NOW }),
-    ).toBe(false);
   });
 
   test("with a zero window, the failure count alone decides", () => {
-    const zero = { disableAfterFailures: 3, disableAfterMs: 0 };
-    expect(shouldAutoDisable({ ...zero, consecutiveFailures: 3, healthSince: NOW, now: NOW })).toBe(true);
-    expect(shouldAutoDisable({ ...zero, consecutiveFailures: 2, healthSince: NOW, now: NOW })).toBe(false);
+    const zero = { ...policy, disableAfterFailures: 3, disableAfterMs: 0 };
+    expect(decideHealth({ ...zero, consecutiveFailures: 3, healthSince: NOW, now: NOW })).toEqual(failing);
+    expect(decideHealth({ ...zero, consecutiveFailures: 2, healthSince: NOW, now: NOW })).toEqual(keep);
+  });
+
+  test("a 410 Gone disables at once; a disabled subscription is kept as it is", () => {
+    const gone = { ...policy, gone: true, consecutiveFailures: 1, healthSince: NOW, now: NOW };
+    expect(decideHealth(gone)).toEqual({ action: "disable", reason: "gone" });
+    expect(decideHealth({ ...gone, enabled: false })).toEqual(keep);
+    expect(decideHealth({ ...policy, enabled: false, consecutiveFailures: 99, healthSince: 0, now: NOW })).toEqual(
+      keep,
+    );
+  });
+});
+
+describe("summarizeAttempts", () => {
+  test("counts the failures after the last success, which resets the window", () => {
+    const f = (startedAt: number, gone = false) => ({ ok: false, gone, startedAt });
+    const ok = (startedAt: number) => ({ ok: true, gone: false, startedAt });
+    expect(summarizeAttempts([f(1), f(2)])).toEqual({ resetAt: null, failuresAfter: 2, gone: false });
+    expect(summarizeAttempts([f(1, true), ok(2), f(3)])).toEqual({ resetAt: 2, failuresAfter: 1, gone: false });
+    expect(summarizeAttempts([ok(1), f(2, true)])).toEqual({ resetAt: 1, failuresAfter: 1, gone: true });
+    expect(summarizeAttempts([])).toEqual({ resetAt: null, failuresAfter: 0, gone: false });
   });
 });

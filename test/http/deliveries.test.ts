@@ -58,7 +58,6 @@ async function settleDue(decide: (d: ClaimedDelivery) => Settlement | null): Pro
       leaseMs: 60_000,
       limit: 1000,
       retryLimit: 1000,
-      inFlight: new Map(),
     });
     if (claimed.length === 0) return settled;
     const results = claimed.flatMap((d) => {

@@ -87,7 +87,6 @@ async function settleDue(decide: (d: ClaimedDelivery) => Settlement): Promise<nu
       leaseMs: 60_000,
       limit: 1000,
       retryLimit: 1000,
-      inFlight: new Map(),
     });
     if (claimed.length === 0) return settled;
     await t.daemon.store.settle(

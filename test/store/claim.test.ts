@@ -57,7 +57,6 @@ const claim = (request: Partial<ClaimRequest> = {}) =>
     leaseMs: 10_000,
     limit: 100,
     retryLimit: 100,
-    inFlight: new Map(),
     ...request,
   });
 
@@ -95,13 +94,38 @@ test("with no retry capacity left, only first attempts are claimed", async () =>
   expect(retries.map((d) => d.status)).toEqual(["retrying"]);
 });
 
-test("a subscription's cap counts what is already in flight; a lease makes a delivery due again when it ends", async () => {
-  const w = await webhook(3);
+test("a subscription's cap counts the live leases of every claim; a lease makes a delivery due again when it ends", async () => {
+  await webhook(3);
   await publish(5);
-  const taken = await claim({ inFlight: new Map([[w.id, 1]]) });
-  expect(taken.length).toBe(2);
-  expect((await claim()).length).toBe(3);
-  expect((await claim()).length).toBe(0); // all five leased
+  const first = await claim();
+  expect(first.length).toBe(3);
+  expect((await claim()).length).toBe(0); // the cap holds across claims, not only within one
+  const done = first[0]!;
+  await store.settle(
+    [
+      {
+        deliveryId: done.id,
+        leaseOwner: done.leaseOwner,
+        webhookId: done.webhook.id,
+        signature: null,
+        settlement: { action: "succeed" },
+        attempt: {
+          id: ids.next("atm"),
+          startedAt: clock.now(),
+          durationMs: 1,
+          responseStatusCode: 200,
+          responseHeaders: {},
+          responseBody: "",
+          error: null,
+        },
+      },
+    ],
+    clock.now(),
+    { disableAfterFailures: 10, disableAfterMs: 1000 },
+    () => ids.next("evt"),
+  );
+  expect((await claim()).length).toBe(1); // a settled attempt frees its place
+  expect((await claim()).length).toBe(0);
   clock.advance(10_000 + 1_000 + 5_000); // past max(lease, timeout + margin)
-  expect((await claim()).length).toBe(3);
+  expect((await claim()).length).toBe(3); // the expired leases no longer count
 });

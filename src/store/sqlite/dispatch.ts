@@ -2,9 +2,10 @@
 // leases, and the queue's shape for /metrics.
 import type { Database } from "bun:sqlite";
 import type { DeliveryStatus } from "../../domain/delivery.ts";
-import { shouldAutoDisable } from "../../domain/retry.ts";
+import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
+import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
   AttemptResult,
   ClaimedDelivery,
@@ -23,9 +24,65 @@ import { selectWebhook } from "./webhooks.ts";
 /** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
 const LEASE_MARGIN_MS = 5_000;
 
-export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[] {
+/**
+ * The live leases this process granted, per subscription: granted and not yet settled, released,
+ * ended (the subscription was deleted or disabled) or expired. SQLite has one writer process, so
+ * this count is exact without a query per claim.
+ */
+export interface LeaseCounter {
+  count(webhookId: string, now: number): number;
+  add(deliveryId: string, owner: string, webhookId: string, until: number): void;
+  /** The lease `owner` holds on `deliveryId` is over (a stale owner's is not the live one). */
+  remove(deliveryId: string, owner: string): void;
+  /** Every lease of the subscription ended with its queued deliveries. */
+  forgetWebhook(webhookId: string): void;
+}
+
+interface Lease {
+  deliveryId: string;
+  owner: string;
+  until: number;
+}
+
+export function createLeaseCounter(): LeaseCounter {
+  const byWebhook = new Map<string, Map<string, Lease>>();
+  const webhookOf = new Map<string, string>();
+  const drop = (deliveryId: string) => {
+    const webhookId = webhookOf.get(deliveryId);
+    if (webhookId === undefined) return;
+    webhookOf.delete(deliveryId);
+    const leases = byWebhook.get(webhookId);
+    leases?.delete(deliveryId);
+    if (leases?.size === 0) byWebhook.delete(webhookId);
+  };
+  return {
+    count(webhookId, now) {
+      const leases = byWebhook.get(webhookId);
+      if (!leases) return 0;
+      for (const lease of leases.values()) if (lease.until <= now) drop(lease.deliveryId);
+      return byWebhook.get(webhookId)?.size ?? 0;
+    },
+    add(deliveryId, owner, webhookId, until) {
+      drop(deliveryId);
+      webhookOf.set(deliveryId, webhookId);
+      const leases = byWebhook.get(webhookId) ?? new Map<string, Lease>();
+      leases.set(deliveryId, { deliveryId, owner, until });
+      byWebhook.set(webhookId, leases);
+    },
+    remove(deliveryId, owner) {
+      const webhookId = webhookOf.get(deliveryId);
+      if (webhookId !== undefined && byWebhook.get(webhookId)?.get(deliveryId)?.owner === owner) drop(deliveryId);
+    },
+    forgetWebhook(webhookId) {
+      for (const deliveryId of byWebhook.get(webhookId)?.keys() ?? []) webhookOf.delete(deliveryId);
+      byWebhook.delete(webhookId);
+    },
+  };
+}
+
+export function claimDue(db: Database, request: ClaimRequest, leases: Pick<LeaseCounter, "count">): ClaimedDelivery[] {
   const { now, owner } = request;
-  const inFlight = new Map(request.inFlight);
+  const inFlight = new Map<string, number>();
   const skip = new Set<string>();
   const claimed: ClaimedDelivery[] = [];
   let remaining = request.limit;
@@ -64,7 +121,7 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
         skip.add(webhookId);
         continue;
       }
-      const spare = webhook.maxInFlight - (inFlight.get(webhookId) ?? 0);
+      const spare = webhook.maxInFlight - leases.count(webhookId, now) - (inFlight.get(webhookId) ?? 0);
       if (spare <= 0) {
         skip.add(webhookId);
         continue;
@@ -96,6 +153,7 @@ export function claimDue(db: Database, request: ClaimRequest): ClaimedDelivery[]
           payload,
           status: row.status as DeliveryStatus,
           seriesAttempts: row.series_attempts,
+          leaseUntil,
           webhook,
         });
       }
@@ -136,27 +194,6 @@ export function settle(
     if (n > 0) finals[status] = (finals[status] ?? 0) + n;
   };
 
-  const healthById = new Map<string, { failures: number; since: number; enabled: boolean; dirty: boolean }>();
-  const readHealth = db.query<
-    { consecutive_failures: number; health_since: number; enabled: number },
-    [string]
-  >("SELECT consecutive_failures, health_since, enabled FROM webhooks WHERE id = ?");
-  const healthOf = (id: string) => {
-    let h = healthById.get(id);
-    if (!h) {
-      const row = readHealth.get(id);
-      if (!row) return null;
-      h = {
-        failures: row.consecutive_failures,
-        since: row.health_since,
-        enabled: row.enabled === 1,
-        dirty: false,
-      };
-      healthById.set(id, h);
-    }
-    return h;
-  };
-
   for (const result of results) {
     const { attempt, settlement } = result;
     insertAttempt(db, { ...attempt, deliveryId: result.deliveryId });
@@ -184,40 +221,38 @@ export function settle(
       const final = FINAL_OF[settlement.action];
       if (final) count(final);
     }
+  }
 
-    // The subscription's health follows every attempt, applied or not: it reflects the endpoint.
-    // It is kept here for the batch and written once per subscription at the end.
-    const h = healthOf(result.webhookId);
-    if (!h) continue;
-    h.dirty = true;
-    if (settlement.action === "succeed") {
-      h.failures = 0;
-      h.since = attempt.startedAt;
-      continue;
-    }
-    h.failures++;
-    if (!h.enabled) continue;
-    const gone = settlement.action === "fail" && settlement.reason === "gone";
-    const failing =
-      !gone &&
-      shouldAutoDisable({
-        consecutiveFailures: h.failures,
-        healthSince: h.since,
-        now,
-        disableAfterFailures: health.disableAfterFailures,
-        disableAfterMs: health.disableAfterMs,
-      });
-    if (gone || failing) {
-      h.enabled = false;
-      const outcome = disableWebhook(db, result.webhookId, gone ? "gone" : "failing", now, deps);
-      if (outcome) {
-        disabled.push(outcome.disabled);
-        count("failed", outcome.failedDeliveries);
-      }
+  // The subscription's health follows every attempt, applied or not: it reflects the endpoint.
+  // Counted once per subscription for the batch, then decided by the domain rule.
+  const recordHealth = db.query<
+    { consecutive_failures: number; health_since: number; enabled: number },
+    [number | null, number, number | null, string]
+  >(
+    `UPDATE webhooks SET consecutive_failures = CASE WHEN ?1 IS NULL THEN consecutive_failures + ?2 ELSE ?2 END,
+       health_since = coalesce(?3, health_since) WHERE id = ?4
+     RETURNING consecutive_failures, health_since, enabled`,
+  );
+  for (const [webhookId, outcomes] of attemptsBySubscription(results)) {
+    const summary = summarizeAttempts(outcomes);
+    const row = recordHealth.get(summary.resetAt, summary.failuresAfter, summary.resetAt, webhookId);
+    if (!row) continue;
+    const decision = decideHealth({
+      enabled: row.enabled === 1,
+      gone: summary.gone,
+      consecutiveFailures: row.consecutive_failures,
+      healthSince: row.health_since,
+      now,
+      disableAfterFailures: health.disableAfterFailures,
+      disableAfterMs: health.disableAfterMs,
+    });
+    if (decision.action !== "disable") continue;
+    const outcome = disableWebhook(db, webhookId, decision.reason, now, deps);
+    if (outcome) {
+      disabled.push(outcome.disabled);
+      count("failed", outcome.failedDeliveries);
     }
   }
-  const writeHealth = db.query("UPDATE webhooks SET consecutive_failures = ?, health_since = ? WHERE id = ?");
-  for (const [id, h] of healthById) if (h.dirty) writeHealth.run(h.failures, h.since, id);
   return { applied, disabled, finals };
 }
 

@@ -13,6 +13,7 @@ import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
 import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
 import { createWalSync, noWalSync } from "./wal-sync.ts";
+import * as rows from "./rows.ts";
 import * as webhooks from "./webhooks.ts";
 import { createWriteBatcher } from "./write-batch.ts";
 
@@ -48,6 +49,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     return value;
   };
   const subscriptions = createSubscriptionIndex(db);
+  const leases = dispatch.createLeaseCounter();
   const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
@@ -121,6 +123,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         changedWebhooks(() => {
           if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
           if (changes.enabled === false) {
+            leases.forgetWebhook(id);
             const failed = deliveries.failQueued(db, id, now);
             options.onFinal?.("failed", failed);
             deliveries.refreshDue(db, id);
@@ -134,6 +137,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return durable(
         changedWebhooks(() => {
           if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
+          leases.forgetWebhook(id);
           const cancelled = deliveries.cancelQueued(db, id, now);
           options.onFinal?.("cancelled", cancelled);
           return true;
@@ -231,15 +235,23 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async claimDue(request) {
-      return tx(() => dispatch.claimDue(db, request));
+      const claimed = tx(() => dispatch.claimDue(db, request, leases));
+      for (const d of claimed) leases.add(d.id, d.leaseOwner, d.webhook.id, d.leaseUntil);
+      return claimed;
     },
 
     async settle(results, now, health, newEventId) {
-      return tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      const outcome = tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      // Settled (or found lost): either way the attempt is over.
+      for (const result of results) leases.remove(result.deliveryId, result.leaseOwner);
+      for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
+      return outcome;
     },
 
-    async releaseLeases(leases, now) {
-      return tx(() => dispatch.releaseLeases(db, leases, now));
+    async releaseLeases(given, now) {
+      const released = tx(() => dispatch.releaseLeases(db, given, now));
+      for (const lease of given) leases.remove(lease.deliveryId, lease.leaseOwner);
+      return released;
     },
 
     async nextDueAt(exclude) {
@@ -248,6 +260,38 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async queueStats() {
       return read(() => dispatch.queueStats(db));
+    },
+
+    async heartbeat() {
+      return 1; // one process owns a SQLite file
+    },
+
+    async removeInstance() {},
+
+    async withMaintenanceLock(fn) {
+      return fn();
+    },
+
+    async onWork() {
+      return () => {}; // no other instance writes this file
+    },
+
+    async reconcileInFlight() {
+      return 0; // leases are counted in this process (dispatch.ts LeaseCounter)
+    },
+
+    async hasData() {
+      return read(() => rows.hasData(db));
+    },
+
+    async exportRows(table, after, limit) {
+      return read(() => rows.exportRows(db, table, after, limit));
+    },
+
+    async importRows(table, given) {
+      guard(() => rows.importRows(db, table, given));
+      if (table === "webhooks") subscriptions.invalidate();
+      await durable(undefined);
     },
 
     async sweepRetention(before, limit) {
