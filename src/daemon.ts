@@ -19,6 +19,7 @@ import { type Clock, systemClock } from "./runtime/clock.ts";
 import { createIdGenerator } from "./runtime/ids.ts";
 import type { Logger } from "./runtime/logger.ts";
 import { cryptoRandom, type Random } from "./runtime/random.ts";
+import { createPostgresStore } from "./store/postgres/index.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/store.ts";
 import { VERSION } from "./version.ts";
@@ -51,7 +52,9 @@ export interface Daemon {
 
 const BOOTSTRAP_KEY_SETTING = "bootstrap_admin_key_sha256";
 
-export class UnsupportedDriverError extends Error {}
+/** How often an instance says it is live, and how long that lasts (PostgreSQL: rate limit shares, metrics). */
+const HEARTBEAT_MS = 5_000;
+const HEARTBEAT_TTL_MS = 15_000;
 
 export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config, logger } = options;
@@ -59,21 +62,30 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const random = options.random ?? cryptoRandom;
   const printNotice = options.printNotice ?? ((text: string) => process.stderr.write(`${text}\n`));
 
-  if (config.storage.driver !== "sqlite") {
-    throw new UnsupportedDriverError(
-      "storage.driver postgres is not available in this version of hookd yet; use sqlite",
-    );
-  }
   const ids = createIdGenerator(clock, random);
   const metrics = createMetrics();
-  const store = createSqliteStore({
-    path: config.storage.sqlite.path,
-    synchronous: config.storage.sqlite.synchronous,
-    ids,
-    onFinal: (status, count) => {
-      if (count > 0) metrics.deliveries.inc({ status }, count);
-    },
-  });
+  const onFinal = (status: "cancelled" | "failed", count: number) => {
+    if (count > 0) metrics.deliveries.inc({ status }, count);
+  };
+  const store: Store =
+    config.storage.driver === "postgres"
+      ? await createPostgresStore({
+          url: config.storage.postgres.url as string,
+          poolSize: config.storage.postgres.pool_size,
+          statementTimeoutMs: config.storage.postgres.statement_timeout,
+          ids,
+          clock,
+          logger: logger.child({ component: "postgres" }),
+          onFinal,
+          version: VERSION,
+        })
+      : createSqliteStore({
+          path: config.storage.sqlite.path,
+          synchronous: config.storage.sqlite.synchronous,
+          ids,
+          onFinal,
+        });
+  const instanceId = Buffer.from(random.bytes(6)).toString("hex");
   const allowedCidrs = config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr);
   const client = createHttpClient({
     policy: { allowPrivateNetworks: config.delivery.allow_private_networks, allowedCidrs },
@@ -96,9 +108,22 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       disableAfterMs: config.delivery.disable_after,
     },
     userAgent: `hookd/${VERSION}`,
-    instanceId: Buffer.from(random.bytes(6)).toString("hex"),
+    instanceId,
   });
   const maintenance = createMaintenance({ store, clock, logger, retentionMs: config.retention });
+  // Instances live in the database: each enforces its share of a key's rate limit (SPEC §6).
+  let liveInstances = 1;
+  const beat = async () => {
+    try {
+      liveInstances = await store.heartbeat(instanceId, HEARTBEAT_TTL_MS);
+      metrics.instances.set(liveInstances);
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, "cannot record this instance's heartbeat");
+    }
+  };
+  await beat();
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let stopListening: (() => void) | undefined;
 
   const adminHashes: string[] = [];
   if (config.auth.keys.length === 0) adminHashes.push(await bootstrapAdminKey(store, random, printNotice));
@@ -132,6 +157,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     metrics,
     dataValidators,
     wakeDispatcher: () => dispatcher.wake(),
+    instances: () => liveInstances,
   });
 
   let server: Server<undefined> | undefined;
@@ -167,7 +193,24 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
       dispatcher.start();
       maintenance.start();
-      logger.info({ url, version: VERSION, database: config.storage.sqlite.path }, "hookd listening");
+      // Work committed by other instances wakes this dispatcher at once; polling is the fallback.
+      stopListening = await store
+        .onWork(() => dispatcher.wake())
+        .catch((error) => {
+          logger.warn(
+            { err: (error as Error).message },
+            "cannot listen for work from other instances; polling",
+          );
+          return undefined;
+        });
+      heartbeat = setInterval(beat, HEARTBEAT_MS);
+      heartbeat.unref?.();
+      const database =
+        store.driver === "sqlite" ? config.storage.sqlite.path : redactUrl(config.storage.postgres.url);
+      logger.info(
+        { url, version: VERSION, driver: store.driver, database, instance: instanceId },
+        "hookd listening",
+      );
       return { host, port, url };
     },
     stop() {
@@ -176,15 +219,30 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       stopping ??= (async () => {
         const closing = server?.stop(false);
         maintenance.stop();
+        clearInterval(heartbeat);
+        stopListening?.();
         await dispatcher.stop(config.shutdown_grace);
         await closing;
         client.close();
+        await store.removeInstance(instanceId).catch(() => {});
         await store.close();
         logger.info("hookd stopped");
       })();
       return stopping;
     },
   };
+}
+
+/** A database URL for logs: never its password. */
+export function redactUrl(url: string | undefined): string {
+  if (!url) return "";
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
 }
 
 /** With no key configured: the first start creates an admin key, stores its hash and shows it once. */

@@ -1,11 +1,11 @@
 // The hookd executable: argv → config → daemon; signals.
 import { HELP, parseArgs, UsageError } from "./cli/args.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
-import { createDaemon, type Daemon, UnsupportedDriverError } from "./daemon.ts";
+import { createDaemon, type Daemon } from "./daemon.ts";
+import { DatabaseTooNewError, StorageUnavailableError } from "./domain/errors.ts";
 import { sha256Hex } from "./domain/secrets.ts";
 import { verifySignature } from "./domain/verify.ts";
 import { createLogger } from "./runtime/logger.ts";
-import { DatabaseTooNewError } from "./store/sqlite/open.ts";
 import { VERSION } from "./version.ts";
 
 async function main(argv: string[]): Promise<number> {
@@ -94,8 +94,12 @@ async function serve(configPath: string | undefined): Promise<number> {
     daemon = await createDaemon({ config: loaded.config, logger });
     await daemon.start();
   } catch (error) {
-    if (error instanceof UnsupportedDriverError || error instanceof DatabaseTooNewError) {
+    if (error instanceof DatabaseTooNewError) {
       process.stderr.write(`hookd: ${error.message}\n`);
+      return 1;
+    }
+    if (error instanceof StorageUnavailableError) {
+      process.stderr.write(`hookd: cannot start: ${error.message}\n`);
       return 1;
     }
     const code = (error as { code?: string }).code;

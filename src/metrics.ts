@@ -9,6 +9,7 @@ export interface Metrics {
   queueDepth: Gauge;
   oldestDue: Gauge;
   inFlight: Gauge;
+  instances: Gauge;
   webhooksDisabled: Counter<"reason">;
 }
 
@@ -46,6 +47,11 @@ export function createMetrics(): Metrics {
       registers,
     }),
     inFlight: new Gauge({ name: "hookd_in_flight", help: "Attempts in flight.", registers }),
+    instances: new Gauge({
+      name: "hookd_instances",
+      help: "Live hookd instances sharing this database (1 on SQLite).",
+      registers,
+    }),
     webhooksDisabled: new Counter({
       name: "hookd_webhooks_disabled_total",
       help: "Subscriptions disabled by hookd.",

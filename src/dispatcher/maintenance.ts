@@ -1,5 +1,6 @@
-// Background upkeep: the retention sweep and expired idempotency keys, in small batches so the
-// database is never held for long. `runOnce()` is public for tests and operators.
+// Background upkeep: the retention sweep, expired idempotency keys and the in-flight recount, in
+// small batches so the database is never held for long; on one instance at a time (the store's
+// maintenance lock). `runOnce()` is public for tests and operators.
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import type { Store } from "../store/store.ts";
@@ -7,7 +8,8 @@ import type { Store } from "../store/store.ts";
 export interface Maintenance {
   start(): void;
   stop(): void;
-  runOnce(): Promise<{ removed: number; idempotencyKeys: number }>;
+  /** Null when another instance is running maintenance now. */
+  runOnce(): Promise<{ removed: number; idempotencyKeys: number; recounted: number } | null>;
 }
 
 const BATCH = 500;
@@ -36,13 +38,16 @@ export function createMaintenance(options: {
     return total;
   };
 
-  const runOnce = async () => {
-    const removed = await sweep(() => store.sweepRetention(clock.now() - options.retentionMs, BATCH));
-    const idempotencyKeys = await sweep(() => store.sweepIdempotencyKeys(clock.now(), BATCH));
-    if (removed + idempotencyKeys > 0)
-      logger.info({ removed, idempotency_keys: idempotencyKeys }, "retention sweep");
-    return { removed, idempotencyKeys };
-  };
+  const runOnce = () =>
+    store.withMaintenanceLock(async () => {
+      const removed = await sweep(() => store.sweepRetention(clock.now() - options.retentionMs, BATCH));
+      const idempotencyKeys = await sweep(() => store.sweepIdempotencyKeys(clock.now(), BATCH));
+      if (removed + idempotencyKeys > 0)
+        logger.info({ removed, idempotency_keys: idempotencyKeys }, "retention sweep");
+      const recounted = await store.reconcileInFlight(clock.now());
+      if (recounted > 0) logger.warn({ recounted }, "in-flight counts corrected from the leases");
+      return { removed, idempotencyKeys, recounted };
+    });
 
   return {
     runOnce,

@@ -17,7 +17,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   const { logger, clock } = deps;
   const app = new Hono<AppEnv>();
-  const rateLimiter = createRateLimiter(deps.config.rate_limits, clock);
+  const rateLimiter = createRateLimiter(deps.config.rate_limits, clock, deps.instances);
   const api = createApi(app, { authenticator: deps.authenticator, rateLimiter });
   const limit = deps.config.limits.max_payload_bytes;
 

@@ -34,4 +34,6 @@ export interface HttpDeps {
   dataValidators: ReadonlyMap<string, DataValidator>;
   /** Tells the dispatcher that deliveries became due now. */
   wakeDispatcher(): void;
+  /** Live instances sharing the database (1 on SQLite): each enforces its share of a key's rate limit. */
+  instances?: () => number;
 }

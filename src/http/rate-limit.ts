@@ -1,4 +1,7 @@
 // Token buckets per API key and route class (SPEC §2 Rate limiting), with RateLimit-* headers.
+// Several instances over one database (SPEC §6) hold a key's limit together without a database
+// round trip per request: each of the N live instances enforces 1/N of it (a load balancer spreads
+// a key's requests over them), and the headers speak of the whole limit.
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "../domain/errors.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -15,14 +18,19 @@ interface Bucket {
   at: number;
 }
 
-export function createRateLimiter(limits: Record<RateClass, number>, clock: Clock): RateLimiter {
+export function createRateLimiter(
+  limits: Record<RateClass, number>,
+  clock: Clock,
+  instances: () => number = () => 1,
+): RateLimiter {
   const buckets = new Map<string, Bucket>();
 
   return {
     middleware: (rateClass) => async (c, next) => {
       const principal = c.get("principal");
       if (!principal) return next();
-      const perMinute = limits[rateClass];
+      const share = Math.max(1, instances());
+      const perMinute = limits[rateClass] / share;
       const perMs = perMinute / 60_000;
       const id = `${rateClass}\u0000${principal.name}`;
       const now = clock.now();
@@ -33,11 +41,12 @@ export function createRateLimiter(limits: Record<RateClass, number>, clock: Cloc
 
       const allowed = bucket.tokens >= 1;
       if (allowed) bucket.tokens -= 1;
+      const limit = limits[rateClass];
       const headers = {
-        "RateLimit-Limit": String(perMinute),
-        "RateLimit-Remaining": String(Math.floor(bucket.tokens)),
+        "RateLimit-Limit": String(limit),
+        "RateLimit-Remaining": String(Math.floor(bucket.tokens * share)),
         "RateLimit-Reset": String(Math.ceil((perMinute - bucket.tokens) / perMs / 1000)),
-        "RateLimit-Policy": `${perMinute};w=60`,
+        "RateLimit-Policy": `${limit};w=60`,
       };
       if (!allowed) {
         const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000));

@@ -26,7 +26,11 @@ export function registerOperationRoutes(api: Api, deps: HttpDeps): void {
       responses: {
         200: {
           description: "Ready",
-          schema: z.object({ status: z.literal("ready"), checks: z.record(z.string(), z.string()) }),
+          schema: z.object({
+            status: z.literal("ready"),
+            driver: z.enum(["sqlite", "postgres"]),
+            checks: z.record(z.string(), z.string()),
+          }),
         },
         503: { description: "Not ready" },
       },
@@ -43,7 +47,8 @@ export function registerOperationRoutes(api: Api, deps: HttpDeps): void {
           checks[readiness.name] = (error as Error).message;
         }
       }
-      if (ready) return c.json({ status: "ready", checks });
+      const driver = deps.store.driver;
+      if (ready) return c.json({ status: "ready", driver, checks });
       return c.json(
         {
           error: {
@@ -53,6 +58,7 @@ export function registerOperationRoutes(api: Api, deps: HttpDeps): void {
               .map(([k, v]) => `${k}: ${v}`)
               .join("; ")}`,
           },
+          driver,
           checks,
         },
         503,

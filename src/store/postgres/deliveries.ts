@@ -1,0 +1,286 @@
+// SQL for deliveries and their attempts on PostgreSQL. Every state change names the states it
+// expects; settlements also name the lease owner. Due times and lease ends are in database time
+// (time.ts); a delivery's nextAttemptAt reads as its lease end while leased, as on SQLite.
+import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../domain/delivery.ts";
+import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
+import type { Query } from "./client.ts";
+import { keysetPage, num, numOrNull } from "./keyset.ts";
+import type { DbTime } from "./time.ts";
+
+interface DeliveryRow {
+  id: string;
+  tenant_id: string;
+  event_id: string;
+  webhook_id: string;
+  event_type: string;
+  status: string;
+  attempts: number;
+  response_status_code: number | null;
+  last_attempt_at: string | number | null;
+  due: string | number | null;
+  signature: string | null;
+  created_at: string | number;
+  payload: string;
+}
+
+const SELECT = `SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.event_type, d.status, d.attempts,
+    d.response_status_code, d.last_attempt_at, d.signature, d.created_at, e.payload,
+    CASE WHEN d.lease_owner IS NOT NULL THEN d.leased_until ELSE d.next_attempt_at END AS due
+  FROM deliveries d JOIN events e ON e.id = d.event_id`;
+
+const toDelivery =
+  (time: DbTime) =>
+  (row: DeliveryRow): Delivery => ({
+    id: row.id,
+    tenantId: row.tenant_id,
+    eventId: row.event_id,
+    webhookId: row.webhook_id,
+    eventType: row.event_type,
+    status: row.status as DeliveryStatus,
+    attempts: row.attempts,
+    responseStatusCode: row.response_status_code,
+    lastAttemptAt: numOrNull(row.last_attempt_at),
+    nextAttemptAt: time.fromDbOrNull(numOrNull(row.due)),
+    createdAt: num(row.created_at),
+    payload: row.payload,
+    signature: row.signature,
+  });
+
+export interface NewDelivery {
+  id: string;
+  eventId: string;
+  webhookId: string;
+  eventType: string;
+  /** Creation time (this process's clock); due at once. */
+  now: number;
+}
+
+export async function insertDeliveries(
+  q: Query,
+  time: DbTime,
+  tenantId: string,
+  deliveries: readonly NewDelivery[],
+): Promise<void> {
+  if (deliveries.length === 0) return;
+  await q(
+    `INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+     SELECT id, $1, event_id, webhook_id, event_type, 'pending', due, created, created
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+       AS u(id, event_id, webhook_id, event_type, due, created)`,
+    [
+      tenantId,
+      deliveries.map((d) => d.id),
+      deliveries.map((d) => d.eventId),
+      deliveries.map((d) => d.webhookId),
+      deliveries.map((d) => d.eventType),
+      deliveries.map((d) => time.toDb(d.now)),
+      deliveries.map((d) => d.now),
+    ],
+  );
+}
+
+/**
+ * Lowers subscriptions' next_due_at to the given database times (never raises them). It always
+ * takes the rows' locks, in id order: a claim raising a hint holds the same lock, so the two
+ * cannot interleave and strand a delivery (the lower time always wins after both commit).
+ */
+export async function markDueBy(q: Query, due: ReadonlyMap<string, number>): Promise<void> {
+  if (due.size === 0) return;
+  const ids = [...due.keys()].sort();
+  await q("SELECT id FROM webhooks WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE", [ids]);
+  await q(
+    `UPDATE webhooks w SET next_due_at = least(coalesce(w.next_due_at, u.at), u.at)
+     FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE w.id = u.id`,
+    [ids, ids.map((id) => due.get(id))],
+  );
+}
+
+/**
+ * Recomputes a subscription's next_due_at from its queued deliveries: the earliest unleased due
+ * time, or the earliest lease end (leased rows were due when leased, so they sit in the due range).
+ * The caller holds the subscription's row lock.
+ */
+export async function refreshDue(q: Query, webhookId: string, dbNow: number): Promise<void> {
+  await q(
+    `UPDATE webhooks SET next_due_at = least(
+       (SELECT min(next_attempt_at) FROM deliveries
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND lease_owner IS NULL),
+       (SELECT min(leased_until) FROM deliveries
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND lease_owner IS NOT NULL
+           AND next_attempt_at <= $2))
+     WHERE id = $1`,
+    [webhookId, dbNow],
+  );
+}
+
+export async function selectDelivery(
+  q: Query,
+  time: DbTime,
+  id: string,
+  tenantId?: string,
+): Promise<Delivery | null> {
+  const rows =
+    tenantId === undefined
+      ? await q<DeliveryRow>(`${SELECT} WHERE d.id = $1`, [id])
+      : await q<DeliveryRow>(`${SELECT} WHERE d.id = $1 AND d.tenant_id = $2`, [id, tenantId]);
+  return rows[0] ? toDelivery(time)(rows[0]) : null;
+}
+
+export function selectDeliveryPage(
+  q: Query,
+  time: DbTime,
+  filter: DeliveryFilter,
+  page: PageQuery<"-created_at">,
+): Promise<Page<Delivery>> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.tenantId !== undefined) add("d.tenant_id = ?", filter.tenantId);
+  if (filter.webhookId !== undefined) add("d.webhook_id = ?", filter.webhookId);
+  if (filter.eventId !== undefined) add("d.event_id = ?", filter.eventId);
+  if (filter.status !== undefined) add("d.status = ?", filter.status);
+  return keysetPage(
+    q,
+    {
+      select: SELECT,
+      where,
+      params,
+      column: "d.created_at",
+      idColumn: "d.id",
+      descending: true,
+      map: toDelivery(time),
+    },
+    page,
+  );
+}
+
+/**
+ * Ends a subscription's queued deliveries: `cancelled` when it is deleted, `failed` when disabled;
+ * the leases among them no longer count against its cap. The caller holds the subscription's row
+ * lock (when it still exists). Answers how many.
+ */
+export async function endQueued(
+  q: Query,
+  webhookId: string,
+  status: "cancelled" | "failed",
+  now: number,
+): Promise<number> {
+  const [row] = await q<{ n: number; leased: number }>(
+    `WITH target AS (
+       SELECT id, lease_owner IS NOT NULL AS leased FROM deliveries
+       WHERE webhook_id = $1 AND status IN ('pending', 'retrying') FOR UPDATE),
+     ended AS (
+       UPDATE deliveries d SET status = $2, next_attempt_at = NULL, lease_owner = NULL, leased_until = NULL, updated_at = $3
+       FROM target t WHERE d.id = t.id RETURNING t.leased)
+     SELECT count(*)::int AS n, (count(*) FILTER (WHERE leased))::int AS leased FROM ended`,
+    [webhookId, status, now],
+  );
+  if (row && row.leased > 0) {
+    await q("UPDATE webhooks SET in_flight = greatest(0, in_flight - $1) WHERE id = $2", [
+      row.leased,
+      webhookId,
+    ]);
+  }
+  return row?.n ?? 0;
+}
+
+/** Queues a final delivery again, due now, as a new attempt series. */
+export async function requeue(
+  q: Query,
+  time: DbTime,
+  id: string,
+  now: number,
+  fromStatuses: readonly DeliveryStatus[],
+): Promise<boolean> {
+  const rows = await q(
+    `UPDATE deliveries SET status = 'pending', series_attempts = 0, next_attempt_at = $1, lease_owner = NULL,
+       leased_until = NULL, updated_at = $2
+     WHERE id = $3 AND status = ANY($4::text[]) RETURNING 1`,
+    [time.toDb(now), now, id, fromStatuses],
+  );
+  return rows.length > 0;
+}
+
+export async function requeueRange(
+  q: Query,
+  time: DbTime,
+  webhookId: string,
+  since: number,
+  until: number,
+  now: number,
+  fromStatuses: readonly DeliveryStatus[],
+): Promise<number> {
+  const rows = await q(
+    `UPDATE deliveries SET status = 'pending', series_attempts = 0, next_attempt_at = $1, lease_owner = NULL,
+       leased_until = NULL, updated_at = $2
+     WHERE webhook_id = $3 AND created_at >= $4 AND created_at < $5 AND status = ANY($6::text[]) RETURNING 1`,
+    [time.toDb(now), now, webhookId, since, until, fromStatuses],
+  );
+  return rows.length;
+}
+
+interface AttemptRow {
+  id: string;
+  delivery_id: string;
+  started_at: string | number;
+  duration_ms: number;
+  response_status_code: number | null;
+  response_headers: string | null;
+  response_body: string | null;
+  error: string | null;
+}
+
+const toAttempt = (row: AttemptRow): Attempt => ({
+  id: row.id,
+  deliveryId: row.delivery_id,
+  startedAt: num(row.started_at),
+  durationMs: row.duration_ms,
+  responseStatusCode: row.response_status_code,
+  responseHeaders: row.response_headers === null ? null : JSON.parse(row.response_headers),
+  responseBody: row.response_body,
+  error: row.error as AttemptError | null,
+});
+
+export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Promise<void> {
+  if (attempts.length === 0) return;
+  await q(
+    `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])`,
+    [
+      attempts.map((a) => a.id),
+      attempts.map((a) => a.deliveryId),
+      attempts.map((a) => a.startedAt),
+      attempts.map((a) => Math.round(a.durationMs)),
+      attempts.map((a) => a.responseStatusCode),
+      attempts.map((a) => (a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders))),
+      attempts.map((a) => (a.responseBody === null ? null : stripNul(a.responseBody))),
+      attempts.map((a) => a.error),
+    ],
+  );
+}
+
+/** A receiver's body may hold NUL characters, which a PostgreSQL text column cannot: shown as U+FFFD. */
+const stripNul = (text: string) => (text.includes("\u0000") ? text.replaceAll("\u0000", "\ufffd") : text);
+
+export function selectAttemptPage(
+  q: Query,
+  deliveryId: string,
+  page: PageQuery<"started_at">,
+): Promise<Page<Attempt>> {
+  return keysetPage(
+    q,
+    {
+      select: "SELECT a.* FROM attempts a",
+      where: ["a.delivery_id = ?"],
+      params: [deliveryId],
+      column: "a.started_at",
+      idColumn: "a.id",
+      descending: false,
+      map: toAttempt,
+    },
+    page,
+  );
+}

@@ -1,0 +1,185 @@
+// SQL for events and idempotency keys on PostgreSQL. Idempotency is insert-or-return in one
+// statement: two instances given the same key at once create one event, and the second request
+// waits for the first one's commit and answers with its events (or a conflict for another body).
+import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
+import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
+import type { Query } from "./client.ts";
+import { keysetPage, num } from "./keyset.ts";
+
+interface EventRow {
+  id: string;
+  tenant_id: string;
+  type: string;
+  account_id: string | null;
+  payload: string;
+  deliveries_count: number;
+  created_at: string | number;
+  counts?: string | null;
+}
+
+const toEvent = (row: EventRow): EventRecord => ({
+  id: row.id,
+  tenantId: row.tenant_id,
+  type: row.type,
+  accountId: row.account_id,
+  payload: row.payload,
+  deliveriesCount: row.deliveries_count,
+  createdAt: num(row.created_at),
+});
+
+const toEventWithStatus = (row: EventRow): EventWithStatus => {
+  const counts = JSON.parse(row.counts ?? "{}") as Partial<Record<DeliveryStatus, number>>;
+  return { ...toEvent(row), deliveryCounts: counts, status: eventStatus(counts) };
+};
+
+const COUNTS = `(SELECT json_object_agg(s.status, s.n)::text FROM
+  (SELECT d.status, count(*) AS n FROM deliveries d WHERE d.event_id = e.id GROUP BY d.status) s) AS counts`;
+const SELECT_WITH_STATUS = `SELECT e.*, ${COUNTS} FROM events e`;
+
+/** Inserts events (all of one tenant) in one statement. */
+export async function insertEvents(
+  q: Query,
+  tenantId: string,
+  events: readonly { event: NewEvent; deliveriesCount: number }[],
+): Promise<EventRecord[]> {
+  if (events.length === 0) return [];
+  await q(
+    `INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at)
+     SELECT id, $1, type, account_id, payload, deliveries_count, created_at
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+       AS u(id, type, account_id, payload, deliveries_count, created_at)`,
+    [
+      tenantId,
+      events.map((e) => e.event.id),
+      events.map((e) => e.event.type),
+      events.map((e) => e.event.accountId),
+      events.map((e) => e.event.payload),
+      events.map((e) => e.deliveriesCount),
+      events.map((e) => e.event.createdAt),
+    ],
+  );
+  return events.map(({ event, deliveriesCount }) => ({ ...event, tenantId, deliveriesCount }));
+}
+
+export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {
+  if (ids.length === 0) return [];
+  const rows = await q<EventRow>("SELECT * FROM events WHERE id = ANY($1::text[])", [ids]);
+  const byId = new Map(rows.map((row) => [row.id, toEvent(row)]));
+  return ids.map((id) => byId.get(id)).filter((e): e is EventRecord => e !== undefined);
+}
+
+export async function selectEventWithStatus(
+  q: Query,
+  id: string,
+  tenantId?: string,
+): Promise<EventWithStatus | null> {
+  const rows =
+    tenantId === undefined
+      ? await q<EventRow>(`${SELECT_WITH_STATUS} WHERE e.id = $1`, [id])
+      : await q<EventRow>(`${SELECT_WITH_STATUS} WHERE e.id = $1 AND e.tenant_id = $2`, [id, tenantId]);
+  return rows[0] ? toEventWithStatus(rows[0]) : null;
+}
+
+// The aggregate status as SQL, for the `status` filter; mirrors eventStatus().
+const QUEUED =
+  "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'retrying'))";
+const FAILED =
+  "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status IN ('failed', 'exhausted'))";
+const SUCCEEDED = "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'success')";
+const STATUS_SQL: Record<string, string> = {
+  no_subscribers: "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)",
+  pending: QUEUED,
+  failed: `EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) AND NOT ${QUEUED} AND (${FAILED} OR NOT ${SUCCEEDED})`,
+  delivered: `${SUCCEEDED} AND NOT ${QUEUED} AND NOT ${FAILED}`,
+};
+
+export function selectEventPage(
+  q: Query,
+  filter: EventFilter,
+  page: PageQuery<"-created_at">,
+): Promise<Page<EventWithStatus>> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.tenantId !== undefined) add("e.tenant_id = ?", filter.tenantId);
+  if (filter.type !== undefined) add("e.type = ?", filter.type);
+  if (filter.accountId !== undefined) add("e.account_id = ?", filter.accountId);
+  if (filter.from !== undefined) add("e.created_at >= ?", filter.from);
+  if (filter.to !== undefined) add("e.created_at < ?", filter.to);
+  if (filter.status !== undefined) where.push(STATUS_SQL[filter.status] as string);
+  return keysetPage(
+    q,
+    {
+      select: SELECT_WITH_STATUS,
+      where,
+      params,
+      column: "e.created_at",
+      idColumn: "e.id",
+      descending: true,
+      map: toEventWithStatus,
+    },
+    page,
+  );
+}
+
+export interface IdempotencyKey {
+  key: string;
+  requestHash: string;
+  expiresAt: number;
+}
+
+/**
+ * Takes the key for this request, unless a live one holds it: a key past its window, or one whose
+ * events retention already removed (its first response cannot be replayed), is taken over. When
+ * another transaction holds the key, this waits for it to end. Answers null when taken, else the
+ * first request's hash and events.
+ */
+export async function claimIdempotencyKey(
+  q: Query,
+  tenantId: string,
+  key: IdempotencyKey,
+  eventIds: readonly string[],
+  now: number,
+): Promise<{ requestHash: string; eventIds: string[] } | null> {
+  const taken = await q(
+    `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+       event_ids = excluded.event_ids, expires_at = excluded.expires_at
+     WHERE k.expires_at <= $6 OR EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)
+       WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.id))
+     RETURNING 1`,
+    [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, now],
+  );
+  if (taken.length > 0) return null;
+  const [first] = await q<{ request_hash: string; event_ids: string }>(
+    "SELECT request_hash, event_ids FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+    [tenantId, key.key],
+  );
+  if (!first) return null;
+  return { requestHash: first.request_hash, eventIds: JSON.parse(first.event_ids) };
+}
+
+export async function setIdempotencyEvents(
+  q: Query,
+  tenantId: string,
+  key: string,
+  eventIds: readonly string[],
+) {
+  await q("UPDATE idempotency_keys SET event_ids = $1 WHERE tenant_id = $2 AND key = $3", [
+    JSON.stringify(eventIds),
+    tenantId,
+    key,
+  ]);
+}
+
+export async function deleteExpiredIdempotencyKeys(q: Query, now: number, limit: number): Promise<number> {
+  const rows = await q(
+    `DELETE FROM idempotency_keys WHERE (tenant_id, key) IN
+       (SELECT tenant_id, key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2) RETURNING 1`,
+    [now, limit],
+  );
+  return rows.length;
+}

@@ -1,0 +1,70 @@
+// Fan-out matching on PostgreSQL: the enabled subscriptions of each tenant, cached per instance and
+// good only while the database's fan-out version is the one they were loaded at. Every change to a
+// subscription (on any instance) takes the fan-out lock exclusively and bumps the version in its
+// transaction; ingest takes the lock shared and reads the version first. So an event accepted after
+// a change committed anywhere is fanned out against that change, and an ingest running while a
+// subscription is deleted finishes before the delete cancels its queued deliveries.
+import { anyPatternMatches } from "../../domain/event-types.ts";
+import type { Query } from "./client.ts";
+
+/** pg_advisory_xact_lock key of the fan-out: "hookd" + 2. */
+const FANOUT_LOCK = 0x686f6f6b_64000002n.toString();
+
+interface Subscription {
+  id: string;
+  events: string[];
+  accountIds: Set<string> | null;
+}
+
+export interface Fanout {
+  /** Inside an ingest transaction, before matching: shared lock, and the cache checked against the version. */
+  begin(q: Query): Promise<void>;
+  /** Subscriptions of `tenantId` that receive an event of `type` for `accountId`. */
+  match(q: Query, tenantId: string, type: string, accountId: string | null): Promise<string[]>;
+}
+
+/** Inside a transaction that changes subscriptions, before it changes any. */
+export async function lockFanoutForChange(q: Query): Promise<void> {
+  await q("SELECT pg_advisory_xact_lock($1::bigint)", [FANOUT_LOCK]);
+  await q("UPDATE fanout_version SET version = version + 1 WHERE id = 1");
+}
+
+export function createFanout(): Fanout {
+  let version: string | null = null;
+  let byTenant = new Map<string, Subscription[]>();
+
+  return {
+    async begin(q) {
+      const [row] = await q<{ version: string | number }>(
+        "SELECT pg_advisory_xact_lock_shared($1::bigint), (SELECT version FROM fanout_version WHERE id = 1) AS version",
+        [FANOUT_LOCK],
+      );
+      const current = String(row?.version);
+      if (current !== version) {
+        version = current;
+        byTenant = new Map();
+      }
+    },
+    async match(q, tenantId, type, accountId) {
+      let subs = byTenant.get(tenantId);
+      if (!subs) {
+        const rows = await q<{ id: string; events: string; account_ids: string | null }>(
+          "SELECT id, events, account_ids FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id",
+          [tenantId],
+        );
+        subs = rows.map((row) => ({
+          id: row.id,
+          events: JSON.parse(row.events) as string[],
+          accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
+        }));
+        byTenant.set(tenantId, subs);
+      }
+      const out: string[] = [];
+      for (const sub of subs) {
+        if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
+        if (anyPatternMatches(sub.events, type)) out.push(sub.id);
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,355 @@
+// The PostgreSQL implementation of Store (SPEC §6): any number of hookd instances over one
+// database. Statements live in sibling modules, one per concern; this file composes them into the
+// contract's calls, each one transaction at most, none open across an HTTP attempt.
+import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
+import type { Clock } from "../../runtime/clock.ts";
+import type { IdGenerator } from "../../runtime/ids.ts";
+import type { Logger } from "../../runtime/logger.ts";
+import type { DisabledWebhook, IngestRequest, IngestResult, SettleOutcome, Store } from "../store.ts";
+import { createPgClient, type Query } from "./client.ts";
+import * as deliveries from "./deliveries.ts";
+import * as dispatch from "./dispatch.ts";
+import * as events from "./events.ts";
+import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
+import { migrate } from "./migrate.ts";
+import { MIGRATIONS } from "./migrations/index.ts";
+import * as rows from "./rows.ts";
+import { type DbTime, measureDbTime } from "./time.ts";
+import * as webhooks from "./webhooks.ts";
+
+export interface PostgresStoreOptions {
+  url: string;
+  poolSize: number;
+  statementTimeoutMs: number;
+  ids: IdGenerator;
+  clock: Clock;
+  logger?: Logger;
+  /** Told when deliveries reach a final state outside a settlement (delete, disable), for metrics. */
+  onFinal?: (status: "cancelled" | "failed", count: number) => void;
+  /** Written into the instances table. */
+  version?: string;
+}
+
+export type PostgresStore = Store & { readonly time: DbTime };
+
+/** Thrown inside an ingest transaction so it rolls back what the request already wrote. */
+class IdempotencyConflict extends Error {}
+
+/** How long the maintenance lease lasts if its holder dies mid-run. */
+const MAINTENANCE_LEASE_MS = 5 * 60_000;
+
+export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const client = createPgClient({
+    url: options.url,
+    poolSize: options.poolSize,
+    statementTimeoutMs: options.statementTimeoutMs,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  try {
+    await migrate(client, MIGRATIONS);
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
+  const time = await measureDbTime(client, options.clock);
+  const { ids } = options;
+  const fanout = createFanout();
+  const q = client.query;
+
+  /** A transaction that changes subscriptions: the fan-out lock first, then the change. */
+  const changeWebhooks = <T>(fn: (q: Query) => Promise<T>) =>
+    client.tx(async (tx) => {
+      await lockFanoutForChange(tx);
+      return fn(tx);
+    });
+
+  const webhookRefusal = async (tx: Query, webhookId: string) => {
+    const webhook = await webhooks.selectWebhook(tx, webhookId);
+    if (!webhook) return "webhook_deleted" as const;
+    return webhook.enabled ? null : ("webhook_disabled" as const);
+  };
+
+  return {
+    driver: "postgres",
+    time,
+
+    async checkWritable(now) {
+      await q(
+        "INSERT INTO settings (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [String(now)],
+      );
+    },
+
+    close: () => client.close(),
+
+    async getSetting(key) {
+      const [row] = await q<{ value: string }>("SELECT value FROM settings WHERE key = $1", [key]);
+      return row?.value ?? null;
+    },
+
+    async insertSettingIfAbsent(key, value) {
+      const rows = await q(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+        [key, value],
+      );
+      return rows.length > 0;
+    },
+
+    async insertWebhook(webhook) {
+      return changeWebhooks(async (tx) => {
+        await webhooks.insertWebhook(tx, webhook);
+        return (await webhooks.selectWebhook(tx, webhook.id))!;
+      });
+    },
+
+    findWebhook: (id, tenantId) => webhooks.selectWebhook(q, id, tenantId),
+    listWebhooks: (filter, page) => webhooks.selectWebhookPage(q, filter, page),
+
+    async updateWebhook(id, tenantId, changes, now) {
+      let failed = 0;
+      const result = await changeWebhooks(async (tx) => {
+        if (!(await webhooks.updateWebhook(tx, id, tenantId, changes, now))) return null;
+        if (changes.enabled === false) {
+          failed = await deliveries.endQueued(tx, id, "failed", now);
+          await deliveries.refreshDue(tx, id, time.toDb(now));
+        }
+        return webhooks.selectWebhook(tx, id);
+      });
+      options.onFinal?.("failed", failed);
+      return result;
+    },
+
+    async deleteWebhook(id, tenantId, now) {
+      let cancelled = 0;
+      const deleted = await changeWebhooks(async (tx) => {
+        if (!(await webhooks.deleteWebhook(tx, id, tenantId))) return false;
+        cancelled = await deliveries.endQueued(tx, id, "cancelled", now);
+        return true;
+      });
+      options.onFinal?.("cancelled", cancelled);
+      return deleted;
+    },
+
+    async rotateWebhookSecret(id, tenantId, secret, now, graceUntil) {
+      return client.tx(async (tx) => {
+        if (!(await webhooks.lockWebhook(tx, id, tenantId))) return null;
+        const current = await webhooks.selectWebhook(tx, id);
+        if (!current) return null;
+        await webhooks.capPreviousSecrets(tx, id, graceUntil);
+        await webhooks.deleteExpiredSecrets(tx, id, now);
+        if (graceUntil > now) await webhooks.insertPreviousSecret(tx, id, current.secret, graceUntil);
+        await webhooks.replaceSecret(tx, id, secret, now);
+        return webhooks.selectWebhook(tx, id);
+      });
+    },
+
+    async ingest(request) {
+      try {
+        return await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+      } catch (error) {
+        if (error instanceof IdempotencyConflict) return { kind: "conflict" };
+        throw error;
+      }
+    },
+
+    async insertTestEvent(webhook, event) {
+      return client.tx(async (tx) => {
+        const [record] = await events.insertEvents(tx, webhook.tenantId, [{ event, deliveriesCount: 1 }]);
+        const id = ids.next("dlv");
+        await deliveries.insertDeliveries(tx, time, webhook.tenantId, [
+          { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
+        ]);
+        await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
+        await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+        return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
+      });
+    },
+
+    findEvent: (id, tenantId) => events.selectEventWithStatus(q, id, tenantId),
+    listEvents: (filter, page) => events.selectEventPage(q, filter, page),
+    findDelivery: (id, tenantId) => deliveries.selectDelivery(q, time, id, tenantId),
+    listDeliveries: (filter, page) => deliveries.selectDeliveryPage(q, time, filter, page),
+    listAttempts: (deliveryId, page) => deliveries.selectAttemptPage(q, deliveryId, page),
+
+    async requeueDelivery(id, tenantId, now) {
+      return client.tx(async (tx) => {
+        const current = await deliveries.selectDelivery(tx, time, id, tenantId);
+        if (!current) return null;
+        if (current.status === "cancelled") return "cancelled";
+        // The subscription's row first (the order every writer takes), then the delivery.
+        if (!(await webhooks.lockWebhook(tx, current.webhookId))) return "webhook_deleted";
+        const refusal = await webhookRefusal(tx, current.webhookId);
+        if (refusal) return refusal;
+        if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
+        await deliveries.markDueBy(tx, new Map([[current.webhookId, time.toDb(now)]]));
+        await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+        return deliveries.selectDelivery(tx, time, id);
+      });
+    },
+
+    async recoverDeliveries(webhookId, since, until, now) {
+      return client.tx(async (tx) => {
+        if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
+        const refusal = await webhookRefusal(tx, webhookId);
+        if (refusal) return refusal;
+        const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
+        if (n > 0) {
+          await deliveries.markDueBy(tx, new Map([[webhookId, time.toDb(now)]]));
+          await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+        }
+        return n;
+      });
+    },
+
+    claimDue: (request) => client.tx((tx) => dispatch.claimDue(tx, time, request)),
+
+    async settle(results, now, health, newEventId): Promise<SettleOutcome> {
+      if (results.length === 0) return { applied: [], disabled: [], finals: {} };
+      const outcome = await client.tx((tx) => dispatch.settleAttempts(tx, time, results, now, health));
+      const disabled: DisabledWebhook[] = [];
+      const finals = { ...outcome.finals };
+      for (const { webhookId, reason } of outcome.disable) {
+        const done = await client.tx((tx) =>
+          dispatch.disableWebhook(tx, time, webhookId, reason, now, { ids, fanout, newEventId }),
+        );
+        if (!done) continue;
+        disabled.push(done.disabled);
+        if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
+      }
+      return { applied: outcome.applied, disabled, finals };
+    },
+
+    releaseLeases: (leases, now) => client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now)),
+    nextDueAt: (exclude) => dispatch.nextDueAt(q, time, exclude),
+    queueStats: () => dispatch.queueStats(q, time),
+
+    async heartbeat(instanceId, ttlMs) {
+      const [row] = await q<{ live: number }>(
+        `WITH beat AS (
+           INSERT INTO instances (id, version, heartbeat_at, expires_at)
+           VALUES ($1, $2, clock_timestamp(), clock_timestamp() + $3 * interval '1 millisecond')
+           ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
+           RETURNING id),
+         forgotten AS (DELETE FROM instances WHERE expires_at < clock_timestamp() - interval '1 hour')
+         SELECT (SELECT count(*) FROM instances WHERE expires_at > clock_timestamp() AND id <> $1)::int + 1 AS live`,
+        [instanceId, options.version ?? "", ttlMs],
+      );
+      return row?.live ?? 1;
+    },
+
+    async removeInstance(instanceId) {
+      await q("DELETE FROM instances WHERE id = $1", [instanceId]);
+    },
+
+    async withMaintenanceLock(fn) {
+      const me = `m.${ids.next("evt")}`; // any unique token
+      const [taken] = await q(
+        `UPDATE maintenance_lease SET owner = $1, expires_at = clock_timestamp() + $2 * interval '1 millisecond'
+         WHERE id = 1 AND expires_at < clock_timestamp() RETURNING 1`,
+        [me, MAINTENANCE_LEASE_MS],
+      );
+      if (!taken) return null;
+      try {
+        return await fn();
+      } finally {
+        await q("UPDATE maintenance_lease SET expires_at = '-infinity' WHERE id = 1 AND owner = $1", [
+          me,
+        ]).catch(
+          () => {}, // the lease runs out by itself
+        );
+      }
+    },
+
+    async onWork(listener) {
+      client.onReset(listener);
+      return client.listen(dispatch.WORK_CHANNEL, listener);
+    },
+
+    reconcileInFlight: () => dispatch.reconcileInFlight(client),
+    hasData: () => rows.hasData(q),
+    exportRows: (table, after, limit) => rows.exportRows(q, time, table, after, limit),
+    importRows: (table, given) => rows.importRows(client, time, table, given),
+
+    sweepRetention: (before, limit) => client.tx((tx) => dispatch.sweepRetention(tx, before, limit)),
+    sweepIdempotencyKeys: (now, limit) => events.deleteExpiredIdempotencyKeys(q, now, limit),
+  };
+}
+
+/** One ingest request in its own transaction: idempotency, events, fan-out, the wake-up. */
+async function ingest(
+  q: Query,
+  time: DbTime,
+  request: IngestRequest,
+  ids: IdGenerator,
+  fanout: Fanout,
+): Promise<IngestResult> {
+  const { tenantId, now } = request;
+  if (request.idempotency) {
+    const first = await events.claimIdempotencyKey(
+      q,
+      tenantId,
+      request.idempotency,
+      request.events.map((e) => e.id),
+      now,
+    );
+    if (first) {
+      if (first.requestHash !== request.idempotency.requestHash) return { kind: "conflict" };
+      return { kind: "replayed", events: await events.selectEvents(q, first.eventIds) };
+    }
+  }
+  await fanout.begin(q);
+  const out: { replayed?: string[]; event?: IngestRequest["events"][number]; targets?: string[] }[] = [];
+  let created = 0;
+  const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
+  const newDeliveries: deliveries.NewDelivery[] = [];
+  const due = new Map<string, number>();
+  for (const [index, event] of request.events.entries()) {
+    const key = request.eventKeys?.[index] ?? null;
+    if (key) {
+      const first = await events.claimIdempotencyKey(q, tenantId, key, [event.id], now);
+      if (first) {
+        if (first.requestHash !== key.requestHash) throw new IdempotencyConflict();
+        out.push({ replayed: first.eventIds });
+        continue;
+      }
+    }
+    const targets = await fanout.match(q, tenantId, event.type, event.accountId);
+    out.push({ event });
+    fresh.push({ event, deliveriesCount: targets.length });
+    created++;
+    const at = time.toDb(event.createdAt);
+    for (const webhookId of targets) {
+      newDeliveries.push({
+        id: ids.next("dlv"),
+        eventId: event.id,
+        webhookId,
+        eventType: event.type,
+        now: event.createdAt,
+      });
+      due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
+    }
+  }
+  const inserted = new Map((await events.insertEvents(q, tenantId, fresh)).map((e) => [e.id, e]));
+  await deliveries.insertDeliveries(q, time, tenantId, newDeliveries);
+  const replayedIds = out.flatMap((o) => o.replayed ?? []);
+  const replayed = new Map((await events.selectEvents(q, replayedIds)).map((e) => [e.id, e]));
+  const records = out.flatMap((o) =>
+    o.replayed
+      ? o.replayed.map((id) => replayed.get(id)).filter((e) => e !== undefined)
+      : [inserted.get(o.event!.id)!],
+  );
+  if (request.idempotency) {
+    await events.setIdempotencyEvents(
+      q,
+      tenantId,
+      request.idempotency.key,
+      records.map((e) => e.id),
+    );
+  }
+  // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
+  await deliveries.markDueBy(q, due);
+  if (newDeliveries.length > 0) await q("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+  return created === 0 && records.length > 0
+    ? { kind: "replayed", events: records }
+    : { kind: "accepted", events: records };
+}

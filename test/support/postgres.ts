@@ -1,0 +1,56 @@
+// PostgreSQL for tests: HOOKD_TEST_POSTGRES_URL names a server (CI always gives one); each test gets
+// a database of its own, created empty and dropped when the test file finishes (preload.ts). Without the
+// variable, PostgreSQL tests are skipped with one printed line.
+import { SQL } from "bun";
+
+export const POSTGRES_URL = process.env.HOOKD_TEST_POSTGRES_URL || null;
+
+const printed = new Set<string>();
+/** Prints, once per file, that its PostgreSQL tests are skipped. Answers whether to skip. */
+export function skipWithoutPostgres(what: string): boolean {
+  if (POSTGRES_URL) return false;
+  if (!printed.has(what)) {
+    printed.add(what);
+    console.log(`${what}: PostgreSQL tests skipped (set HOOKD_TEST_POSTGRES_URL to run them)`);
+  }
+  return true;
+}
+
+const made: string[] = [];
+let admin: SQL | null = null;
+let seq = 0;
+
+function adminClient(): SQL {
+  if (!POSTGRES_URL) throw new Error("HOOKD_TEST_POSTGRES_URL is not set");
+  admin ??= new SQL({ url: POSTGRES_URL, max: 2, idleTimeout: 5 });
+  return admin;
+}
+
+/** A URL of the test server with `database` in place of the one it names. */
+export function databaseUrl(database: string): string {
+  const url = new URL(POSTGRES_URL as string);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** Creates an empty database for one test and answers its URL; dropped when the file ends. */
+export async function createTestDatabase(): Promise<string> {
+  const name = `hookd_t_${process.pid}_${Date.now().toString(36)}_${++seq}`;
+  await adminClient().unsafe(`CREATE DATABASE ${name}`);
+  made.push(name);
+  return databaseUrl(name);
+}
+
+/** Drops the databases this process made (preload.ts, after each file). */
+export async function cleanupTestDatabases(): Promise<void> {
+  if (!admin) return;
+  for (const name of made.splice(0)) {
+    try {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } catch {
+      // Best effort: a leftover test database is harmless, and the next run names its own.
+    }
+  }
+  await admin.close({ timeout: 1 });
+  admin = null;
+}
