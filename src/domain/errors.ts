@@ -1,5 +1,6 @@
 // The one error class of the API and its stable codes (SPEC §2 Errors). Handlers throw ApiError;
-// the HTTP layer maps it to `{"error": {code, message, details?}}`.
+// the HTTP layer maps it to `{"error": {code, message, details?}}`. Below it, the errors a store
+// raises whichever its driver, so callers test for them without importing a driver.
 
 export const ERROR_STATUS = {
   invalid_json: 400,
@@ -59,5 +60,19 @@ export class StorageUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "StorageUnavailableError";
+  }
+}
+
+/**
+ * Raised by a store, whichever its driver, when the database's schema is newer than every migration
+ * this hookd knows: it was written by a newer hookd, and is left untouched.
+ */
+export class DatabaseTooNewError extends Error {
+  constructor(found: number, known: number) {
+    super(
+      `the database is at schema version ${found}, but this hookd knows versions up to ${known}: ` +
+        "it was written by a newer hookd; run that version, or restore a backup",
+    );
+    this.name = "DatabaseTooNewError";
   }
 }

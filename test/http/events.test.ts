@@ -188,6 +188,48 @@ describe("POST /v1/events", () => {
     expect(admin.body.tenant_id).toBe("globex");
   });
 
+  test("U+0000 in a field stored as plain text is a 422 naming it (both drivers alike); inside data it is kept", async () => {
+    const NUL = "must not contain the NUL character (U+0000)";
+    const res = await publish({
+      type: "invoice.\u0000paid",
+      data: {},
+      account_id: "acct\u0000",
+      id: "evt-\u0000",
+      tenant_id: "acme\u0000",
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(
+      [...res.body.error.details].sort((a: { path: string }, b: { path: string }) =>
+        a.path.localeCompare(b.path),
+      ),
+    ).toEqual([
+      { path: "account_id", message: NUL },
+      { path: "id", message: NUL },
+      { path: "tenant_id", message: NUL },
+      { path: "type", message: NUL },
+    ]);
+    const batch = await t.request("POST", "/v1/events/batch", {
+      body: {
+        events: [
+          { type: "a.b", data: {} },
+          { type: "a.b", data: {}, account_id: "\u0000", id: "\u0000" },
+        ],
+        tenant_id: "\u0000",
+      },
+    });
+    expect(batch.status).toBe(422);
+    expect(paths(batch)).toEqual(["events[1].account_id", "events[1].id", "tenant_id"]);
+    expect(batch.body.error.details.map((d: { message: string }) => d.message)).toEqual([NUL, NUL, NUL]);
+    expect(await allEventIds()).toEqual([]);
+
+    const kept = await publish({ type: "a.b", data: { "k\u0000": "v\u0000" } });
+    expect(kept.status).toBe(202);
+    expect((await t.request("GET", `/v1/events/${kept.body.id}`)).body.data).toEqual({
+      "k\u0000": "v\u0000",
+    });
+  });
+
   test("the built-in types are published by hookd alone", async () => {
     for (const type of ["webhook.test", "webhook.disabled"]) {
       const res = await publish({ type, data: {} });

@@ -93,6 +93,62 @@ describe("POST /v1/webhooks", () => {
   });
 });
 
+describe("U+0000 (PostgreSQL text cannot hold it; both drivers refuse it alike)", () => {
+  const NUL = "must not contain the NUL character (U+0000)";
+  const nulFields = {
+    name: "Bill\u0000ing",
+    description: "\u0000",
+    url: "https://example.com/hooks\u0000",
+    account_ids: ["acct_1", "acct\u00002"],
+  };
+  const nulDetails = [
+    { path: "account_ids[1]", message: NUL },
+    { path: "description", message: NUL },
+    { path: "name", message: NUL },
+    { path: "url", message: NUL },
+  ];
+  const sorted = (res: { body: { error: { details: { path: string }[] } } }) =>
+    [...res.body.error.details].sort((a, b) => a.path.localeCompare(b.path));
+
+  test("in a field stored as plain text it is a 422 naming the field, and nothing is stored", async () => {
+    const res = await t.request("POST", "/v1/webhooks", { body: { ...valid, ...nulFields } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(sorted(res)).toEqual(nulDetails);
+
+    // Reported as itself, not as the format the tenant id would break.
+    const tenant = await t.request("POST", "/v1/webhooks", { body: { ...valid, tenant_id: "acme\u0000" } });
+    expect(tenant.status).toBe(422);
+    expect(tenant.body.error.details).toEqual([{ path: "tenant_id", message: NUL }]);
+    expect((await t.request("GET", "/v1/webhooks")).body.data).toEqual([]);
+  });
+
+  test("an update is refused the same way and leaves the subscription as it was", async () => {
+    const created = await t.request("POST", "/v1/webhooks", { body: { ...valid, name: "Billing" } });
+    for (const method of ["PATCH", "PUT"]) {
+      const res = await t.request(method, `/v1/webhooks/${created.body.id}`, { body: nulFields });
+      expect([method, res.status]).toEqual([method, 422]);
+      expect(sorted(res)).toEqual(nulDetails);
+    }
+    const read = await t.request("GET", `/v1/webhooks/${created.body.id}`);
+    expect(read.body).toMatchObject({
+      name: "Billing",
+      description: null,
+      url: valid.url,
+      account_ids: null,
+    });
+  });
+
+  test("inside metadata, stored as JSON text, it is kept", async () => {
+    const created = await t.request("POST", "/v1/webhooks", {
+      body: { ...valid, metadata: { "k\u0000": "v\u0000" } },
+    });
+    expect(created.status).toBe(201);
+    const read = await t.request("GET", `/v1/webhooks/${created.body.id}`);
+    expect(read.body.metadata).toEqual({ "k\u0000": "v\u0000" });
+  });
+});
+
 describe("PATCH and PUT", () => {
   test("change only the fields given; null clears nullable ones", async () => {
     const created = await t.request("POST", "/v1/webhooks", {

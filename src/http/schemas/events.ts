@@ -5,14 +5,14 @@ import { isValidEventTypeName } from "../../domain/event-types.ts";
 import { toIso } from "../../runtime/clock.ts";
 import type { EventRecord, EventWithStatus } from "../../store/store.ts";
 import { pageQueryShape } from "../pagination.ts";
-import { TENANT_ID, text } from "./webhooks.ts";
+import { plainString, TENANT_ID, text } from "./webhooks.ts";
 
-const eventType = z
-  .string({ error: "must be a string" })
-  .refine(isValidEventTypeName, "must be a dot-separated event type such as invoice.paid");
+const eventType = plainString({ error: "must be a string" }).refine(
+  isValidEventTypeName,
+  "must be a dot-separated event type such as invoice.paid",
+);
 const accountId = text.min(1).max(255);
-const clientId = z
-  .string()
+const clientId = plainString()
   .min(1)
   .max(255)
   .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");

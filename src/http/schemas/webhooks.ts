@@ -16,11 +16,27 @@ import { toIso } from "../../runtime/clock.ts";
 import { WEBHOOK_ORDERS } from "../../store/store.ts";
 import { pageQueryShape } from "../pagination.ts";
 
-export const TENANT_ID = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'");
-/** A string that survives storage unchanged: no lone UTF-16 surrogates (they would become U+FFFD). */
-export const text = z.string().refine((s) => s.isWellFormed(), "must be valid Unicode (no lone surrogates)");
+/**
+ * A string stored in a plain text column. PostgreSQL's text cannot hold U+0000 (SQLite's can), so
+ * it is refused here for both drivers alike; that check runs first and alone (`abort`), so a NUL is
+ * reported as itself rather than as whatever format the field has. Strings kept inside JSON (event
+ * data, metadata, headers) are not plain columns and are not checked here.
+ */
+export const plainString = (params?: Parameters<typeof z.string>[0]) =>
+  z.string(params).refine((s) => !s.includes("\u0000"), {
+    message: "must not contain the NUL character (U+0000)",
+    abort: true,
+  });
+
+export const TENANT_ID = plainString().regex(
+  /^[A-Za-z0-9_-]{1,64}$/,
+  "must be 1-64 letters, digits, '_' or '-'",
+);
+/** A string that survives storage unchanged: no NUL, no lone UTF-16 surrogates (they would become U+FFFD). */
+export const text = plainString().refine(
+  (s) => s.isWellFormed(),
+  "must be valid Unicode (no lone surrogates)",
+);
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 function stringMap(options: { maxEntries: number; maxKey: number; maxValue: number }) {
@@ -81,8 +97,7 @@ export function createWebhookSchemas(options: {
 }) {
   const { catalog, urlPolicy } = options;
 
-  const url = z
-    .string({ error: "must be a string" })
+  const url = plainString({ error: "must be a string" })
     .superRefine((text, ctx) => {
       const problem = webhookUrlProblem(text, urlPolicy);
       if (problem) ctx.addIssue({ code: "custom", message: problem });

@@ -67,6 +67,17 @@ function translate(error: unknown): unknown {
 
 class DeadlineExceeded extends Error {}
 
+/**
+ * PostgreSQL text cannot hold U+0000. The API refuses it in the fields it stores as text; what else
+ * reaches a query with one (an id in a path, a cursor, a filter) can match nothing stored, so it is
+ * sent as U+FFFD: a lookup then finds nothing (404), as on SQLite, instead of failing (500).
+ */
+function storable(value: unknown): unknown {
+  if (typeof value === "string") return value.includes("\u0000") ? value.replaceAll("\u0000", "\ufffd") : value;
+  if (Array.isArray(value)) return value.map(storable);
+  return value;
+}
+
 export function createPgClient(options: PgClientOptions): PgClient {
   const timeoutMs = options.statementTimeoutMs;
   const open = () =>
@@ -139,7 +150,7 @@ export function createPgClient(options: PgClientOptions): PgClient {
     (handle: SQL | { unsafe: SQL["unsafe"] }): Query =>
     async <T>(text: string, params: Params = []) =>
       // Without parameters, the simple protocol: a migration may hold several statements.
-      (await (params.length === 0 ? handle.unsafe(text) : handle.unsafe(text, params as unknown[]))) as T[];
+      (await (params.length === 0 ? handle.unsafe(text) : handle.unsafe(text, params.map(storable)))) as T[];
 
   return {
     query: (text, params) => withDeadline((pool) => queryOn(pool)(text, params)),

@@ -132,10 +132,11 @@ export interface IdempotencyKey {
 }
 
 /**
- * Takes the key for this request, unless a live one holds it: a key past its window, or one whose
- * events retention already removed (its first response cannot be replayed), is taken over. When
- * another transaction holds the key, this waits for it to end. Answers null when taken, else the
- * first request's hash and events.
+ * Takes the key for this request unless a live one holds it (a key past its window is taken over).
+ * When another transaction holds the key, this waits for it to end. Answers null when taken, else
+ * the first request's hash and events. (Only the key row itself is judged: a condition on other
+ * tables here would read them as of before the wait, and see a concurrent first request's events
+ * as missing. Retention never removes a live key's events: the config keeps retention ≥ the window.)
  */
 export async function claimIdempotencyKey(
   q: Query,
@@ -148,8 +149,7 @@ export async function claimIdempotencyKey(
     `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
        event_ids = excluded.event_ids, expires_at = excluded.expires_at
-     WHERE k.expires_at <= $6 OR EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)
-       WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.id))
+     WHERE k.expires_at <= $6
      RETURNING 1`,
     [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, now],
   );

@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { DatabaseTooNewError } from "../../domain/errors.ts";
 import { MIGRATIONS, type Migration } from "./migrations/index.ts";
 
 export interface OpenOptions {
@@ -18,15 +19,6 @@ export interface OpenOptions {
 /** While opening and migrating, before anything is served, another process is waited for longer. */
 const OPEN_BUSY_TIMEOUT_MS = 5000;
 const BUSY_TIMEOUT_MS = 100;
-
-export class DatabaseTooNewError extends Error {
-  constructor(found: number, known: number) {
-    super(
-      `the database is at schema version ${found}, but this hookd knows versions up to ${known}: ` +
-        "it was written by a newer hookd; run that version, or restore a backup",
-    );
-  }
-}
 
 export function openDatabase(options: OpenOptions): Database {
   if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });

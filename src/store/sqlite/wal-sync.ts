@@ -13,10 +13,15 @@ export interface WalSync {
   close(): void;
 }
 
-const fsyncFd = (fd: number) =>
-  new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
+export interface WalSyncOptions {
+  /** node:fs `fsync` unless given: tests pass one that records which files are synced, and when. */
+  fsync?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
+}
 
-export function createWalSync(databasePath: string): WalSync {
+export function createWalSync(databasePath: string, options: WalSyncOptions = {}): WalSync {
+  const syncFile = options.fsync ?? fsync;
+  const fsyncFd = (fd: number) =>
+    new Promise<void>((resolve, reject) => syncFile(fd, (error) => (error ? reject(error) : resolve())));
   const fd = openWal(`${databasePath}-wal`);
   // The WAL file's directory entry must survive a power cut too: sync the directory once.
   const dir = openSync(dirname(databasePath), "r");
