@@ -7,4 +7,4 @@ import { cleanupTempDirs } from "./temp.ts";
 afterAll(async () => {
   cleanupTempDirs();
   await cleanupTestDatabases();
-});
+}, 60_000);

@@ -23,14 +23,17 @@ import type {
 import type { PgClient, Query } from "./client.ts";
 import { endQueued, insertAttempts, insertDeliveries, markDueBy, refreshDue } from "./deliveries.ts";
 import { insertEvents } from "./events.ts";
-import { type Fanout, lockFanoutForChange } from "./fanout.ts";
+import type { Fanout } from "./fanout.ts";
 import { num, numOrNull } from "./keyset.ts";
 import type { DbTime } from "./time.ts";
 import { toWebhook, WEBHOOK_SELECT, type WebhookRow } from "./webhooks.ts";
 
 /** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
 const LEASE_MARGIN_MS = 5_000;
-export const WORK_CHANNEL = "hookd_work";
+/** The channel that says "work may be due", one per schema (a channel name is at most 63 bytes). */
+const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
+export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
+export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
 type CandidateRow = WebhookRow & { in_flight: number; leases_until: string | number };
 
@@ -232,7 +235,7 @@ export async function settleAttempts(
 
 /**
  * Disables a subscription (unless another settle already did), fails its queued deliveries and
- * publishes `webhook.disabled`, in a transaction of its own that changes the fan-out.
+ * publishes `webhook.disabled`. The caller's transaction holds the fan-out lock (lockFanoutForChange).
  */
 export async function disableWebhook(
   q: Query,
@@ -242,7 +245,6 @@ export async function disableWebhook(
   now: number,
   deps: { ids: IdGenerator; fanout: Fanout; newEventId: () => string },
 ): Promise<{ disabled: DisabledWebhook; failedDeliveries: number } | null> {
-  await lockFanoutForChange(q);
   const [row] = await q<{ tenant_id: string; url: string }>(
     `UPDATE webhooks SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND enabled
      RETURNING tenant_id, url`,
@@ -305,7 +307,7 @@ async function publishInternal(
     })),
   );
   await markDueBy(q, new Map(targets.map((id) => [id, time.toDb(event.now)])));
-  if (targets.length > 0) await q("SELECT pg_notify($1, '')", [WORK_CHANNEL]);
+  if (targets.length > 0) await q(NOTIFY_WORK);
   return record as EventRecord;
 }
 
@@ -330,7 +332,7 @@ export async function releaseLeases(
   for (const [webhookId, n] of freed) {
     await q("UPDATE webhooks SET in_flight = greatest(0, in_flight - $1) WHERE id = $2", [n, webhookId]);
   }
-  if (rows.length > 0) await q("SELECT pg_notify($1, '')", [WORK_CHANNEL]);
+  if (rows.length > 0) await q(NOTIFY_WORK);
   return rows.length;
 }
 

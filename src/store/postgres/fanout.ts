@@ -7,8 +7,8 @@
 import { anyPatternMatches } from "../../domain/event-types.ts";
 import type { Query } from "./client.ts";
 
-/** pg_advisory_xact_lock key of the fan-out: "hookd" + 2. */
-const FANOUT_LOCK = 0x686f6f6b_64000002n.toString();
+/** The fan-out's advisory lock, one per schema (several hookd databases may share a server). */
+const FANOUT_LOCK = "hashtext('hookd.fanout'), hashtext(current_setting('search_path'))";
 
 interface Subscription {
   id: string;
@@ -25,7 +25,7 @@ export interface Fanout {
 
 /** Inside a transaction that changes subscriptions, before it changes any. */
 export async function lockFanoutForChange(q: Query): Promise<void> {
-  await q("SELECT pg_advisory_xact_lock($1::bigint)", [FANOUT_LOCK]);
+  await q(`SELECT pg_advisory_xact_lock(${FANOUT_LOCK})`);
   await q("UPDATE fanout_version SET version = version + 1 WHERE id = 1");
 }
 
@@ -36,8 +36,7 @@ export function createFanout(): Fanout {
   return {
     async begin(q) {
       const [row] = await q<{ version: string | number }>(
-        "SELECT pg_advisory_xact_lock_shared($1::bigint), (SELECT version FROM fanout_version WHERE id = 1) AS version",
-        [FANOUT_LOCK],
+        `SELECT pg_advisory_xact_lock_shared(${FANOUT_LOCK}), (SELECT version FROM fanout_version WHERE id = 1) AS version`,
       );
       const current = String(row?.version);
       if (current !== version) {

@@ -34,6 +34,8 @@ export type PostgresStore = Store & { readonly time: DbTime };
 
 /** Thrown inside an ingest transaction so it rolls back what the request already wrote. */
 class IdempotencyConflict extends Error {}
+/** Thrown inside a settle that must disable a subscription, to run again under the fan-out lock. */
+class NeedsFanoutLock extends Error {}
 
 /** How long the maintenance lease lasts if its holder dies mid-run. */
 const MAINTENANCE_LEASE_MS = 5 * 60_000;
@@ -160,7 +162,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
         await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
-        await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+        await tx(dispatch.NOTIFY_WORK);
         return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
       });
     },
@@ -182,7 +184,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         if (refusal) return refusal;
         if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
         await deliveries.markDueBy(tx, new Map([[current.webhookId, time.toDb(now)]]));
-        await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+        await tx(dispatch.NOTIFY_WORK);
         return deliveries.selectDelivery(tx, time, id);
       });
     },
@@ -195,7 +197,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
         if (n > 0) {
           await deliveries.markDueBy(tx, new Map([[webhookId, time.toDb(now)]]));
-          await tx("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+          await tx(dispatch.NOTIFY_WORK);
         }
         return n;
       });
@@ -205,18 +207,30 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
       if (results.length === 0) return { applied: [], disabled: [], finals: {} };
-      const outcome = await client.tx((tx) => dispatch.settleAttempts(tx, time, results, now, health));
-      const disabled: DisabledWebhook[] = [];
-      const finals = { ...outcome.finals };
-      for (const { webhookId, reason } of outcome.disable) {
-        const done = await client.tx((tx) =>
-          dispatch.disableWebhook(tx, time, webhookId, reason, now, { ids, fanout, newEventId }),
-        );
-        if (!done) continue;
-        disabled.push(done.disabled);
-        if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
+      // A disable changes the fan-out, whose lock must come before any row lock (ingest takes it
+      // first too). Disables are rare: a settle that finds one starts again with the lock held, so
+      // the attempt, the disable and its `webhook.disabled` event commit together.
+      const run = (lockFanout: boolean) =>
+        client.tx(async (tx) => {
+          if (lockFanout) await lockFanoutForChange(tx);
+          const outcome = await dispatch.settleAttempts(tx, time, results, now, health);
+          if (outcome.disable.length > 0 && !lockFanout) throw new NeedsFanoutLock();
+          const disabled: DisabledWebhook[] = [];
+          const finals = { ...outcome.finals };
+          for (const { webhookId, reason } of outcome.disable) {
+            const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, { ids, fanout, newEventId });
+            if (!done) continue;
+            disabled.push(done.disabled);
+            if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
+          }
+          return { applied: outcome.applied, disabled, finals };
+        });
+      try {
+        return await run(false);
+      } catch (error) {
+        if (!(error instanceof NeedsFanoutLock)) throw error;
+        return run(true);
       }
-      return { applied: outcome.applied, disabled, finals };
     },
 
     releaseLeases: (leases, now) => client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now)),
@@ -262,7 +276,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async onWork(listener) {
       client.onReset(listener);
-      return client.listen(dispatch.WORK_CHANNEL, listener);
+      const [row] = await q<{ channel: string }>(dispatch.WORK_CHANNEL_NAME);
+      return client.listen(row?.channel ?? "hookd_work", listener);
     },
 
     reconcileInFlight: () => dispatch.reconcileInFlight(client),
@@ -348,7 +363,7 @@ async function ingest(
   }
   // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
   await deliveries.markDueBy(q, due);
-  if (newDeliveries.length > 0) await q("SELECT pg_notify($1, '')", [dispatch.WORK_CHANNEL]);
+  if (newDeliveries.length > 0) await q(dispatch.NOTIFY_WORK);
   return created === 0 && records.length > 0
     ? { kind: "replayed", events: records }
     : { kind: "accepted", events: records };
