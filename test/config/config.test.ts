@@ -19,7 +19,11 @@ const DAY = 24 * HOUR;
 /** SPEC §4's defaults, written out by hand (durations in milliseconds). */
 const SPEC_DEFAULTS: Config = {
   server: { host: "127.0.0.1", port: 8080 },
-  storage: { driver: "sqlite", sqlite: { path: "./data/hookd.db", synchronous: "full" }, postgres: { pool_size: 10, statement_timeout: 5000 } },
+  storage: {
+    driver: "sqlite",
+    sqlite: { path: "./data/hookd.db", synchronous: "full" },
+    postgres: { pool_size: 10, statement_timeout: 5000 },
+  },
   auth: { keys: [] },
   rate_limits: { read: 600, write: 300, ingest: 6000 },
   event_types: [],
@@ -55,6 +59,8 @@ storage:
     synchronous: normal
   postgres:
     url: postgres://hookd:pw@db:5432/hookd
+    pool_size: 4
+    statement_timeout: 2s
 auth:
   keys:
     - name: admin
@@ -172,6 +178,8 @@ describe("every documented key", () => {
         "storage.driver",
         "storage.sqlite.path",
         "storage.sqlite.synchronous",
+        "storage.postgres.pool_size",
+        "storage.postgres.statement_timeout",
         "storage.postgres.url",
         "auth.keys[].name",
         "auth.keys[].key",
@@ -220,7 +228,7 @@ describe("every documented key", () => {
       storage: {
         driver: "postgres",
         sqlite: { path: "/var/lib/hookd/other.db", synchronous: "normal" },
-        postgres: { url: "postgres://hookd:pw@db:5432/hookd", pool_size: 10, statement_timeout: 5000 },
+        postgres: { url: "postgres://hookd:pw@db:5432/hookd", pool_size: 4, statement_timeout: 2000 },
       },
       auth: {
         keys: [
@@ -598,5 +606,30 @@ describe("the result", () => {
     expect(() => (config.delivery.retry_schedule as number[]).push(1)).toThrow(TypeError);
     expect(() => (config.auth.keys[0]!.scopes as string[]).push("x")).toThrow(TypeError);
     expect(config.server.port).toBe(9090);
+  });
+});
+
+describe("a database URL in the environment", () => {
+  test("with no config file, HOOKD_DATABASE_URL (else DATABASE_URL) runs the defaults on PostgreSQL", () => {
+    const url = "postgres://hookd:pw@db:5432/hookd";
+    for (const env of [
+      { HOOKD_DATABASE_URL: url },
+      { DATABASE_URL: url },
+      { HOOKD_DATABASE_URL: url, DATABASE_URL: "x" },
+    ]) {
+      const { config } = loadConfig({ env });
+      expect(config.storage.driver).toBe("postgres");
+      expect(config.storage.postgres.url).toBe(url);
+      expect({ ...config, storage: SPEC_DEFAULTS.storage }).toEqual(SPEC_DEFAULTS);
+    }
+  });
+
+  test("a URL of another scheme, or a config file, leaves the driver as configured", () => {
+    expect(loadConfig({ env: { DATABASE_URL: "mysql://db/x" } }).config.storage.driver).toBe("sqlite");
+    const path = join(tempDir(), "c.yaml");
+    writeFileSync(path, "server: { port: 1 }\n");
+    expect(loadConfig({ path, env: { DATABASE_URL: "postgres://db/x" } }).config.storage.driver).toBe(
+      "sqlite",
+    );
   });
 });
