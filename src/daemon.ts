@@ -78,6 +78,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
           logger: logger.child({ component: "postgres" }),
           onFinal,
           version: VERSION,
+          // The real clock may be stepped; an injected one (tests) is followed as it is.
+          timeBase: clock === systemClock ? "monotonic" : "clock",
         })
       : createSqliteStore({
           path: config.storage.sqlite.path,

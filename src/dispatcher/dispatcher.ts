@@ -262,11 +262,46 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const lost = outcome.applied.filter((applied) => !applied).length;
         if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
       } catch (error) {
+        if (!(error instanceof StorageUnavailableError) && batch.length > 1) {
+          // Not the database being away: find the one result that fails, so it cannot hold back
+          // every settlement behind it. Settled alone, the others go through.
+          settleQueue = [...(await settleOneByOne(batch)), ...settleQueue.slice(batch.length)];
+          continue;
+        }
+        if (!(error instanceof StorageUnavailableError)) {
+          logger.error(
+            { err: error, delivery_id: batch[0]?.deliveryId },
+            "dropping a settlement that cannot be stored",
+          );
+          settleQueue = settleQueue.slice(batch.length);
+          continue;
+        }
         logProblem(error, "cannot settle attempts; will retry", { pending: settleQueue.length });
         await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS));
         if (!running && settleQueue.length > 0 && abort.signal.aborted) return;
       }
     }
+  }
+
+  /** Settles each result of a failed batch alone; answers those that hit an unavailable database. */
+  async function settleOneByOne(batch: AttemptResult[]): Promise<AttemptResult[]> {
+    const left: AttemptResult[] = [];
+    for (const result of batch) {
+      try {
+        const outcome = await store.settle([result], clock.now(), options.health, () =>
+          options.ids.next("evt"),
+        );
+        for (const [status, n] of Object.entries(outcome.finals)) metrics.deliveries.inc({ status }, n);
+      } catch (error) {
+        if (error instanceof StorageUnavailableError) left.push(result);
+        else
+          logger.error(
+            { err: error, delivery_id: result.deliveryId },
+            "dropping a settlement that cannot be stored",
+          );
+      }
+    }
+    return left;
   }
 
   async function loop(): Promise<void> {

@@ -73,7 +73,8 @@ class DeadlineExceeded extends Error {}
  * sent as U+FFFD: a lookup then finds nothing (404), as on SQLite, instead of failing (500).
  */
 function storable(value: unknown): unknown {
-  if (typeof value === "string") return value.includes("\u0000") ? value.replaceAll("\u0000", "\ufffd") : value;
+  if (typeof value === "string")
+    return value.includes("\u0000") ? value.replaceAll("\u0000", "\ufffd") : value;
   if (Array.isArray(value)) return value.map(storable);
   return value;
 }

@@ -244,11 +244,17 @@ const toAttempt = (row: AttemptRow): Attempt => ({
   error: row.error as AttemptError | null,
 });
 
-export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Promise<void> {
-  if (attempts.length === 0) return;
-  await q(
+/**
+ * Records attempts; answers the ids that were new. An attempt already there was recorded by a
+ * settle whose COMMIT went through while its answer was lost (a reset connection): the settle is
+ * being tried again, and that attempt must not be counted twice.
+ */
+export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Promise<Set<string>> {
+  if (attempts.length === 0) return new Set();
+  const rows = await q<{ id: string }>(
     `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])`,
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
+     ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       attempts.map((a) => a.id),
       attempts.map((a) => a.deliveryId),
@@ -260,6 +266,7 @@ export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Pr
       attempts.map((a) => a.error),
     ],
   );
+  return new Set(rows.map((row) => row.id));
 }
 
 /** A receiver's body may hold NUL characters, which a PostgreSQL text column cannot: shown as U+FFFD. */

@@ -35,7 +35,9 @@ const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
 export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
-type CandidateRow = WebhookRow & { in_flight: number; leases_until: string | number };
+type CandidateRow = WebhookRow & { in_flight: number; lease_check_at: string | number };
+/** lease_check_at when no lease is held: no lease can end before it. */
+const NO_LEASE = "9007199254740991";
 
 interface LeasedRow {
   id: string;
@@ -47,11 +49,13 @@ interface LeasedRow {
 }
 
 // Leases up to $3 due deliveries of one subscription, of which at most $4 not leased before (the
-// rest were under leases that ended). $7: 'any' or 'pending' (first attempts only) or 'retrying'.
+// rest were under leases that ended). $7: 'any', 'pending' (first attempts only) or 'retrying';
+// $8: only deliveries whose lease ended.
 const LEASE_DUE = `WITH picked AS (
     SELECT id, next_attempt_at, lease_owner IS NULL AS fresh FROM deliveries
     WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at <= $2
-      AND (lease_owner IS NULL OR leased_until <= $2) AND ($7 = 'any' OR status = $7)
+      AND (lease_owner IS NULL OR leased_until <= $2)
+      AND ($7 = 'any' OR status = $7) AND (NOT $8::boolean OR lease_owner IS NOT NULL)
     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
   ranked AS (
     SELECT id, fresh, sum(fresh::int) OVER (ORDER BY next_attempt_at, id) AS nfresh FROM picked),
@@ -72,7 +76,7 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
   const payloads = new Map<string, string>();
   while (remaining > 0) {
     const round = await q<CandidateRow>(
-      `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.leases_until,")}
+      `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at,")}
        WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
        ORDER BY w.next_due_at LIMIT 32 FOR UPDATE OF w SKIP LOCKED`,
       [dbNow, skip],
@@ -89,23 +93,21 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
         continue;
       }
       const inFlight = row.in_flight;
-      const spare = webhook.maxInFlight - inFlight;
+      const spare = Math.max(0, webhook.maxInFlight - inFlight);
       // Room for fresh leases, plus the leases that may have ended (taken over at no new cost).
-      const allEnded = num(row.leases_until) <= dbNow;
-      const scan = spare > 0 ? spare + inFlight : allEnded ? inFlight : 0;
-      const take = Math.min(remaining, scan);
+      // With no room, only ended leases can be taken, and only once one may have ended.
+      const mayHaveEnded = inFlight > 0 && num(row.lease_check_at) <= dbNow;
+      const take = Math.min(remaining, spare > 0 ? spare + inFlight : mayHaveEnded ? inFlight : 0);
       if (take <= 0) continue;
       const leaseUntil = dbNow + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
-      const lease = (limit: number, mode: string) =>
-        q<LeasedRow>(LEASE_DUE, [webhook.id, dbNow, limit, Math.max(0, spare), owner, leaseUntil, mode]);
+      const onlyEnded = spare === 0;
+      const lease = (limit: number, mode: string, freshAllowed: number) =>
+        q<LeasedRow>(LEASE_DUE, [webhook.id, dbNow, limit, freshAllowed, owner, leaseUntil, mode, onlyEnded]);
       // Retries only within what is left of their share; first attempts always.
-      let rows = retriesLeft >= take ? await lease(take, "any") : await lease(take, "pending");
+      let rows = retriesLeft >= take ? await lease(take, "any", spare) : await lease(take, "pending", spare);
       if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
-        const fresh = rows.filter((r) => r.fresh).length;
-        const more = Math.min(retriesLeft, take - rows.length);
-        rows = rows.concat(
-          (await lease(more, "retrying")).filter((r, i) => !r.fresh || fresh + i < Math.max(0, spare)),
-        );
+        const freshLeft = spare - rows.filter((r) => r.fresh).length;
+        rows = rows.concat(await lease(Math.min(retriesLeft, take - rows.length), "retrying", freshLeft));
       }
       const missing = [...new Set(rows.map((r) => r.event_id))].filter((id) => !payloads.has(id));
       if (missing.length > 0) {
@@ -131,9 +133,18 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
           webhook,
         });
       }
-      if (rows.length > 0) {
+      if (spare === 0) {
+        // Every place is held: the earliest lease end from the rows themselves (a scan of this
+        // subscription's queued rows, at most once per lease length while it stays saturated).
         await q(
-          "UPDATE webhooks SET in_flight = in_flight + $1, leases_until = greatest(leases_until, $2) WHERE id = $3",
+          `UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = coalesce((SELECT min(leased_until)
+             FROM deliveries WHERE webhook_id = $2 AND status IN ('pending', 'retrying') AND lease_owner IS NOT NULL),
+             ${NO_LEASE}) WHERE id = $2`,
+          [fresh, webhook.id],
+        );
+      } else if (rows.length > 0) {
+        await q(
+          "UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = least(lease_check_at, $2) WHERE id = $3",
           [fresh, leaseUntil, webhook.id],
         );
       }
@@ -167,10 +178,12 @@ export async function settleAttempts(
   finals: Partial<Record<DeliveryStatus, number>>;
   disable: { webhookId: string; reason: "failing" | "gone" }[];
 }> {
-  await insertAttempts(
+  const recorded = await insertAttempts(
     q,
     results.map((r) => ({ ...r.attempt, deliveryId: r.deliveryId })),
   );
+  // A result whose attempt is already recorded was settled by an earlier try of this batch.
+  const fresh = results.filter((r) => recorded.has(r.attempt.id));
   const updated = await q<{ id: string; webhook_id: string; retry_at: string | number | null }>(
     `UPDATE deliveries d SET status = u.status, next_attempt_at = u.retry_at, lease_owner = NULL, leased_until = NULL,
        attempts = d.attempts + 1, series_attempts = d.series_attempts + 1, response_status_code = u.code,
@@ -181,22 +194,23 @@ export async function settleAttempts(
      RETURNING d.id, d.webhook_id, u.retry_at`,
     [
       now,
-      results.map((r) => r.deliveryId),
-      results.map((r) => r.leaseOwner),
-      results.map((r) => SETTLE_STATUS[r.settlement.action]),
-      results.map((r) => (r.settlement.action === "retry" ? time.toDb(r.settlement.at) : null)),
-      results.map((r) => r.attempt.responseStatusCode),
-      results.map((r) => r.attempt.startedAt),
-      results.map((r) => r.signature),
+      fresh.map((r) => r.deliveryId),
+      fresh.map((r) => r.leaseOwner),
+      fresh.map((r) => SETTLE_STATUS[r.settlement.action]),
+      fresh.map((r) => (r.settlement.action === "retry" ? time.toDb(r.settlement.at) : null)),
+      fresh.map((r) => r.attempt.responseStatusCode),
+      fresh.map((r) => r.attempt.startedAt),
+      fresh.map((r) => r.signature),
     ],
   );
   const appliedIds = new Set(updated.map((row) => row.id));
-  const applied = results.map((r) => appliedIds.has(r.deliveryId));
+  // Applied: by this try, or (attempt already recorded) by the earlier one whose answer was lost.
+  const applied = results.map((r) => appliedIds.has(r.deliveryId) || !recorded.has(r.attempt.id));
   const finals: Partial<Record<DeliveryStatus, number>> = {};
-  results.forEach((r, i) => {
+  for (const r of fresh) {
     const final = FINAL_OF[r.settlement.action];
-    if (applied[i] && final) finals[final] = (finals[final] ?? 0) + 1;
-  });
+    if (appliedIds.has(r.deliveryId) && final) finals[final] = (finals[final] ?? 0) + 1;
+  }
   const freed = new Map<string, number>();
   const due = new Map<string, number>();
   for (const row of updated) {
@@ -208,7 +222,7 @@ export async function settleAttempts(
   // Health follows every attempt, applied or not (it reflects the endpoint), counted relatively so
   // settlers on other instances never lose a count; then the domain rule decides.
   const disable: { webhookId: string; reason: "failing" | "gone" }[] = [];
-  for (const [webhookId, outcomes] of attemptsBySubscription(results)) {
+  for (const [webhookId, outcomes] of attemptsBySubscription(fresh)) {
     const summary = summarizeAttempts(outcomes);
     const [row] = await q<{ consecutive_failures: number; health_since: string | number; enabled: boolean }>(
       `UPDATE webhooks SET in_flight = greatest(0, in_flight - $1),

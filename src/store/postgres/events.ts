@@ -132,11 +132,12 @@ export interface IdempotencyKey {
 }
 
 /**
- * Takes the key for this request unless a live one holds it (a key past its window is taken over).
- * When another transaction holds the key, this waits for it to end. Answers null when taken, else
- * the first request's hash and events. (Only the key row itself is judged: a condition on other
- * tables here would read them as of before the wait, and see a concurrent first request's events
- * as missing. Retention never removes a live key's events: the config keeps retention ≥ the window.)
+ * Takes the key for this request unless a live one holds it. When another transaction holds the
+ * key, this waits for it to end. Answers null when taken, else the first request's hash and events.
+ * A key past its window is taken over by the upsert itself; one whose events retention removed (its
+ * first response cannot be replayed) is taken over by a second statement, which sees the events
+ * as committed after the wait (the upsert's own snapshot predates it, and would see a concurrent
+ * first request's events as missing).
  */
 export async function claimIdempotencyKey(
   q: Query,
@@ -145,20 +146,31 @@ export async function claimIdempotencyKey(
   eventIds: readonly string[],
   now: number,
 ): Promise<{ requestHash: string; eventIds: string[] } | null> {
+  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt];
   const taken = await q(
     `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
        event_ids = excluded.event_ids, expires_at = excluded.expires_at
      WHERE k.expires_at <= $6
      RETURNING 1`,
-    [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, now],
+    [...params, now],
   );
   if (taken.length > 0) return null;
-  const [first] = await q<{ request_hash: string; event_ids: string }>(
-    "SELECT request_hash, event_ids FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+  // The upsert left the row locked: this transaction decides what happens to it.
+  const [first] = await q<{ request_hash: string; event_ids: string; missing: boolean }>(
+    `SELECT request_hash, event_ids, EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)
+       WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.id)) AS missing
+     FROM idempotency_keys k WHERE tenant_id = $1 AND key = $2`,
     [tenantId, key.key],
   );
   if (!first) return null;
+  if (first.missing) {
+    await q(
+      "UPDATE idempotency_keys SET request_hash = $3, event_ids = $4, expires_at = $5 WHERE tenant_id = $1 AND key = $2",
+      params,
+    );
+    return null;
+  }
   return { requestHash: first.request_hash, eventIds: JSON.parse(first.event_ids) };
 }
 

@@ -14,7 +14,7 @@ import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
 import { migrate } from "./migrate.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import * as rows from "./rows.ts";
-import { type DbTime, measureDbTime } from "./time.ts";
+import { type DbTime, measureDbTime, type TimeBase } from "./time.ts";
 import * as webhooks from "./webhooks.ts";
 
 export interface PostgresStoreOptions {
@@ -28,6 +28,11 @@ export interface PostgresStoreOptions {
   onFinal?: (status: "cancelled" | "failed", count: number) => void;
   /** Written into the instances table. */
   version?: string;
+  /**
+   * How the store tells the database's time between readings (time.ts): `monotonic` for a daemon
+   * on the system clock (immune to wall-clock steps), `clock` (default) to follow the given clock.
+   */
+  timeBase?: TimeBase;
 }
 
 export type PostgresStore = Store & { readonly time: DbTime };
@@ -53,7 +58,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     await client.close();
     throw error;
   }
-  const time = await measureDbTime(client, options.clock);
+  const time = await measureDbTime(client, options.clock, options.timeBase ?? "clock");
   const { ids } = options;
   const fanout = createFanout();
   const q = client.query;
@@ -117,7 +122,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         }
         return webhooks.selectWebhook(tx, id);
       });
-      options.onFinal?.("failed", failed);
+      if (failed > 0) options.onFinal?.("failed", failed);
       return result;
     },
 
@@ -128,7 +133,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         cancelled = await deliveries.endQueued(tx, id, "cancelled", now);
         return true;
       });
-      options.onFinal?.("cancelled", cancelled);
+      if (cancelled > 0) options.onFinal?.("cancelled", cancelled);
       return deleted;
     },
 
@@ -218,7 +223,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           const disabled: DisabledWebhook[] = [];
           const finals = { ...outcome.finals };
           for (const { webhookId, reason } of outcome.disable) {
-            const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, { ids, fanout, newEventId });
+            const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, {
+              ids,
+              fanout,
+              newEventId,
+            });
             if (!done) continue;
             disabled.push(done.disabled);
             if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
@@ -238,6 +247,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     queueStats: () => dispatch.queueStats(q, time),
 
     async heartbeat(instanceId, ttlMs) {
+      await time.resync(client);
       const [row] = await q<{ live: number }>(
         `WITH beat AS (
            INSERT INTO instances (id, version, heartbeat_at, expires_at)
@@ -318,10 +328,14 @@ async function ingest(
   const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
   const newDeliveries: deliveries.NewDelivery[] = [];
   const due = new Map<string, number>();
+  const keysHere = new Map<string, { requestHash: string; eventIds: string[] }>();
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
     if (key) {
-      const first = await events.claimIdempotencyKey(q, tenantId, key, [event.id], now);
+      // A key this request took a moment ago: its events are not inserted yet (they go in at the end).
+      const first =
+        keysHere.get(key.key) ?? (await events.claimIdempotencyKey(q, tenantId, key, [event.id], now));
+      if (!first) keysHere.set(key.key, { requestHash: key.requestHash, eventIds: [event.id] });
       if (first) {
         if (first.requestHash !== key.requestHash) throw new IdempotencyConflict();
         out.push({ replayed: first.eventIds });

@@ -6,12 +6,13 @@ import { DatabaseTooNewError } from "../../domain/errors.ts";
 import type { PgClient } from "./client.ts";
 import type { Migration } from "./migrations/index.ts";
 
-
 export async function migrate(client: PgClient, migrations: readonly Migration[]): Promise<number> {
   const known = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   return client.tx(async (q) => {
     // One lock per schema: instances of one hookd wait for each other, other schemas do not.
-    await q("SELECT pg_advisory_xact_lock(hashtext('hookd.migrate'), hashtext(current_setting('search_path')))");
+    await q(
+      "SELECT pg_advisory_xact_lock(hashtext('hookd.migrate'), hashtext(current_setting('search_path')))",
+    );
     // A schema named in the URL (`?search_path=`) that does not exist yet is made.
     const [schema] = await q<{ current: string | null; first: string }>(
       "SELECT current_schema() AS current, trim(both '\" ' from split_part(current_setting('search_path'), ',', 1)) AS first",

@@ -1,7 +1,7 @@
 // Whole rows in and out in the drivers' shared format (store.ts StoredRow), for `storage copy` and
 // the contract tests: SQLite's columns, epoch ms numbers, JSON text, booleans as 0/1. A leased
 // delivery's next_attempt_at is its lease end; due times are turned between database time and the
-// caller's. The columns only several instances need (in_flight, leases_until) are not shared: they
+// caller's. The columns only several instances need (in_flight, lease_check_at) are not shared: they
 // are recounted after an import.
 import type { StoredRow, TableName } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
@@ -189,8 +189,8 @@ export async function importRows(
     await q(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${placeholders}`, values.flat());
     if (table === "deliveries") {
       await q(
-        `UPDATE webhooks w SET in_flight = c.n, leases_until = greatest(w.leases_until, c.until)
-         FROM (SELECT webhook_id, count(*)::int AS n, max(leased_until) AS until FROM deliveries
+        `UPDATE webhooks w SET in_flight = c.n, lease_check_at = least(w.lease_check_at, c.until)
+         FROM (SELECT webhook_id, count(*)::int AS n, min(leased_until) AS until FROM deliveries
                WHERE lease_owner IS NOT NULL AND status IN ('pending', 'retrying') GROUP BY webhook_id) c
          WHERE w.id = c.webhook_id`,
       );

@@ -1,32 +1,53 @@
-// The database's clock for leases and due times (SPEC §6). At open, the store measures how far the
-// database's clock is from the clock it is given; every due time and lease end it writes is in
-// database time (the given time plus that offset), and every one it answers is turned back. So
-// instances whose clocks disagree by minutes still agree on when a lease ends, and tests that move
-// a manual clock move the store's view of time with it.
+// The database's clock for leases and due times (SPEC §6). Every due time and lease end the store
+// writes is in database time, and every one it answers is turned back into the caller's time, so
+// instances whose clocks disagree by minutes still agree on when a lease ends.
+//
+// At open the store reads the database's clock once. From then on "database now" is either
+// - `monotonic` (the daemon on the system clock): that reading plus the process's monotonic time
+//   since, re-read at every heartbeat. A step of the wall clock (an NTP step, a VM resumed) moves
+//   nothing: the instance still sees another's lease as live. The caller's times are turned into
+//   database time by the current difference between the two clocks, so relative times (a retry in
+//   5 minutes) stay what they were.
+// - `clock`: the clock it is given plus the offset measured at open. Tests that move a manual
+//   clock move the store's view of time with it.
 import type { Clock } from "../../runtime/clock.ts";
 import type { PgClient } from "./client.ts";
 
+export type TimeBase = "monotonic" | "clock";
+
 export interface DbTime {
-  /** The database's time at the given time of this process's clock. */
+  /** The database's time for a time of the caller's clock. */
   toDb(ms: number): number;
   fromDb(ms: number): number;
   fromDbOrNull(ms: number | null): number | null;
-  readonly offsetMs: number;
+  /** The database's clock minus the caller's, now. */
+  offsetMs(): number;
+  /** Reads the database's clock again (monotonic base; a no-op on the clock base). */
+  resync(client: PgClient): Promise<void>;
 }
 
-export async function measureDbTime(client: PgClient, clock: Clock): Promise<DbTime> {
-  const before = clock.now();
+async function readDbClock(client: PgClient): Promise<{ dbMs: number; mono: number }> {
   const t0 = performance.now();
   const [row] = await client.query<{ ms: number }>(
     "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms",
   );
-  const elapsed = performance.now() - t0;
+  const t1 = performance.now();
   // The database read its clock about halfway through the round trip.
-  const offsetMs = Math.round(Number(row?.ms ?? 0) - (before + elapsed / 2));
+  return { dbMs: Number(row?.ms ?? 0), mono: (t0 + t1) / 2 };
+}
+
+export async function measureDbTime(client: PgClient, clock: Clock, base: TimeBase): Promise<DbTime> {
+  let sample = await readDbClock(client);
+  const clockOffset = Math.round(sample.dbMs - (clock.now() + (performance.now() - sample.mono)));
+  const dbNow = () => sample.dbMs + (performance.now() - sample.mono);
+  const offset = base === "clock" ? () => clockOffset : () => Math.round(dbNow() - clock.now());
   return {
-    offsetMs,
-    toDb: (ms) => ms + offsetMs,
-    fromDb: (ms) => ms - offsetMs,
-    fromDbOrNull: (ms) => (ms === null ? null : ms - offsetMs),
+    toDb: (ms) => ms + offset(),
+    fromDb: (ms) => ms - offset(),
+    fromDbOrNull: (ms) => (ms === null ? null : ms - offset()),
+    offsetMs: offset,
+    async resync(c) {
+      if (base === "monotonic") sample = await readDbClock(c);
+    },
   };
 }

@@ -40,8 +40,8 @@ CREATE TABLE webhooks (
   next_due_at          bigint,
   -- Deliveries of this subscription under a lease, counted by claims and settles of every instance.
   in_flight            integer NOT NULL DEFAULT 0,
-  -- The latest lease end ever granted (database clock): once past, every lease has ended.
-  leases_until         bigint NOT NULL DEFAULT 0
+  -- No lease of this subscription ends before this (database clock); may be early, never late.
+  lease_check_at       bigint NOT NULL DEFAULT 9007199254740991
 ) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
         autovacuum_analyze_scale_factor = 0.05);
 
