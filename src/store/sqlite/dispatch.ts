@@ -71,7 +71,8 @@ export function createLeaseCounter(): LeaseCounter {
     },
     remove(deliveryId, owner) {
       const webhookId = webhookOf.get(deliveryId);
-      if (webhookId !== undefined && byWebhook.get(webhookId)?.get(deliveryId)?.owner === owner) drop(deliveryId);
+      if (webhookId !== undefined && byWebhook.get(webhookId)?.get(deliveryId)?.owner === owner)
+        drop(deliveryId);
     },
     forgetWebhook(webhookId) {
       for (const deliveryId of byWebhook.get(webhookId)?.keys() ?? []) webhookOf.delete(deliveryId);
@@ -80,7 +81,11 @@ export function createLeaseCounter(): LeaseCounter {
   };
 }
 
-export function claimDue(db: Database, request: ClaimRequest, leases: Pick<LeaseCounter, "count">): ClaimedDelivery[] {
+export function claimDue(
+  db: Database,
+  request: ClaimRequest,
+  leases: Pick<LeaseCounter, "count">,
+): ClaimedDelivery[] {
   const { now, owner } = request;
   const inFlight = new Map<string, number>();
   const skip = new Set<string>();

@@ -11,9 +11,9 @@ import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
 import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
+import * as rows from "./rows.ts";
 import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
 import { createWalSync, noWalSync } from "./wal-sync.ts";
-import * as rows from "./rows.ts";
 import * as webhooks from "./webhooks.ts";
 import { createWriteBatcher } from "./write-batch.ts";
 
