@@ -1,5 +1,6 @@
 // The hookd executable: argv → config → daemon; signals.
 import { HELP, parseArgs, UsageError } from "./cli/args.ts";
+import { storageCopy } from "./cli/storage-copy.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createDaemon, type Daemon } from "./daemon.ts";
 import { DatabaseTooNewError, StorageUnavailableError } from "./domain/errors.ts";
@@ -48,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "verify":
       return verify(command.options);
+    case "storage-copy":
+      return storageCopy({ from: command.options.from as string, to: command.options.to as string });
     case "serve":
       return serve(command.configPath);
   }

@@ -1,9 +1,9 @@
 // Command-line parsing: `hookd [command] [options]`.
 
 export interface Command {
-  name: "serve" | "config-check" | "key-hash" | "version" | "help" | "verify";
+  name: "serve" | "config-check" | "key-hash" | "version" | "help" | "verify" | "storage-copy";
   configPath?: string;
-  /** `hookd verify` options, by long name without dashes. */
+  /** `hookd verify` and `hookd storage copy` options, by long name without dashes. */
   options: Record<string, string>;
 }
 
@@ -16,6 +16,8 @@ Usage:
   hookd config check [--config FILE] validate a config file; print every problem with its path
   hookd key hash                     read an API key on stdin, print its key_sha256 for the config
   hookd verify [options]             check a delivery's signature, and say why it fails
+  hookd storage copy --from FILE --to URL
+                                     copy a SQLite hookd's whole state into an empty PostgreSQL database
   hookd version                      print the version
   hookd --help                       this text
 
@@ -31,10 +33,22 @@ hookd verify options (the body is read from --body-file, else stdin):
   --tolerance SECONDS     accepted clock difference (default 300)
   --now SECONDS           check as of this unix time (default: now)
 
+hookd storage copy options (stop hookd first; after a failure, run the same command again):
+  --from FILE             the SQLite database (storage.sqlite.path); it must exist
+  --to postgres://...     an empty PostgreSQL database (it is migrated); its password is never printed
+
 With no config, hookd listens on 127.0.0.1:8080, keeps its database in ./data/hookd.db, and creates
 an admin API key on first start, printed once.`;
 
 const VERIFY_OPTIONS = new Set(["secret", "id", "timestamp", "signature", "body-file", "tolerance", "now"]);
+const STORAGE_COPY_OPTIONS = new Set(["from", "to"]);
+/** Which command each option belongs to. */
+const OPTION_OWNERS: Record<string, { command: Command["name"]; phrase: string }> = {
+  ...Object.fromEntries([...VERIFY_OPTIONS].map((o) => [o, { command: "verify", phrase: "hookd verify" }])),
+  ...Object.fromEntries(
+    [...STORAGE_COPY_OPTIONS].map((o) => [o, { command: "storage-copy", phrase: "hookd storage copy" }]),
+  ),
+};
 
 export function parseArgs(argv: readonly string[]): Command {
   const words: string[] = [];
@@ -57,7 +71,7 @@ export function parseArgs(argv: readonly string[]): Command {
       return v;
     };
     if (flag === "--config" || flag === "-c") configPath = value();
-    else if (flag.startsWith("--") && VERIFY_OPTIONS.has(flag.slice(2))) options[flag.slice(2)] = value();
+    else if (flag.startsWith("--") && OPTION_OWNERS[flag.slice(2)]) options[flag.slice(2)] = value();
     else if (flag.startsWith("-")) throw new UsageError(`unknown option ${flag}`);
     else words.push(arg);
   }
@@ -76,11 +90,21 @@ export function parseArgs(argv: readonly string[]): Command {
       version: "version",
       help: "help",
       verify: "verify",
+      "storage copy": "storage-copy",
     } as const
   )[phrase];
   if (!name) throw new UsageError(`unknown command '${phrase}'`);
-  if (name !== "verify" && Object.keys(options).length > 0) {
-    throw new UsageError(`--${Object.keys(options)[0]} belongs to hookd verify`);
+  for (const option of Object.keys(options)) {
+    const owner = OPTION_OWNERS[option] as { command: Command["name"]; phrase: string };
+    if (owner.command !== name) throw new UsageError(`--${option} belongs to ${owner.phrase}`);
+  }
+  if (name === "storage-copy") {
+    const missing = [...STORAGE_COPY_OPTIONS].filter((option) => options[option] === undefined);
+    if (missing.length > 0) {
+      throw new UsageError(
+        `hookd storage copy needs ${missing.map((m) => `--${m}`).join(" and ")} (--from FILE --to URL)`,
+      );
+    }
   }
   return command(name);
 }
