@@ -7,6 +7,12 @@ import type { Row } from "./report.ts";
 
 export interface Context {
   quick: boolean;
+  /** The storage drivers this run benches (--driver), SQLite first when both. */
+  drivers: ("sqlite" | "postgres")[];
+  /** The PostgreSQL server (a database is created on it per scenario run), or null. */
+  postgresUrl: string | null;
+  /** Instance counts for the PostgreSQL rows (--instances; default 1 and 3). */
+  pgInstances: number[];
   receiver: Receiver;
   /** This run's temp directory. */
   tmp: string;
@@ -29,8 +35,10 @@ export interface Scenario {
   name: string;
   /** Scenarios whose shared figures this one compares against (run first under --only). */
   needs: string[];
-  /** Hard time caps in ms. */
+  /** Hard time caps in ms (SQLite alone). */
   capMs: { quick: number; full: number };
+  /** Added to the cap when PostgreSQL is benched too. */
+  postgresCapMs?: { quick: number; full: number };
   run(ctx: Context): Promise<void>;
 }
 

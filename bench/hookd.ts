@@ -56,6 +56,8 @@ export interface HookdOptions {
   delivery?: Record<string, string | number | boolean>;
   /** A database to open instead of `<dir>/hookd.db`. */
   dbPath?: string;
+  /** Run on PostgreSQL at this URL instead of SQLite (`synchronous` and `dbPath` then do not apply). */
+  postgresUrl?: string;
   readyTimeoutMs?: number;
 }
 
@@ -75,9 +77,13 @@ export function benchConfig(options: HookdOptions): string {
     "  host: 127.0.0.1",
     "  port: 0",
     "storage:",
-    "  sqlite:",
-    `    path: ${options.dbPath ?? join(options.dir, "hookd.db")}`,
-    `    synchronous: ${options.synchronous}`,
+    ...(options.postgresUrl
+      ? ["  driver: postgres", "  postgres:", `    url: ${options.postgresUrl}`]
+      : [
+          "  sqlite:",
+          `    path: ${options.dbPath ?? join(options.dir, "hookd.db")}`,
+          `    synchronous: ${options.synchronous}`,
+        ]),
     "auth:",
     "  keys:",
     `    - { name: bench, key: ${API_KEY}, scopes: ["*"] }`,
@@ -95,6 +101,7 @@ export function benchConfig(options: HookdOptions): string {
 }
 
 let profileDir: string | null = null;
+let configSerial = 0;
 
 /**
  * --profile: run hookd from source under `bun --cpu-prof-md` instead of the binary, writing one
@@ -105,7 +112,7 @@ export function profileHookdInto(dir: string): void {
 }
 
 export async function startHookd(options: HookdOptions): Promise<Hookd> {
-  const configPath = join(options.dir, `hookd-${Date.now()}.yaml`);
+  const configPath = join(options.dir, `hookd-${Date.now()}-${++configSerial}.yaml`);
   await Bun.write(configPath, benchConfig(options));
   const command = profileDir
     ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, join(ROOT, "src", "main.ts")]

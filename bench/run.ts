@@ -6,6 +6,7 @@ import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { makeContext, type Scenario } from "./context.ts";
 import { BINARY, ensureBinary, profileHookdInto, ROOT, useBinary } from "./hookd.ts";
+import { closeAdmin, POSTGRES_URL, POSTGRES_URL_SOURCE, reachable, serverInfo } from "./postgres.ts";
 import { createReceiver, type Receiver, spawnReceiver } from "./receiver.ts";
 import { markdownTable, type Row, row } from "./report.ts";
 import { backlog } from "./scenarios/backlog.ts";
@@ -26,10 +27,20 @@ interface Args {
   inProcessReceiver: boolean;
   profile: boolean;
   binary: string | null;
+  driver: "sqlite" | "postgres" | "both" | null;
+  instances: number[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, only: null, inProcessReceiver: false, profile: false, binary: null };
+  const args: Args = {
+    quick: false,
+    only: null,
+    inProcessReceiver: false,
+    profile: false,
+    binary: null,
+    driver: null,
+    instances: [1, 3],
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === "--quick") args.quick = true;
@@ -47,9 +58,20 @@ function parseArgs(argv: string[]): Args {
       if (value !== "process" && value !== "in-process")
         throw new Error("--receiver is process or in-process");
       args.inProcessReceiver = value === "in-process";
+    } else if (arg === "--driver" || arg.startsWith("--driver=")) {
+      const value = arg.includes("=") ? arg.slice(9) : argv[++i];
+      if (value !== "sqlite" && value !== "postgres" && value !== "both")
+        throw new Error("--driver is sqlite, postgres or both");
+      args.driver = value;
+    } else if (arg === "--instances" || arg.startsWith("--instances=")) {
+      const value = arg.includes("=") ? arg.slice(12) : argv[++i];
+      const counts = (value ?? "").split(",").map((s) => Number(s.trim()));
+      if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 8))
+        throw new Error("--instances is a list of instance counts from 1 to 8, e.g. 1,3");
+      args.instances = [...new Set(counts)].sort((a, b) => a - b);
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        `usage: bun run bench [--quick] [--only ${SCENARIOS.map((s) => s.name).join("|")}[,...]] [--receiver process|in-process] [--profile] [--binary PATH]\n`,
+        `usage: bun run bench [--quick] [--only ${SCENARIOS.map((s) => s.name).join("|")}[,...]] [--driver sqlite|postgres|both] [--instances 1,3] [--receiver process|in-process] [--profile] [--binary PATH]\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -89,6 +111,33 @@ export function machine(): Record<string, unknown> {
   };
 }
 
+/**
+ * --driver, or by default both when a PostgreSQL answers at HOOKD_BENCH_POSTGRES_URL (else
+ * HOOKD_TEST_POSTGRES_URL) and SQLite alone, with a printed line, when none does.
+ */
+async function chooseDrivers(
+  wanted: Args["driver"],
+  log: (line: string) => void,
+): Promise<{ drivers: ("sqlite" | "postgres")[]; postgresUrl: string | null }> {
+  if (wanted === "sqlite") return { drivers: ["sqlite"], postgresUrl: null };
+  const check = POSTGRES_URL ? await reachable(POSTGRES_URL) : { ok: false, why: "neither is set" };
+  if (!check.ok || !POSTGRES_URL) {
+    const why = `no PostgreSQL at HOOKD_BENCH_POSTGRES_URL or HOOKD_TEST_POSTGRES_URL (${check.why})`;
+    if (wanted) throw new Error(`--driver ${wanted}: ${why}`);
+    log(
+      `${why}: SQLite only (set HOOKD_BENCH_POSTGRES_URL=postgres://user@127.0.0.1:5432/db to add PostgreSQL rows)`,
+    );
+    return { drivers: ["sqlite"], postgresUrl: null };
+  }
+  log(
+    `PostgreSQL from ${POSTGRES_URL_SOURCE}: ${new URL(POSTGRES_URL).host}; a new database per scenario run`,
+  );
+  return {
+    drivers: wanted === "postgres" ? ["postgres"] : ["sqlite", "postgres"],
+    postgresUrl: POSTGRES_URL,
+  };
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -109,16 +158,24 @@ async function main(): Promise<number> {
   const details: Record<string, unknown> = {};
   const shared = new Map<string, number>();
   const info = machine();
+  const { drivers, postgresUrl } = await chooseDrivers(args.driver, log);
+  if (postgresUrl) info.postgres = await serverInfo(postgresUrl).catch(() => ({}));
   try {
     receiver = args.inProcessReceiver ? createReceiver() : await spawnReceiver();
     log(
       `${args.quick ? "quick" : "full"} run; receiver ${args.inProcessReceiver ? "in-process" : `pid ${(receiver as { pid?: number }).pid}`}; temp ${tmp}`,
     );
     for (const scenario of selection(args.only)) {
-      const capMs = args.quick ? scenario.capMs.quick : scenario.capMs.full;
+      const pgCap = postgresUrl ? scenario.postgresCapMs : undefined;
+      const capMs =
+        (args.quick ? scenario.capMs.quick : scenario.capMs.full) +
+        (pgCap ? (args.quick ? pgCap.quick : pgCap.full) : 0);
       const ctx = makeContext(
         {
           quick: args.quick,
+          drivers,
+          postgresUrl,
+          pgInstances: args.instances,
           receiver,
           tmp,
           runId,
@@ -161,6 +218,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await receiver?.close().catch(() => {});
+    await closeAdmin();
     rmSync(tmp, { recursive: true, force: true });
   }
   const elapsedS = (performance.now() - started) / 1000;
@@ -176,6 +234,8 @@ async function main(): Promise<number> {
         started_at: startedAt.toISOString(),
         mode: args.quick ? "quick" : "full",
         only: args.only,
+        drivers,
+        postgres_instances: postgresUrl ? args.instances : [],
         elapsed_seconds: Math.round(elapsedS * 10) / 10,
         binary: BINARY,
         machine: { ...info, loadavg_at_end: loadavg().map((l) => Math.round(l * 100) / 100) },

@@ -12,10 +12,13 @@ import { statSync } from "node:fs";
 import { claimDue, createLeaseCounter } from "../../src/store/sqlite/dispatch.ts";
 
 const noLeases = createLeaseCounter();
+
 import { writeBacklog } from "../backlog-db.ts";
+import { measurePgClaims, writePgBacklog } from "../backlog-pg.ts";
 import type { Context, Scenario } from "../context.ts";
 import { startHookd } from "../hookd.ts";
 import { closedLoop, deliveryLike, nodeHttpPoster } from "../load.ts";
+import { createDatabase } from "../postgres.ts";
 import { row } from "../report.ts";
 import { openLikeHookd } from "../sqlite-floor.ts";
 import { median, percentiles, sleep } from "../stats.ts";
@@ -28,7 +31,15 @@ export const backlog: Scenario = {
   name: "backlog",
   needs: [],
   capMs: { quick: 50_000, full: 180_000 },
+  postgresCapMs: { quick: 90_000, full: 120_000 },
   async run(ctx) {
+    if (ctx.drivers.includes("sqlite")) await sqliteBacklog(ctx);
+    if (ctx.drivers.includes("postgres")) await postgresBacklog(ctx);
+  },
+};
+
+async function sqliteBacklog(ctx: Context): Promise<void> {
+  {
     const count = ctx.quick ? 100_000 : 1_000_000;
     const label = `${count / 1000} k`;
     const ports = await ctx.receiver.addOrigins(SUBSCRIPTIONS, { kind: "latency", ms: RECEIVER_MS });
@@ -178,8 +189,83 @@ export const backlog: Scenario = {
       in_flight_mean: inFlightSamples.reduce((a, b) => a + b, 0) / Math.max(1, inFlightSamples.length),
       ceiling_rate: ceilingRate,
     };
-  },
-};
+    ctx.shared.set("backlog.sqlite.claim256", claims.full.p50);
+    ctx.shared.set("backlog.sqlite.claim1", claims.one.p50);
+    ctx.shared.set("backlog.sqlite.count", count);
+  }
+}
+
+/**
+ * 1 M pending deliveries on PostgreSQL (in both modes: building them in SQL takes ≈ 20 s here),
+ * over 100 subscriptions hookd created through its API; then claim latency through hookd's own
+ * store (backlog-pg.ts). hookd is not started on this backlog.
+ */
+async function postgresBacklog(ctx: Context): Promise<void> {
+  const count = 1_000_000;
+  const label = `${count / 1000} k`;
+  const db = await createDatabase(ctx.postgresUrl as string, ctx.runId, "backlog");
+  try {
+    const first = await startHookd({
+      dir: ctx.newDir("backlog-pg"),
+      synchronous: "full",
+      postgresUrl: db.url,
+    });
+    try {
+      for (let i = 0; i < SUBSCRIPTIONS; i++)
+        await first.api.createWebhook({ url: `http://127.0.0.1:9/w/${i}`, timeout_seconds: 30 });
+    } finally {
+      await first.stop();
+    }
+    const written = await writePgBacklog(db.url, count, ctx.deadline - 20_000);
+    ctx.log(`PostgreSQL: wrote ${label} deliveries in ${written.seconds.toFixed(1)} s`);
+    const claims = await measurePgClaims(db.url, ctx.within(ctx.quick ? 3000 : 8000));
+    ctx.log(
+      `PostgreSQL claim of 256: median ${claims.full.p50.toFixed(2)} ms (${claims.fullRows} rows), ` +
+        `one round trip ${claims.roundTripMs.toFixed(3)} ms; per statement of one claim: ` +
+        claims.statements
+          .map((s) => `${s.calls}× ${s.statement.slice(0, 40)}… ${s.ms.toFixed(1)} ms`)
+          .join("; "),
+    );
+    const sqliteNote = (key: string) => {
+      const v = ctx.shared.get(key);
+      const n = ctx.shared.get("backlog.sqlite.count");
+      return v === undefined ? "" : `; SQLite in this run: ${v.toFixed(2)} ms at ${(n ?? 0) / 1000} k`;
+    };
+    ctx.rows.push(
+      row({
+        scenario: "backlog",
+        figure: `PostgreSQL: claim 256 at ${label} pending (median)`,
+        value: claims.full.p50,
+        unit: "ms",
+        ceiling: claims.floor.p50,
+        ceilingOf: "one statement leasing the same 256 rows and returning their payloads (rolled back)",
+        target: { on: "value", op: "<=", bound: 10 },
+        note: `p99 ${claims.full.p99.toFixed(2)} ms${sqliteNote("backlog.sqlite.claim256")}`,
+      }),
+      row({
+        scenario: "backlog",
+        figure: `PostgreSQL: claim 1 at ${label} pending (median)`,
+        value: claims.one.p50,
+        unit: "ms",
+        ceiling: claims.floorOne.p50,
+        ceilingOf: "one statement leasing the same row (rolled back)",
+        target: { on: "value", op: "<=", bound: 10 },
+        note: `p99 ${claims.one.p99.toFixed(2)} ms${sqliteNote("backlog.sqlite.claim1")}`,
+      }),
+      row({
+        scenario: "backlog",
+        figure: "PostgreSQL: database bytes per delivery (events + deliveries, with indexes)",
+        value: written.tableBytes / count,
+        unit: "B",
+        ceiling: written.payloadBytes,
+        ceilingOf: "the payload bytes of a delivery",
+      }),
+    );
+    (ctx.details as Record<string, unknown>).backlog_postgres = { count, written, claims };
+  } finally {
+    await db.drop();
+  }
+}
 
 interface ClaimFigures {
   full: ReturnType<typeof percentiles>;
@@ -209,13 +295,17 @@ function measureClaims(ctx: Context, path: string): ClaimFigures {
       return percentiles([Float64Array.from(samples)]);
     };
     const hookdClaim = (db: Database, limit: number) =>
-      claimDue(db, {
-        now: Date.now(),
-        owner: "bench.1",
-        leaseMs: 60_000,
-        limit,
-        retryLimit: 192,
-      }, noLeases);
+      claimDue(
+        db,
+        {
+          now: Date.now(),
+          owner: "bench.1",
+          leaseMs: 60_000,
+          limit,
+          retryLimit: 192,
+        },
+        noLeases,
+      );
     return {
       full: time(256, hookdClaim),
       one: time(1, hookdClaim),

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { Context, Scenario } from "../context.ts";
 import { closedLoop, deliveryLike, fetchPoster, nodeHttpPoster, type Poster } from "../load.ts";
+import { createDatabase, HOOKD_POOL_SIZE, pgBatchInsertRate, pgCommitRate } from "../postgres.ts";
 import { row } from "../report.ts";
 import { batchInsertRate, commitRate } from "../sqlite-floor.ts";
 
@@ -14,6 +15,7 @@ export const ceiling: Scenario = {
   name: "ceiling",
   needs: [],
   capMs: { quick: 45_000, full: 150_000 },
+  postgresCapMs: { quick: 15_000, full: 30_000 },
   async run(ctx) {
     const [port] = await ctx.receiver.addOrigins(1, { kind: "fast" });
     const durationMs = ctx.quick ? 1000 : 4000;
@@ -48,7 +50,8 @@ export const ceiling: Scenario = {
 
     const sqliteMs = ctx.quick ? 1000 : 3000;
     const sqlite: Record<string, number> = {};
-    for (const sync of ["normal", "full"] as const) {
+    const withSqlite = ctx.drivers.includes("sqlite");
+    for (const sync of withSqlite ? (["normal", "full"] as const) : []) {
       sqlite[`commit.${sync}`] = commitRate(
         join(ctx.newDir(`commit-${sync}`), "c.db"),
         sync,
@@ -62,7 +65,7 @@ export const ceiling: Scenario = {
       ctx.shared.set(`sqlite.commit.${sync}`, sqlite[`commit.${sync}`] as number);
       ctx.shared.set(`sqlite.batch.${sync}`, sqlite[`batch.${sync}`] as number);
     }
-    for (const kind of ["commit", "batch"] as const) {
+    for (const kind of withSqlite ? (["commit", "batch"] as const) : []) {
       for (const sync of ["normal", "full"] as const) {
         ctx.rows.push(
           row({
@@ -79,9 +82,66 @@ export const ceiling: Scenario = {
         );
       }
     }
-    ctx.details.ceiling = { post: measured, sqlite };
+    const pg = ctx.drivers.includes("postgres") ? await postgresCeilings(ctx, sqliteMs) : null;
+    ctx.details.ceiling = { post: measured, sqlite, postgres: pg };
   },
 };
+
+/**
+ * Raw PostgreSQL on this run's server, in a database of its own: single-row INSERT commits
+ * (synchronous_commit as the server has it: on) from 1 connection and from hookd's pool size, and
+ * 500 events + their deliveries per transaction into hookd's schema at C=4.
+ */
+async function postgresCeilings(ctx: Context, ms: number): Promise<Record<string, number>> {
+  const db = await createDatabase(ctx.postgresUrl as string, ctx.runId, "ceiling");
+  try {
+    const out: Record<string, number> = {
+      "commit.c1": await pgCommitRate(db.url, 1, ctx.within(ms)),
+      [`commit.c${HOOKD_POOL_SIZE}`]: await pgCommitRate(db.url, HOOKD_POOL_SIZE, ctx.within(ms)),
+      [`commit.hot.c${HOOKD_POOL_SIZE}`]: await pgCommitRate(db.url, HOOKD_POOL_SIZE, ctx.within(ms), true),
+      "batch.c4": await pgBatchInsertRate(db.url, 4, ctx.within(ms)),
+    };
+    for (const [key, value] of Object.entries(out)) ctx.shared.set(`pg.${key}`, value);
+    const best = out[`commit.c${HOOKD_POOL_SIZE}`] as number;
+    ctx.rows.push(
+      row({
+        scenario: "ceiling",
+        figure: "PostgreSQL single-row commits, 1 connection, synchronous_commit=on",
+        value: out["commit.c1"] as number,
+        unit: "tx/s",
+        ceiling: best,
+        ceilingOf: `the same loop on ${HOOKD_POOL_SIZE} connections`,
+      }),
+      row({
+        scenario: "ceiling",
+        figure: `PostgreSQL single-row commits, ${HOOKD_POOL_SIZE} connections (hookd's pool), synchronous_commit=on`,
+        value: best,
+        unit: "tx/s",
+        ceiling: ctx.shared.get("sqlite.commit.full") ?? null,
+        ceilingOf: "bun:sqlite single-row commits, FULL (measured just before, when SQLite is benched)",
+      }),
+      row({
+        scenario: "ceiling",
+        figure: `PostgreSQL commits that also update one shared row, ${HOOKD_POOL_SIZE} connections`,
+        value: out[`commit.hot.c${HOOKD_POOL_SIZE}`] as number,
+        unit: "tx/s",
+        ceiling: out["commit.c1"] as number,
+        ceilingOf: "single-row commits from 1 connection (one commit flush at a time)",
+      }),
+      row({
+        scenario: "ceiling",
+        figure: "PostgreSQL batch insert (500 events + deliveries/tx), C=4",
+        value: out["batch.c4"] as number,
+        unit: "ev/s",
+        ceiling: ctx.shared.get("sqlite.batch.full") ?? null,
+        ceilingOf: "bun:sqlite batch insert, FULL",
+      }),
+    );
+    return out;
+  } finally {
+    await db.drop();
+  }
+}
 
 export interface PostLoop {
   rate: number;

@@ -16,6 +16,10 @@ export const footprint: Scenario = {
   needs: [],
   capMs: { quick: 40_000, full: 60_000 },
   async run(ctx) {
+    if (!ctx.drivers.includes("sqlite")) {
+      ctx.log("skipped: this scenario runs on SQLite, not benched in this run (--driver postgres)");
+      return;
+    }
     const runs = ctx.quick ? 3 : 5;
     const floorBinary = await compileFloor(ctx);
 

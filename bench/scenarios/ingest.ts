@@ -5,7 +5,8 @@
 // the same concurrency (single) and with raw bun:sqlite batch inserts (batch), each measured right
 // before the figure it is compared with.
 import { join } from "node:path";
-import type { Scenario } from "../context.ts";
+import { describeWaits, type PostgresResult, postgresRows, sampleWaits, startCluster } from "../cluster.ts";
+import type { Context, Scenario } from "../context.ts";
 import { startHookd } from "../hookd.ts";
 import { closedLoop, eventData } from "../load.ts";
 import { row } from "../report.ts";
@@ -20,13 +21,14 @@ export const ingest: Scenario = {
   name: "ingest",
   needs: [],
   capMs: { quick: 45_000, full: 120_000 },
+  postgresCapMs: { quick: 45_000, full: 90_000 },
   async run(ctx) {
     const durationMs = ctx.quick ? 1500 : 5000;
     const warmupMs = ctx.quick ? 300 : 1000;
     const details: Record<string, unknown> = {};
     const [port] = await ctx.receiver.addOrigins(1, { kind: "hold" });
     const [fast] = await ctx.receiver.addOrigins(1, { kind: "fast" });
-    for (const sync of ["full", "normal"] as const) {
+    for (const sync of ctx.drivers.includes("sqlite") ? (["full", "normal"] as const) : []) {
       const hookd = await startHookd({ dir: ctx.newDir(`ingest-${sync}`), synchronous: sync });
       try {
         await hookd.api.createWebhook({ url: `http://127.0.0.1:${port}/w/0`, timeout_seconds: 60 });
@@ -41,6 +43,7 @@ export const ingest: Scenario = {
             send: (seq) => hookd.api.publish("bench.event", eventData(seq)),
           });
           details[`single.${sync}.c${c}`] = result;
+          ctx.shared.set(`ingest.sqlite.${sync}.c${c}`, result.unitsPerSecond);
           ctx.rows.push(
             row({
               scenario: "ingest",
@@ -73,6 +76,7 @@ export const ingest: Scenario = {
             ),
         });
         details[`batch.${sync}`] = batch;
+        ctx.shared.set(`ingest.sqlite.${sync}.batch`, batch.unitsPerSecond);
         ctx.rows.push(
           row({
             scenario: "ingest",
@@ -90,8 +94,90 @@ export const ingest: Scenario = {
         await hookd.stop();
       }
     }
+    if (ctx.drivers.includes("postgres")) details.postgres = await postgresIngest(ctx, port as number);
     // hookd is gone: let the held requests go.
     await ctx.receiver.setBehaviour([port as number], { kind: "fast" });
     ctx.details.ingest = details;
   },
 };
+
+/**
+ * PostgreSQL (synchronous_commit on, the server default): single POSTs at C=64 and batches of 500
+ * at C=4, with one instance and with N over one fresh database, the load spread round-robin; what
+ * hookd's sessions wait on is sampled from pg_stat_activity meanwhile.
+ */
+async function postgresIngest(ctx: Context, holdPort: number): Promise<Record<string, unknown>> {
+  const durationMs = ctx.quick ? 1500 : 5000;
+  const warmupMs = ctx.quick ? 300 : 1000;
+  const details: Record<string, unknown> = {};
+  const single: PostgresResult[] = [];
+  const batched: PostgresResult[] = [];
+  for (const n of ctx.pgInstances) {
+    const cluster = await startCluster(ctx, "postgres", n, `ingest_x${n}`);
+    try {
+      await cluster.api.createWebhook({ url: `http://127.0.0.1:${holdPort}/w/0`, timeout_seconds: 60 });
+      const waits = sampleWaits(cluster.database);
+      const result = await closedLoop({
+        concurrency: 64,
+        durationMs: ctx.within(durationMs),
+        warmupMs,
+        maxOps: 2_000_000,
+        send: (seq) => cluster.publish("bench.event", eventData(seq)),
+      });
+      const singleWaits = await waits.stop();
+      const batchWaits = sampleWaits(cluster.database);
+      const batch = await closedLoop({
+        concurrency: BATCH_CONCURRENCY,
+        durationMs: ctx.within(durationMs),
+        warmupMs,
+        maxOps: 100_000,
+        send: (seq) =>
+          cluster.publishBatch(
+            Array.from({ length: BATCH_SIZE }, (_, i) => ({
+              type: "bench.event",
+              data: eventData(seq * BATCH_SIZE + i),
+            })),
+          ),
+      });
+      const batchWaited = await batchWaits.stop();
+      ctx.log(
+        `PostgreSQL ×${n}: C=64 ${Math.round(result.unitsPerSecond)} ev/s (waits: ${describeWaits(singleWaits)}); ` +
+          `batch ${Math.round(batch.unitsPerSecond)} ev/s (waits: ${describeWaits(batchWaited)})`,
+      );
+      single.push({
+        instances: n,
+        value: result.unitsPerSecond,
+        ...(result.failed > 0 ? { note: `${result.failed} requests not accepted` } : {}),
+      });
+      batched.push({
+        instances: n,
+        value: batch.unitsPerSecond,
+        ...(batch.failed > 0 ? { note: `${batch.failed} batches not accepted` } : {}),
+      });
+      details[`x${n}`] = { single: result, single_waits: singleWaits, batch, batch_waits: batchWaited };
+    } finally {
+      await cluster.stop();
+    }
+  }
+  postgresRows(ctx, {
+    scenario: "ingest",
+    figure: "single POST, C=64, synchronous_commit=on",
+    unit: "ev/s",
+    results: single,
+    sqlite: ctx.shared.get("ingest.sqlite.full.c64"),
+    sqliteOf: "SQLite, single POST at C=64, FULL, in this run",
+    vsSqlite: { on: "ratio", op: ">=", bound: 0.5 },
+    scaling: true,
+  });
+  postgresRows(ctx, {
+    scenario: "ingest",
+    figure: `batch of ${BATCH_SIZE}, C=${BATCH_CONCURRENCY}, synchronous_commit=on`,
+    unit: "ev/s",
+    results: batched,
+    sqlite: ctx.shared.get("ingest.sqlite.full.batch"),
+    sqliteOf: "SQLite, batch of 500 at C=4, FULL, in this run",
+    vsSqlite: { on: "ratio", op: ">=", bound: 0.5 },
+    scaling: true,
+  });
+  return details;
+}

@@ -20,6 +20,10 @@ export const isolation: Scenario = {
   needs: ["latency"],
   capMs: { quick: 40_000, full: 90_000 },
   async run(ctx) {
+    if (!ctx.drivers.includes("sqlite")) {
+      ctx.log("skipped: this scenario runs on SQLite, not benched in this run (--driver postgres)");
+      return;
+    }
     const durationMs = ctx.quick ? 3000 : 10_000;
     const healthy = await ctx.receiver.addOrigins(WEBHOOKS - HANGING, { kind: "fast" });
     const hanging = await ctx.receiver.addOrigins(HANGING, { kind: "hold" });

@@ -99,9 +99,11 @@ export function decideHealth(input: {
  * (and restart the window there), plus one per failure after it. Applied relatively in the database
  * (`consecutive_failures = consecutive_failures + n`), so concurrent settlers never lose a count.
  */
-export function summarizeAttempts(
-  outcomes: readonly { ok: boolean; gone: boolean; startedAt: number }[],
-): { resetAt: number | null; failuresAfter: number; gone: boolean } {
+export function summarizeAttempts(outcomes: readonly { ok: boolean; gone: boolean; startedAt: number }[]): {
+  resetAt: number | null;
+  failuresAfter: number;
+  gone: boolean;
+} {
   let resetAt: number | null = null;
   let failuresAfter = 0;
   let gone = false;

@@ -312,7 +312,11 @@ export interface Store {
   /** Whether the store holds any subscription, event or setting (storage copy refuses a non-empty target). */
   hasData(): Promise<boolean>;
   /** Up to `limit` rows of `table` in a stable order, after the row whose key `exportRows` gave last. */
-  exportRows(table: TableName, after: string | null, limit: number): Promise<{ rows: StoredRow[]; last: string | null }>;
+  exportRows(
+    table: TableName,
+    after: string | null,
+    limit: number,
+  ): Promise<{ rows: StoredRow[]; last: string | null }>;
   /** Writes rows in the shared format (storage copy); all of one call in one transaction. */
   importRows(table: TableName, rows: readonly StoredRow[]): Promise<void>;
 

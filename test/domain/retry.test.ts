@@ -2,12 +2,12 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
   type AttemptOutcome,
+  decideHealth,
   decideRetry,
   JITTER,
   parseRetryAfter,
   type RetrySchedule,
   scheduleDelays,
-  decideHealth,
   summarizeAttempts,
 } from "../../src/domain/retry.ts";
 import type { Random } from "../../src/runtime/random.ts";
@@ -204,12 +204,16 @@ describe("decideHealth", () => {
 
   test("needs both enough consecutive failures and the window since the last success", () => {
     const longAgo = NOW - 5 * 86_400_000;
-    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo, now: NOW })).toEqual(failing);
+    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo, now: NOW })).toEqual(
+      failing,
+    );
     expect(decideHealth({ ...policy, consecutiveFailures: 9, healthSince: longAgo, now: NOW })).toEqual(keep);
-    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo + 1, now: NOW })).toEqual(keep);
-    expect(decideHealth({ ...policy, consecutiveFailures: 1000, healthSince: NOW - 60_000, now: NOW })).toEqual(
+    expect(decideHealth({ ...policy, consecutiveFailures: 10, healthSince: longAgo + 1, now: NOW })).toEqual(
       keep,
     );
+    expect(
+      decideHealth({ ...policy, consecutiveFailures: 1000, healthSince: NOW - 60_000, now: NOW }),
+    ).toEqual(keep);
   });
 
   test("with a zero window, the failure count alone decides", () => {
@@ -222,9 +226,9 @@ describe("decideHealth", () => {
     const gone = { ...policy, gone: true, consecutiveFailures: 1, healthSince: NOW, now: NOW };
     expect(decideHealth(gone)).toEqual({ action: "disable", reason: "gone" });
     expect(decideHealth({ ...gone, enabled: false })).toEqual(keep);
-    expect(decideHealth({ ...policy, enabled: false, consecutiveFailures: 99, healthSince: 0, now: NOW })).toEqual(
-      keep,
-    );
+    expect(
+      decideHealth({ ...policy, enabled: false, consecutiveFailures: 99, healthSince: 0, now: NOW }),
+    ).toEqual(keep);
   });
 });
 
@@ -233,7 +237,11 @@ describe("summarizeAttempts", () => {
     const f = (startedAt: number, gone = false) => ({ ok: false, gone, startedAt });
     const ok = (startedAt: number) => ({ ok: true, gone: false, startedAt });
     expect(summarizeAttempts([f(1), f(2)])).toEqual({ resetAt: null, failuresAfter: 2, gone: false });
-    expect(summarizeAttempts([f(1, true), ok(2), f(3)])).toEqual({ resetAt: 2, failuresAfter: 1, gone: false });
+    expect(summarizeAttempts([f(1, true), ok(2), f(3)])).toEqual({
+      resetAt: 2,
+      failuresAfter: 1,
+      gone: false,
+    });
     expect(summarizeAttempts([ok(1), f(2, true)])).toEqual({ resetAt: 1, failuresAfter: 1, gone: true });
     expect(summarizeAttempts([])).toEqual({ resetAt: null, failuresAfter: 0, gone: false });
   });

@@ -1,10 +1,18 @@
 // The compiled executable dist/hookd over real HTTP on 127.0.0.1: start on port 0, the operational
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${NAME} in config text is the syntax under test
 // endpoints, the webhooks API with a configured key, SIGTERM → exit 0; and the first-start admin key.
+// In the PostgreSQL pass the binary runs on a fresh database (and makes no SQLite file).
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXIT_TIMEOUT_MS, ensureBinary, killStarted, startHookd } from "../support/hookd-process.ts";
+import { storageYaml, TEST_DRIVER } from "../support/driver.ts";
+import {
+  childStorage,
+  EXIT_TIMEOUT_MS,
+  ensureBinary,
+  killStarted,
+  startHookd,
+} from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -45,9 +53,7 @@ describe("dist/hookd", () => {
       [
         "server:",
         "  port: 0",
-        "storage:",
-        "  sqlite:",
-        `    path: ${join(dir, "hookd.db")}`,
+        ...storageYaml(await childStorage(dir)),
         "auth:",
         "  keys:",
         "    - name: admin",
@@ -97,15 +103,18 @@ describe("dist/hookd", () => {
     expect(messages).toContain("hookd stopped");
     // Logs never carry a key.
     expect(hookd.lines.join("\n")).not.toContain(ADMIN_KEY);
-    expect(existsSync(join(dir, "hookd.db"))).toBe(true);
+    expect(existsSync(join(dir, "hookd.db"))).toBe(TEST_DRIVER === "sqlite");
   }, 60_000);
 
   test("with no keys configured: the first start prints an admin key once; a restart does not", async () => {
     // The working directory holds no config: the database goes to the default ./data/hookd.db in it.
-    // The config file (elsewhere) sets only what a test must: port 0 instead of 8080, and the log level.
+    // The config file (elsewhere) sets only what a test must: port 0 instead of 8080, and the log level
+    // (and in the PostgreSQL pass the database: the admin key's hash is kept there).
     const cwd = tempDir("hookd-e2e-cwd-");
-    const configPath = join(tempDir("hookd-e2e-config-"), "hookd.yaml");
-    writeFileSync(configPath, "server:\n  port: 0\nlog:\n  level: info\n");
+    const configDir = tempDir("hookd-e2e-config-");
+    const configPath = join(configDir, "hookd.yaml");
+    const storage = TEST_DRIVER === "postgres" ? storageYaml(await childStorage(configDir)) : [];
+    writeFileSync(configPath, ["server:", "  port: 0", ...storage, "log:", "  level: info", ""].join("\n"));
 
     const first = startHookd("binary", ["--config", configPath], { cwd });
     const url = await first.listening();
@@ -113,7 +122,7 @@ describe("dist/hookd", () => {
     const key = printed[0] as string;
     expect(printed).toHaveLength(1);
     expect(first.lines.join("\n")).not.toContain(key);
-    expect(existsSync(join(cwd, "data", "hookd.db"))).toBe(true);
+    expect(existsSync(join(cwd, "data", "hookd.db"))).toBe(TEST_DRIVER === "sqlite");
 
     expect((await call(url, "GET", "/v1/webhooks", { key })).status).toBe(200);
     expect((await call(url, "GET", "/v1/webhooks", { key: `${key}x` })).status).toBe(401);

@@ -1,13 +1,17 @@
 // SPEC §3 Leases and "no accepted event is lost by a restart, graceful or not": hookd runs as a child
 // process and is SIGKILLed at random moments while events are published; every event that got a 202
 // is delivered at least once after restarts on the same database, nothing is left queued under an
-// expired lease, and the database passes PRAGMA integrity_check.
+// expired lease, and (SQLite) the database passes PRAGMA integrity_check.
 import { afterEach, expect, test } from "bun:test";
-import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
-import { integrityCheck, queuedAndLeased, readDatabase, retriedCount } from "../support/hookd-db.ts";
-import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
+import { integrityCheck, queuedAndLeased, readStoredRows, retriedCount } from "../support/hookd-db.ts";
+import {
+  type HookdProcess,
+  killStarted,
+  serveFromSource,
+  storageOfConfig,
+} from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -35,7 +39,7 @@ const failsFirst = (id: string) => [...id].reduce((sum, c) => sum + c.charCodeAt
 
 test("SIGKILL at random moments loses no accepted event and leaves a sound database", async () => {
   const dir = tempDir("hookd-crash-");
-  const configPath = writeChildConfig(dir, { retrySchedule: ["100ms", "200ms", "500ms"], lease: "1s" });
+  const configPath = await writeChildConfig(dir, { retrySchedule: ["100ms", "200ms", "500ms"], lease: "1s" });
   // A little slow, so attempts are in flight when the process dies.
   receiver = startCountingReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
   const rx = receiver;
@@ -119,19 +123,11 @@ test("SIGKILL at random moments loses no accepted event and leaves a sound datab
   child.proc.kill("SIGTERM");
   expect(await child.exited()).toBe(0);
 
-  const dbPath = join(dir, "hookd.db");
-  expect(integrityCheck(dbPath)).toEqual(["ok"]);
-  expect(queuedAndLeased(dbPath)).toEqual({ queued: 0, leased: 0 });
-  const stored = readDatabase(
-    dbPath,
-    (db) =>
-      new Set(
-        db
-          .query<{ event_id: string }, []>("SELECT event_id FROM deliveries WHERE status = 'success'")
-          .all()
-          .map((row) => row.event_id),
-      ),
-  );
+  const storage = storageOfConfig(configPath);
+  if (storage.driver === "sqlite") expect(integrityCheck(storage.sqlitePath)).toEqual(["ok"]);
+  const deliveries = await readStoredRows(storage, "deliveries");
+  expect(queuedAndLeased(deliveries)).toEqual({ queued: 0, leased: 0 });
+  const stored = new Set(deliveries.filter((row) => row.status === "success").map((row) => row.event_id));
   expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
-  expect(retriedCount(dbPath)).toBeGreaterThan(0);
+  expect(retriedCount(deliveries)).toBeGreaterThan(0);
 }, 60_000);

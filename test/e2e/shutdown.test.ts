@@ -2,11 +2,15 @@
 // flight within shutdown_grace and exits 0; attempts still hanging past the grace get their leases
 // released so a restart sends them at once; a second signal exits at once, non-zero.
 import { afterEach, expect, test } from "bun:test";
-import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
-import { readDatabase } from "../support/hookd-db.ts";
-import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
+import { readStoredRows } from "../support/hookd-db.ts";
+import {
+  type HookdProcess,
+  killStarted,
+  serveFromSource,
+  storageOfConfig,
+} from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -33,10 +37,10 @@ async function publish(url: string, count: number): Promise<string[]> {
   return (response.body.data as { id: string }[]).map((event) => event.id);
 }
 
-function readDeliveries(dir: string): Row[] {
-  return readDatabase(join(dir, "hookd.db"), (db) =>
-    db.query<Row, []>("SELECT * FROM deliveries ORDER BY id").all(),
-  );
+/** The child's stored deliveries (either driver), once it has exited. */
+async function readDeliveries(configPath: string): Promise<Row[]> {
+  const rows = (await readStoredRows(storageOfConfig(configPath), "deliveries")) as unknown as Row[];
+  return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** A request on a fresh connection: does anything still answer? */
@@ -64,7 +68,11 @@ async function terminateAndWaitForDrain(child: HookdProcess, url: string): Promi
 
 test("SIGTERM stops accepting, waits for attempts in flight within the grace, and exits 0", async () => {
   const dir = tempDir("hookd-shutdown-");
-  const configPath = writeChildConfig(dir, { shutdownGrace: "5s", timeout: "5s", maxInFlightPerWebhook: 4 });
+  const configPath = await writeChildConfig(dir, {
+    shutdownGrace: "5s",
+    timeout: "5s",
+    maxInFlightPerWebhook: 4,
+  });
   receiver = startCountingReceiver({ mode: { delayMs: 500 } });
   const rx = receiver;
   const child = serveFromSource(configPath, dir);
@@ -90,7 +98,7 @@ test("SIGTERM stops accepting, waits for attempts in flight within the grace, an
   // Nothing was claimed after the signal.
   expect(rx.seen.size).toBe(4);
 
-  const rows = readDeliveries(dir);
+  const rows = await readDeliveries(configPath);
   expect(rows).toHaveLength(ids.length);
   for (const row of rows) {
     if (inFlight.includes(row.event_id)) {
@@ -104,7 +112,7 @@ test("SIGTERM stops accepting, waits for attempts in flight within the grace, an
 test("attempts hanging past the grace are released and a restart sends them at once", async () => {
   const dir = tempDir("hookd-shutdown-");
   // The attempt timeout (10 s) outlasts the grace (1 s); a lease lasts at least that long.
-  const configPath = writeChildConfig(dir, { shutdownGrace: "1s", timeout: "10s", lease: "1s" });
+  const configPath = await writeChildConfig(dir, { shutdownGrace: "1s", timeout: "10s", lease: "1s" });
   receiver = startCountingReceiver({ mode: "hang" });
   const rx = receiver;
   let child = serveFromSource(configPath, dir);
@@ -121,7 +129,7 @@ test("attempts hanging past the grace are released and a restart sends them at o
   expect(stoppedAt - signalledAt).toBeLessThan(5_000);
   expect(child.lines.some((line) => line.includes('"released":3'))).toBe(true);
 
-  const rows = readDeliveries(dir);
+  const rows = await readDeliveries(configPath);
   expect(rows.map((row) => row.event_id).sort()).toEqual([...ids].sort());
   for (const row of rows) {
     // Cut short by shutdown: not counted as an attempt, due now, and nobody's lease.
@@ -151,7 +159,7 @@ test("attempts hanging past the grace are released and a restart sends them at o
 
 test("a second SIGTERM during a long drain exits at once with a non-zero code", async () => {
   const dir = tempDir("hookd-shutdown-");
-  const configPath = writeChildConfig(dir, { shutdownGrace: "20s", timeout: "30s" });
+  const configPath = await writeChildConfig(dir, { shutdownGrace: "20s", timeout: "30s" });
   receiver = startCountingReceiver({ mode: "hang" });
   const rx = receiver;
   const child = serveFromSource(configPath, dir);

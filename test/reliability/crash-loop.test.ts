@@ -5,15 +5,27 @@
 // the receivers' requests in flight and the deliveries leased in the database are recorded. At the
 // end: every event that got a 202 reached both receivers; nothing is left queued or leased; every
 // duplicate delivery is one that was leased at a kill (so duplicates ≤ the sum of leases at kills);
-// PRAGMA integrity_check is ok.
+// on SQLite, PRAGMA integrity_check is ok.
 //
 // HOOKD_RELIABILITY=full: at least 20 kills; otherwise 4 (the default CI run).
 import { afterEach, expect, test } from "bun:test";
-import { join } from "node:path";
 import { callApi, createWebhook, writeChildConfig } from "../support/child-api.ts";
 import { type CountingReceiver, startCountingReceiver } from "../support/counting-receiver.ts";
-import { integrityCheck, queuedAndLeased, readDatabase, retriedCount } from "../support/hookd-db.ts";
-import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
+import type { TestStorage } from "../support/driver.ts";
+import {
+  integrityCheck,
+  openStoredState,
+  queuedAndLeased,
+  readDatabase,
+  retriedCount,
+  type StoredState,
+} from "../support/hookd-db.ts";
+import {
+  type HookdProcess,
+  killStarted,
+  serveFromSource,
+  storageOfConfig,
+} from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -41,11 +53,14 @@ function seeded(seed: number): () => number {
 
 let receivers: CountingReceiver[] = [];
 let publishing = false;
+let stored: StoredState | undefined;
 afterEach(async () => {
   publishing = false;
   await killStarted();
   for (const receiver of receivers) await receiver.close();
   receivers = [];
+  await stored?.close();
+  stored = undefined;
 });
 
 // Some events are refused once (500) by the slow receiver, so deliveries also die in `retrying`.
@@ -58,23 +73,27 @@ interface Kill {
   inFlight: number;
   /** `webhook_id event_id` of deliveries leased (claimed, not settled) in the database. */
   leased: string[];
+  /** PRAGMA quick_check (SQLite); "ok" on PostgreSQL, which has no such check to run. */
   quickCheck: string;
 }
 
-/** Read-only, after the process died and before the restart: a read-only connection leaves the
- * write-ahead log as the crash left it for the next process to recover. */
-function inspectAfterKill(path: string): Pick<Kill, "leased" | "quickCheck"> {
-  return readDatabase(path, (db) => {
-    const leased = db
-      .query<{ key: string }, []>(
-        `SELECT webhook_id || ' ' || event_id AS key FROM deliveries
-         WHERE lease_owner IS NOT NULL AND status IN ('pending', 'retrying')`,
-      )
-      .all()
-      .map((row) => row.key);
-    const quickCheck = db.query<{ quick_check: string }, []>("PRAGMA quick_check").get()?.quick_check ?? "";
-    return { leased, quickCheck };
-  });
+/** After the process died and before the restart (on SQLite read-only, leaving the write-ahead log as
+ * the crash left it for the next process to recover). */
+async function inspectAfterKill(
+  storage: TestStorage,
+  state: StoredState,
+): Promise<Pick<Kill, "leased" | "quickCheck">> {
+  const leased = (await state.rows("deliveries"))
+    .filter((row) => row.lease_owner !== null && (row.status === "pending" || row.status === "retrying"))
+    .map((row) => `${row.webhook_id} ${row.event_id}`);
+  const quickCheck =
+    storage.driver === "sqlite"
+      ? readDatabase(
+          storage.sqlitePath,
+          (db) => db.query<{ quick_check: string }, []>("PRAGMA quick_check").get()?.quick_check ?? "",
+        )
+      : "ok";
+  return { leased, quickCheck };
 }
 
 test(
@@ -83,12 +102,12 @@ test(
     const random = seeded(SEED);
     const started = performance.now();
     const dir = tempDir("hookd-crash-loop-");
-    const dbPath = join(dir, "hookd.db");
-    const configPath = writeChildConfig(dir, {
+    const configPath = await writeChildConfig(dir, {
       retrySchedule: ["100ms", "200ms", "300ms", "500ms"],
       lease: "1s",
       maxInFlightPerWebhook: 16,
     });
+    const storage = storageOfConfig(configPath);
     // One a little slow (and refusing some events once), one quick: attempts are in flight at kills.
     const slow = startCountingReceiver({ mode: { delayMs: 40 }, failFirst: failsFirst });
     const quick = startCountingReceiver({ mode: { delayMs: 5 } });
@@ -174,7 +193,8 @@ test(
       child.proc.kill("SIGKILL");
       expect(await child.exited()).toBeNull();
       target = null;
-      kills.push({ phase, inFlight, ...inspectAfterKill(dbPath) });
+      stored ??= await openStoredState(storage);
+      kills.push({ phase, inFlight, ...(await inspectAfterKill(storage, stored)) });
       child = serveFromSource(configPath, dir);
     }
     target = await child.listening();
@@ -196,12 +216,19 @@ test(
       what: `every accepted event to reach both receivers (${missing()} deliveries of ${accepted.length} events missing)`,
     });
     // Nothing left queued or leased once the last process is idle.
-    const leftover = () => queuedAndLeased(dbPath);
-    await waitFor(() => leftover()?.queued === 0 && leftover()?.leased === 0, {
-      timeoutMs: SETTLE_TIMEOUT_MS,
-      intervalMs: 100,
-      what: `nothing queued or leased (${JSON.stringify(leftover())})`,
-    });
+    const state = stored as StoredState;
+    let leftover = { queued: -1, leased: -1 };
+    await waitFor(
+      async () => {
+        leftover = queuedAndLeased(await state.rows("deliveries"));
+        return leftover.queued === 0 && leftover.leased === 0;
+      },
+      {
+        timeoutMs: SETTLE_TIMEOUT_MS,
+        intervalMs: 100,
+        what: "nothing queued or leased",
+      },
+    );
 
     child.proc.kill("SIGTERM");
     expect(await child.exited()).toBe(0);
@@ -235,8 +262,8 @@ test(
     expect(sumInFlight).toBeGreaterThan(0);
     expect(sumLeased).toBeGreaterThan(0);
     expect(kills.map((kill) => kill.quickCheck)).toEqual(Array(KILLS).fill("ok"));
-    expect(integrityCheck(dbPath)).toEqual(["ok"]);
-    expect(retriedCount(dbPath)).toBeGreaterThan(0);
+    if (storage.driver === "sqlite") expect(integrityCheck(storage.sqlitePath)).toEqual(["ok"]);
+    expect(retriedCount(await state.rows("deliveries"))).toBeGreaterThan(0);
     console.log(
       `crash loop (seed ${SEED}): ${kills.length} kills (${kills.filter((k) => k.phase === "startup").length} during startup), ` +
         `${accepted.length} events accepted, ${accepted.length * 2} deliveries, ${duplicates} duplicates ` +

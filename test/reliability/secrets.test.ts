@@ -20,6 +20,8 @@ import {
   READER_KEY,
   type TestDaemon,
 } from "../support/daemon.ts";
+import { storageYaml } from "../support/driver.ts";
+import { childStorage } from "../support/hookd-process.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { tempDir } from "../support/temp.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -305,13 +307,13 @@ function serve(configPath: string): Child {
   };
 }
 
-function writeConfig(dir: string, keysYaml: string): string {
+async function writeConfig(dir: string, keysYaml: string): Promise<string> {
   const path = join(dir, "hookd.yaml");
   writeFileSync(
     path,
     [
       "server: { host: 127.0.0.1, port: 0 }",
-      `storage: { sqlite: { path: ${join(dir, "hookd.db")} } }`,
+      ...storageYaml(await childStorage(dir)),
       keysYaml,
       "delivery: { allow_http: true, allow_private_networks: true, retry_schedule: [50ms] }",
       "shutdown_grace: 1s",
@@ -358,7 +360,7 @@ describe("the real CLI, log level debug", () => {
 
     const dir = tempDir();
     const child = serve(
-      writeConfig(
+      await writeConfig(
         dir,
         `auth: { keys: [ { name: admin, key: ${adminKey}, scopes: ["*"] }, { name: acme, key: ${tenantKey}, scopes: ["*"], tenant: acme } ] }`,
       ),
@@ -428,7 +430,7 @@ describe("the real CLI, log level debug", () => {
 
   test("the first-start admin key is printed once, on stderr, in no JSON line; a restart does not print it again", async () => {
     const dir = tempDir();
-    const config = writeConfig(dir, "auth: { keys: [] }");
+    const config = await writeConfig(dir, "auth: { keys: [] }");
     const first = serve(config);
     const base = await first.listening();
     const key = (await waitFor(() => /^ {4}(\S{16,})$/m.exec(first.stderr())?.[1], {

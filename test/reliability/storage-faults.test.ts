@@ -5,8 +5,9 @@
 // never a hang), /readyz answers 503, /healthz keeps answering at once, nothing accepted before the
 // fault is lost, and once the fault clears hookd recovers (by itself for a full disk and a lock).
 //
-// Mounting needs root: without it the disk tests are skipped with a message; the lock test always
-// runs. Everything mounted here is unmounted in `finally`.
+// Mounting needs root: without it the disk tests are skipped with a message; the lock tests always
+// run. Everything mounted here is unmounted in `finally`. Every fault here is one of the SQLite file,
+// so the PostgreSQL pass (onSqliteOnly) skips every test here.
 import { afterEach, expect, test } from "bun:test";
 import {
   closeSync,
@@ -21,6 +22,7 @@ import {
 import { join } from "node:path";
 import type { Server, Subprocess } from "bun";
 import { createWebhook, fetchApi, writeChildConfig } from "../support/child-api.ts";
+import { onSqliteOnly } from "../support/driver.ts";
 import { integrityCheck } from "../support/hookd-db.ts";
 import { type HookdProcess, killStarted, serveFromSource } from "../support/hookd-process.ts";
 import { tempDir } from "../support/temp.ts";
@@ -174,8 +176,9 @@ function probeExt4(): string | null {
   return null;
 }
 
-const TMPFS_SKIP = probeTmpfs();
-const EXT4_SKIP = TMPFS_SKIP ?? probeExt4();
+// The PostgreSQL pass mounts nothing: every test here is skipped there.
+const TMPFS_SKIP = onSqliteOnly ? null : probeTmpfs();
+const EXT4_SKIP = onSqliteOnly ? null : (TMPFS_SKIP ?? probeExt4());
 if (TMPFS_SKIP) console.warn(`storage-faults: skipping the full-disk test: ${TMPFS_SKIP}`);
 if (EXT4_SKIP) console.warn(`storage-faults: skipping the read-only test: ${EXT4_SKIP}`);
 
@@ -198,8 +201,8 @@ afterEach(async () => {
  * A config in `cwd` (off the faulty filesystem, which may lose a file not yet synced) for a database
  * in `dir`.
  */
-function configFor(dir: string, cwd: string): string {
-  const path = writeChildConfig(cwd, { retrySchedule: RETRY_SCHEDULE });
+async function configFor(dir: string, cwd: string): Promise<string> {
+  const path = await writeChildConfig(cwd, { retrySchedule: RETRY_SCHEDULE, driver: "sqlite" });
   const text = readFileSync(path, "utf8");
   writeFileSync(path, text.replace(`path: ${join(cwd, "hookd.db")}`, `path: ${join(dir, "hookd.db")}`));
   return path;
@@ -211,7 +214,7 @@ async function startDaemon(
   cwd: string,
 ): Promise<{ child: HookdProcess; url: string; gate: Gate }> {
   gate ??= startGate();
-  const child = serveFromSource(configFor(dir, cwd), cwd);
+  const child = serveFromSource(await configFor(dir, cwd), cwd);
   const url = await child.listening();
   await createWebhook(url, gate.url, ["order.created"]);
   return { child, url, gate };
@@ -251,7 +254,7 @@ async function expectRecoveredAndStops(
 
 // ---- the faults ----
 
-test.skipIf(TMPFS_SKIP !== null)(
+test.skipIf(onSqliteOnly || TMPFS_SKIP !== null)(
   "a full disk: 503 (even for a group commit too big for the cache), /readyz 503, recovery once space is freed",
   async () => {
     const dir = join(tempDir("hookd-full-"), "mnt");
@@ -315,7 +318,7 @@ test.skipIf(TMPFS_SKIP !== null)(
   90_000,
 );
 
-test.skipIf(EXT4_SKIP !== null)(
+test.skipIf(onSqliteOnly || EXT4_SKIP !== null)(
   "a filesystem turned read-only under the daemon: 503 and /readyz 503; after remounting, nothing accepted is lost",
   async () => {
     // `mount -o remount,ro` is refused (EBUSY) while hookd holds the database open for writing;
@@ -428,59 +431,67 @@ async function lockDatabase(path: string, holdMs = 60_000): Promise<{ release():
   };
 }
 
-test("a database locked by another process: ingest 503 after its patience, the event loop never frozen, recovery on release", async () => {
-  const dir = tempDir("hookd-lock-");
-  const { child, url, gate: rx } = await startDaemon(dir, dir);
-  const accepted = await publishAccepted(url, 20);
-  const lock = await lockDatabase(join(dir, "hookd.db"));
+test.skipIf(onSqliteOnly)(
+  "a database locked by another process: ingest 503 after its patience, the event loop never frozen, recovery on release",
+  async () => {
+    const dir = tempDir("hookd-lock-");
+    const { child, url, gate: rx } = await startDaemon(dir, dir);
+    const accepted = await publishAccepted(url, 20);
+    const lock = await lockDatabase(join(dir, "hookd.db"));
 
-  // Ingest waits for the lock (asynchronously), then gives up with a 503. Meanwhile /healthz,
-  // /readyz and reads answer at once: a lock held elsewhere must not freeze the whole process.
-  const ingest = publish(url, 0);
-  const batch = timed(url, "POST", "/v1/events/batch", { events: [{ type: "order.created", data: {} }] });
-  await Bun.sleep(500);
-  const [health, ready, list] = await Promise.all([
-    timed(url, "GET", "/healthz"),
-    timed(url, "GET", "/readyz"),
-    timed(url, "GET", "/v1/events?limit=5"),
-  ]);
-  expect({ health: health.status, fast: health.ms < QUICK_MS }).toEqual({ health: 200, fast: true });
-  expectNotReady(ready);
-  expect(ready.ms).toBeLessThan(QUICK_MS);
-  expect({ list: list.status, fast: list.ms < QUICK_MS }).toEqual({ list: 200, fast: true });
-  for (const [what, res] of [
-    ["a single event", await ingest],
-    ["a batch", await batch],
-  ] as const) {
-    expectUnavailable(res, what);
-    expect(res.ms).toBeGreaterThan(LOCK_PATIENCE_MS * 0.8);
-    expect(res.ms).toBeLessThan(LOCK_PATIENCE_MS + MARGIN_MS);
-  }
-  // Other writes do not wait: 503 at once.
-  const webhook = await timed(url, "POST", "/v1/webhooks", { name: "w", url: rx.url, events: ["*"] });
-  expectUnavailable(webhook, "a webhook");
-  expect(webhook.ms).toBeLessThan(QUICK_MS);
+    // Ingest waits for the lock (asynchronously), then gives up with a 503. Meanwhile /healthz,
+    // /readyz and reads answer at once: a lock held elsewhere must not freeze the whole process.
+    const ingest = publish(url, 0);
+    const batch = timed(url, "POST", "/v1/events/batch", { events: [{ type: "order.created", data: {} }] });
+    await Bun.sleep(500);
+    const [health, ready, list] = await Promise.all([
+      timed(url, "GET", "/healthz"),
+      timed(url, "GET", "/readyz"),
+      timed(url, "GET", "/v1/events?limit=5"),
+    ]);
+    expect({ health: health.status, fast: health.ms < QUICK_MS }).toEqual({ health: 200, fast: true });
+    expectNotReady(ready);
+    expect(ready.ms).toBeLessThan(QUICK_MS);
+    expect({ list: list.status, fast: list.ms < QUICK_MS }).toEqual({ list: 200, fast: true });
+    for (const [what, res] of [
+      ["a single event", await ingest],
+      ["a batch", await batch],
+    ] as const) {
+      expectUnavailable(res, what);
+      expect(res.ms).toBeGreaterThan(LOCK_PATIENCE_MS * 0.8);
+      expect(res.ms).toBeLessThan(LOCK_PATIENCE_MS + MARGIN_MS);
+    }
+    // Other writes do not wait: 503 at once.
+    const webhook = await timed(url, "POST", "/v1/webhooks", { name: "w", url: rx.url, events: ["*"] });
+    expectUnavailable(webhook, "a webhook");
+    expect(webhook.ms).toBeLessThan(QUICK_MS);
 
-  await lock.release();
-  await expectRecoveredAndStops(child, url, rx, accepted, join(dir, "hookd.db"));
-}, 60_000);
+    await lock.release();
+    await expectRecoveredAndStops(child, url, rx, accepted, join(dir, "hookd.db"));
+  },
+  60_000,
+);
 
-test("a lock shorter than ingest's patience is waited out: 202, not 503", async () => {
-  const dir = tempDir("hookd-lock-");
-  const { child, url, gate: rx } = await startDaemon(dir, dir);
-  await lockDatabase(join(dir, "hookd.db"), 1_500);
-  const during = await Promise.all([
-    publish(url, 1),
-    publish(url, 2),
-    Bun.sleep(300).then(() => timed(url, "GET", "/healthz")),
-  ]);
-  expect(during.map((res) => res.status)).toEqual([202, 202, 200]);
-  expect(during[2]?.ms).toBeLessThan(QUICK_MS);
-  expect(Math.max(...during.map((res) => res.ms))).toBeLessThan(LOCK_PATIENCE_MS + MARGIN_MS);
-  await expectRecovered(
-    url,
-    rx,
-    during.slice(0, 2).map((res) => res.body.id as string),
-  );
-  expectNoInternalErrors(child);
-}, 30_000);
+test.skipIf(onSqliteOnly)(
+  "a lock shorter than ingest's patience is waited out: 202, not 503",
+  async () => {
+    const dir = tempDir("hookd-lock-");
+    const { child, url, gate: rx } = await startDaemon(dir, dir);
+    await lockDatabase(join(dir, "hookd.db"), 1_500);
+    const during = await Promise.all([
+      publish(url, 1),
+      publish(url, 2),
+      Bun.sleep(300).then(() => timed(url, "GET", "/healthz")),
+    ]);
+    expect(during.map((res) => res.status)).toEqual([202, 202, 200]);
+    expect(during[2]?.ms).toBeLessThan(QUICK_MS);
+    expect(Math.max(...during.map((res) => res.ms))).toBeLessThan(LOCK_PATIENCE_MS + MARGIN_MS);
+    await expectRecovered(
+      url,
+      rx,
+      during.slice(0, 2).map((res) => res.body.id as string),
+    );
+    expectNoInternalErrors(child);
+  },
+  30_000,
+);

@@ -7,7 +7,6 @@
 // keys see and act on both. The routes come from the daemon itself, so a new route is covered.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RouteSpec } from "../../src/http/api.ts";
-import type { SqliteStore } from "../../src/store/sqlite/index.ts";
 import {
   ACME_KEY,
   ADMIN_KEY,
@@ -63,15 +62,40 @@ async function makeWorld(key: string, tenant: string): Promise<World> {
   expect(deliveries.body.data).toHaveLength(1);
   const delivery = deliveries.body.data[0].id as string;
   // A settled, failed delivery with one attempt, so that retry and recover have work to do. (The
-  // dispatcher is not started; the state is written directly, as a test backdates rows.)
-  const db = (t.daemon.store as SqliteStore).db;
-  db.query("UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, attempts = 1 WHERE id = ?").run(
-    delivery,
+  // dispatcher is not started; the delivery is claimed and settled through the store, as it would.)
+  const claimed = await t.daemon.store.claimDue({
+    now: t.clock.now(),
+    owner: `test.${tenant}`,
+    leaseMs: 60_000,
+    limit: 10,
+    retryLimit: 10,
+  });
+  expect(claimed.map((d) => d.id)).toEqual([delivery]);
+  const leaseOwner = claimed[0]!.leaseOwner;
+  const outcome = await t.daemon.store.settle(
+    [
+      {
+        deliveryId: delivery,
+        leaseOwner,
+        webhookId: webhook.body.id,
+        signature: null,
+        settlement: { action: "fail", reason: "blocked_address" },
+        attempt: {
+          id: `atm_${tenant}`,
+          startedAt: t.clock.now(),
+          durationMs: 12,
+          responseStatusCode: 500,
+          responseHeaders: {},
+          responseBody: "nope",
+          error: "http_status",
+        },
+      },
+    ],
+    t.clock.now(),
+    { disableAfterFailures: 1000, disableAfterMs: 365 * 86_400_000 },
+    () => `evt_internal_${tenant}`,
   );
-  db.query(
-    `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
-     VALUES (?, ?, ?, 12, 500, '{}', 'nope', 'http_status')`,
-  ).run(`atm_${tenant}`, delivery, t.clock.now());
+  expect(outcome.applied).toEqual([true]);
   return { webhook: webhook.body.id, event: event.body.id, delivery };
 }
 

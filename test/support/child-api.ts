@@ -1,13 +1,19 @@
 // Talking to a hookd child process (test/support/hookd-process.ts): the config it runs with (port 0,
-// its database in a temp directory, plain http to 127.0.0.1 allowed) and calls to its API with the
-// admin key that config sets.
+// its database in a temp directory or, in the PostgreSQL pass, a fresh database; plain http to
+// 127.0.0.1 allowed) and calls to its API with the admin key that config sets.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { storageYaml, type TestDriver } from "./driver.ts";
+import { childStorage } from "./hookd-process.ts";
 
 export const CHILD_ADMIN_KEY = "child-admin-key-0123456789";
 
-/** A config for a test child: port 0, its database in `dir`, plain http to 127.0.0.1 allowed. */
-export function writeChildConfig(
+/**
+ * Writes `dir/hookd.yaml` for a test child and answers its path: port 0, its database in `dir` (or a
+ * fresh PostgreSQL database, or `databaseUrl`: hookd-process.ts `childStorage`), plain http to
+ * 127.0.0.1 allowed. Every start with this file uses the same database.
+ */
+export async function writeChildConfig(
   dir: string,
   options: {
     retrySchedule?: string[];
@@ -15,19 +21,20 @@ export function writeChildConfig(
     timeout?: string;
     shutdownGrace?: string;
     maxInFlightPerWebhook?: number;
+    driver?: TestDriver;
+    databaseUrl?: string;
   } = {},
-): string {
+): Promise<string> {
   const path = join(dir, "hookd.yaml");
   const schedule = (options.retrySchedule ?? ["100ms", "200ms", "500ms"]).join(", ");
+  const storage = await childStorage(dir, { driver: options.driver, databaseUrl: options.databaseUrl });
   writeFileSync(
     path,
     [
       "server:",
       "  host: 127.0.0.1",
       "  port: 0",
-      "storage:",
-      "  sqlite:",
-      `    path: ${join(dir, "hookd.db")}`,
+      ...storageYaml(storage),
       "auth:",
       "  keys:",
       "    - name: admin",

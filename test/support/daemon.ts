@@ -1,5 +1,6 @@
-// A daemon for tests: a temp SQLite file, the real Hono app, captured log lines, and a request
-// helper that goes through app.request() (or a real listener when started).
+// A daemon for tests: a temp SQLite file (or, in the PostgreSQL pass, a fresh PostgreSQL database:
+// driver.ts), the real Hono app, captured log lines, and a request helper that goes through
+// app.request() (or a real listener when started).
 import type { LookupAddress } from "node:dns";
 import { Writable } from "node:stream";
 import { parse, stringify } from "yaml";
@@ -8,6 +9,7 @@ import type { Config } from "../../src/config/schema.ts";
 import { createDaemon, type Daemon } from "../../src/daemon.ts";
 import { type Clock, createManualClock, type ManualClock } from "../../src/runtime/clock.ts";
 import { createLogger, type LogLevel } from "../../src/runtime/logger.ts";
+import { chooseStorage, storageYaml, type TestDriver } from "./driver.ts";
 import { tempDir } from "./temp.ts";
 
 export const ADMIN_KEY = "test-admin-key-0123456789";
@@ -47,6 +49,10 @@ export interface TestDaemon {
   config: Config;
   clock: Clock;
   dir: string;
+  /** The storage driver this daemon runs on. */
+  driver: TestDriver;
+  /** Its PostgreSQL database (to start another instance over it), or null on SQLite. */
+  databaseUrl: string | null;
   logs: string[];
   /** A request through the real app; `key` is sent as a Bearer token. */
   request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
@@ -79,12 +85,21 @@ export interface TestDaemonOptions {
   dir?: string;
   /** Name resolution for deliveries (createDaemon's `resolve`): point names at addresses without DNS. */
   resolve?: (hostname: string) => Promise<LookupAddress[]>;
+  /** The storage driver; by default the pass's (HOOKD_TEST_DRIVER), or postgres when `databaseUrl` is given. */
+  driver?: TestDriver;
+  /** A PostgreSQL database to use instead of a fresh one (several daemons over one database). */
+  databaseUrl?: string;
 }
 
 export async function createTestDaemon(options: TestDaemonOptions = {}): Promise<TestDaemon> {
   const dir = options.dir ?? tempDir();
+  const storage = await chooseStorage({
+    sqlitePath: `${dir}/hookd.db`,
+    driver: options.driver,
+    databaseUrl: options.databaseUrl,
+  });
   const yaml = [
-    `storage:\n  sqlite:\n    path: ${dir}/hookd.db\n    synchronous: normal`,
+    storageYaml(storage, { synchronous: "normal" }).join("\n"),
     "server:\n  port: 0",
     options.keysYaml ?? TEST_KEYS_YAML,
     options.yaml ?? "",
@@ -112,6 +127,8 @@ export async function createTestDaemon(options: TestDaemonOptions = {}): Promise
     config,
     clock,
     dir,
+    driver: storage.driver,
+    databaseUrl: storage.databaseUrl,
     logs,
     async request(method, path, opts = {}) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };

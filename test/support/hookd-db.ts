@@ -1,7 +1,24 @@
-// Looking into a hookd child's SQLite file from the test, read-only, once the process is stopped (or
-// killed: a read-only connection leaves the write-ahead log as the crash left it for the next process
-// to recover).
+// Looking into what a hookd stored, on either driver: a store's rows (exportAll), and a child
+// process's database once the process is stopped (or killed). SQLite: the file, read-only (a read-only connection leaves the write-ahead log as the
+// crash left it for the next process to recover). PostgreSQL: an unstarted test daemon over the same
+// database, through the store's exportRows. Rows come in the drivers' shared format (store.ts
+// StoredRow), which is the SQLite schema's columns: `SELECT *` there is what exportRows answers.
 import { Database } from "bun:sqlite";
+import { type Store, type StoredRow, TABLES, type TableName } from "../../src/store/store.ts";
+import { createTestDaemon } from "./daemon.ts";
+import type { TestStorage } from "./driver.ts";
+
+/** Every row of `table` through `store.exportRows`, page by page. */
+export async function exportAll(store: Store, table: TableName): Promise<StoredRow[]> {
+  const rows: StoredRow[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const page = await store.exportRows(table, after, 1000);
+    rows.push(...page.rows);
+    if (page.rows.length === 0 || page.last === null) return rows;
+    after = page.last;
+  }
+}
 
 /** Opens `path` read-only for `read` and closes it again, whatever `read` does. */
 export function readDatabase<T>(path: string, read: (db: Database) => T): T {
@@ -13,7 +30,7 @@ export function readDatabase<T>(path: string, read: (db: Database) => T): T {
   }
 }
 
-/** Every row PRAGMA integrity_check answers: `["ok"]` for a sound database. */
+/** Every row PRAGMA integrity_check answers: `["ok"]` for a sound database. SQLite only. */
 export function integrityCheck(path: string): string[] {
   return readDatabase(path, (db) =>
     db
@@ -23,22 +40,50 @@ export function integrityCheck(path: string): string[] {
   );
 }
 
+/** What a child stored, table by table. */
+export interface StoredState {
+  /** Every row of `table`, in the shared format. */
+  rows(table: TableName): Promise<StoredRow[]>;
+  close(): Promise<void>;
+}
+
+/** Opens `storage` for reading rows; close it when done (PostgreSQL holds a connection pool). */
+export async function openStoredState(storage: TestStorage): Promise<StoredState> {
+  if (storage.driver === "sqlite") {
+    return {
+      async rows(table) {
+        if (!TABLES.includes(table)) throw new Error(`not a table: ${table}`);
+        return readDatabase(storage.sqlitePath, (db) =>
+          db.query<StoredRow, []>(`SELECT * FROM ${table}`).all(),
+        );
+      },
+      async close() {},
+    };
+  }
+  if (!storage.databaseUrl) throw new Error("a PostgreSQL storage without a database URL");
+  const reader = await createTestDaemon({ driver: "postgres", databaseUrl: storage.databaseUrl });
+  return { rows: (table) => exportAll(reader.daemon.store, table), close: () => reader.close() };
+}
+
+/** Reads `storage` once: opens, reads, closes. */
+export async function readStoredRows(storage: TestStorage, table: TableName): Promise<StoredRow[]> {
+  const state = await openStoredState(storage);
+  try {
+    return await state.rows(table);
+  } finally {
+    await state.close();
+  }
+}
+
 /** Deliveries still queued (pending or retrying), and deliveries under a lease. */
-export function queuedAndLeased(path: string): { queued: number; leased: number } | null {
-  return readDatabase(path, (db) =>
-    db
-      .query<{ queued: number; leased: number }, []>(
-        `SELECT count(*) FILTER (WHERE status IN ('pending', 'retrying')) AS queued,
-           count(*) FILTER (WHERE lease_owner IS NOT NULL) AS leased FROM deliveries`,
-      )
-      .get(),
-  );
+export function queuedAndLeased(deliveries: readonly StoredRow[]): { queued: number; leased: number } {
+  return {
+    queued: deliveries.filter((row) => row.status === "pending" || row.status === "retrying").length,
+    leased: deliveries.filter((row) => row.lease_owner !== null).length,
+  };
 }
 
 /** Deliveries that took more than one attempt. */
-export function retriedCount(path: string): number | undefined {
-  return readDatabase(
-    path,
-    (db) => db.query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE attempts > 1").get()?.n,
-  );
+export function retriedCount(deliveries: readonly StoredRow[]): number {
+  return deliveries.filter((row) => Number(row.attempts) > 1).length;
 }

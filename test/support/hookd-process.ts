@@ -1,9 +1,12 @@
 // hookd as a child process, from source (`bun src/main.ts`) or as the compiled dist/hookd (built on
 // demand): its output captured line by line, its address read from the "hookd listening" log line,
-// and stopped by its own PID only.
-import { existsSync, readdirSync, statSync } from "node:fs";
+// and stopped by its own PID only. Its storage follows the pass (driver.ts): a SQLite file in its
+// directory, or a fresh PostgreSQL database named in its config.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { parse } from "yaml";
+import { chooseStorage, type TestDriver, type TestStorage } from "./driver.ts";
 import { waitFor } from "./wait-for.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
@@ -34,6 +37,33 @@ function newestSourceMtime(): number {
     if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
   }
   return newest;
+}
+
+/**
+ * Storage for a child hookd whose files live in `dir`: `dir/hookd.db`, or in the PostgreSQL pass (or
+ * with `driver: "postgres"`) a fresh database, or `databaseUrl` for a second instance over one.
+ * Write it into the child's config with driver.ts `storageYaml()`.
+ */
+export function childStorage(
+  dir: string,
+  options: { driver?: TestDriver; databaseUrl?: string } = {},
+): Promise<TestStorage> {
+  return chooseStorage({ sqlitePath: join(dir, "hookd.db"), ...options });
+}
+
+/**
+ * The storage a child's config file names, as the file is now (after any edit by the test); a
+ * relative SQLite path is the child's working directory's business.
+ */
+export function storageOfConfig(configPath: string): TestStorage {
+  const config = (parse(readFileSync(configPath, "utf8")) ?? {}) as {
+    storage?: { driver?: TestDriver; sqlite?: { path?: string }; postgres?: { url?: string } };
+  };
+  return {
+    driver: config.storage?.driver ?? "sqlite",
+    sqlitePath: config.storage?.sqlite?.path ?? "./data/hookd.db",
+    databaseUrl: config.storage?.postgres?.url ?? null,
+  };
 }
 
 export interface HookdProcess {
