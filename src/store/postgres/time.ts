@@ -15,6 +15,9 @@ import type { PgClient } from "./client.ts";
 
 export type TimeBase = "monotonic" | "clock";
 
+/** A difference between the clocks below this is jitter, not a step. */
+const STEP_MS = 50;
+
 export interface DbTime {
   /** The database's time for a time of the caller's clock. */
   toDb(ms: number): number;
@@ -40,7 +43,18 @@ export async function measureDbTime(client: PgClient, clock: Clock, base: TimeBa
   let sample = await readDbClock(client);
   const clockOffset = Math.round(sample.dbMs - (clock.now() + (performance.now() - sample.mono)));
   const dbNow = () => sample.dbMs + (performance.now() - sample.mono);
-  const offset = base === "clock" ? () => clockOffset : () => Math.round(dbNow() - clock.now());
+  // On the monotonic base the offset follows the wall clock only when it moved by more than a
+  // little: a step of seconds or minutes is followed at once, the sub-millisecond jitter between
+  // the two clocks is not, so a time written and read back is the same.
+  let current = clockOffset;
+  const offset =
+    base === "clock"
+      ? () => clockOffset
+      : () => {
+          const fresh = dbNow() - clock.now();
+          if (Math.abs(fresh - current) > STEP_MS) current = Math.round(fresh);
+          return current;
+        };
   return {
     toDb: (ms) => ms + offset(),
     fromDb: (ms) => ms - offset(),
