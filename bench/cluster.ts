@@ -102,18 +102,27 @@ export interface WaitSample {
   /** Active hookd sessions seen per sample, on average. */
   activeMean: number;
   /**
+   * Sessions idle inside a transaction per sample, on average: a transaction open while hookd
+   * works between its statements (or the next statement is on its way).
+   */
+  idleInTransactionMean: number;
+  /**
    * CPU of the PostgreSQL backends serving hookd in this database while sampled, in % of one core
    * (from /proc/<pid>/stat of each backend, first to last sight; NaN when /proc does not show them).
    */
   backendCpuPercent: number;
-  /** "wait_event_type:wait_event  statement" → share of active-session samples, largest first. */
+  /**
+   * "wait_event_type:wait_event  statement" (or "Client:idle in transaction, after  statement")
+   * → share of the samples of sessions active or idle in a transaction, largest first.
+   */
   top: { what: string; share: number }[];
 }
 
 /**
- * Samples pg_stat_activity of `database` every `everyMs` until stopped: what hookd's active
- * sessions are waiting on ("CPU" when not waiting), by statement. One extra connection and one
- * small query per sample; `stop()` answers the summary.
+ * Samples pg_stat_activity of `database` every `everyMs` until stopped: what hookd's sessions
+ * inside a statement wait on ("CPU" when not waiting), and after which statement they sit idle in
+ * a transaction (hookd working between two statements of one transaction). One extra connection
+ * and one small query per sample; `stop()` answers the summary.
  */
 export function sampleWaits(
   database: BenchDatabase | null,
@@ -124,6 +133,7 @@ export function sampleWaits(
   const counts = new Map<string, number>();
   let samples = 0;
   let active = 0;
+  let idleInTx = 0;
   let running = true;
   const t0 = performance.now();
   const cpu = new Map<number, { first: number; last: number }>();
@@ -132,12 +142,13 @@ export function sampleWaits(
     while (running && performance.now() < end) {
       try {
         const rows = (await sql.unsafe(
-          `SELECT pid, state = 'active' AND query NOT LIKE 'LISTEN%' AS active,
-             coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-') || '  ' ||
+          `SELECT pid, state,
+             CASE WHEN state = 'idle in transaction' THEN 'Client:idle in transaction, after'
+               ELSE coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-') END || '  ' ||
              left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS w
            FROM pg_stat_activity
            WHERE datname = current_database() AND application_name = 'hookd'`,
-        )) as { pid: number; active: boolean; w: string }[];
+        )) as { pid: number; state: string; w: string }[];
         samples++;
         for (const r of rows) {
           const seconds = processCpuSeconds(Number(r.pid));
@@ -146,8 +157,9 @@ export function sampleWaits(
             if (seen) seen.last = seconds;
             else cpu.set(Number(r.pid), { first: seconds, last: seconds });
           }
-          if (!r.active) continue;
-          active++;
+          if (r.state === "idle in transaction") idleInTx++;
+          else if (r.state !== "active" || r.w.includes("  LISTEN")) continue;
+          else active++;
           counts.set(r.w, (counts.get(r.w) ?? 0) + 1);
         }
       } catch {
@@ -168,6 +180,7 @@ export function sampleWaits(
       return {
         samples,
         activeMean: samples ? active / samples : 0,
+        idleInTransactionMean: samples ? idleInTx / samples : 0,
         backendCpuPercent: cpu.size ? (100 * used) / elapsed : Number.NaN,
         top: [...counts]
           .sort((a, b) => b[1] - a[1])
@@ -184,7 +197,7 @@ export function describeWaits(waits: WaitSample | null, n = 3): string {
   const cpu = Number.isFinite(waits.backendCpuPercent)
     ? `PostgreSQL backends at ${Math.round(waits.backendCpuPercent)}% CPU, `
     : "";
-  return `${cpu}${waits.activeMean.toFixed(1)} active; ${waits.top
+  return `${cpu}${waits.activeMean.toFixed(1)} active, ${waits.idleInTransactionMean.toFixed(1)} idle in transaction; ${waits.top
     .slice(0, n)
     .map((t) => `${Math.round(t.share * 100)}% ${t.what}`)
     .join("; ")}`;
