@@ -14,6 +14,7 @@ import { generateApiKey, sha256Hex } from "./domain/secrets.ts";
 import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./http/auth.ts";
 import type { ReadinessCheck } from "./http/deps.ts";
+import { createOAuthClients } from "./http/oauth-clients.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { type Clock, systemClock } from "./runtime/clock.ts";
 import { createIdGenerator } from "./runtime/ids.ts";
@@ -51,6 +52,7 @@ export interface Daemon {
 }
 
 const BOOTSTRAP_KEY_SETTING = "bootstrap_admin_key_sha256";
+const TOKEN_SIGNING_KEY_SETTING = "oauth_token_signing_key";
 
 /** How often an instance says it is live, and how long that lasts (PostgreSQL: rate limit shares, metrics). */
 const HEARTBEAT_MS = 5_000;
@@ -129,6 +131,15 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const adminHashes: string[] = [];
   if (config.auth.keys.length === 0) adminHashes.push(await bootstrapAdminKey(store, random, printNotice));
+  const oauthClients =
+    config.auth.oauth_clients.length > 0
+      ? createOAuthClients({
+          clients: config.auth.oauth_clients,
+          signingKey: await tokenSigningKey(store, random),
+          ttlMs: config.auth.token_ttl,
+          clock,
+        })
+      : undefined;
 
   const readiness: ReadinessCheck[] = [
     { name: "database", check: () => store.checkWritable(clock.now()) },
@@ -152,7 +163,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     ids,
     logger,
     catalog: createEventCatalog(config.event_types),
-    authenticator: createAuthenticator(config.auth.keys, adminHashes),
+    authenticator: createAuthenticator(config.auth.keys, adminHashes, oauthClients),
+    ...(oauthClients ? { oauthClients } : {}),
     allowedCidrs,
     version: VERSION,
     readiness,
@@ -275,4 +287,22 @@ async function bootstrapAdminKey(
     ].join("\n"),
   );
   return hash;
+}
+
+/**
+ * The key that signs OAuth2 access tokens: 32 random bytes made by the first instance that needs it
+ * and read from the settings by every other, so a token minted by one is honoured by all.
+ */
+async function tokenSigningKey(store: Store, random: Random): Promise<Uint8Array> {
+  const existing = await store.getSetting(TOKEN_SIGNING_KEY_SETTING);
+  if (existing) return signingKeyOf(existing);
+  const fresh = Buffer.from(random.bytes(32)).toString("base64url");
+  if (await store.insertSettingIfAbsent(TOKEN_SIGNING_KEY_SETTING, fresh)) return signingKeyOf(fresh);
+  return signingKeyOf((await store.getSetting(TOKEN_SIGNING_KEY_SETTING)) as string);
+}
+
+function signingKeyOf(stored: string): Uint8Array {
+  const key = new Uint8Array(Buffer.from(stored, "base64url"));
+  if (key.length !== 32) throw new Error(`the setting ${TOKEN_SIGNING_KEY_SETTING} is not 32 bytes`);
+  return key;
 }

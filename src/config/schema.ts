@@ -77,6 +77,11 @@ const retrySchedule = z.union(
   { error: "must be a list of durations or { every, for }" },
 );
 
+const tenant = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+  .optional();
+
 const apiKey = strict({
   name: z.string().min(1).max(100),
   key: z.string().min(16, "must be at least 16 characters").max(512).optional(),
@@ -86,13 +91,30 @@ const apiKey = strict({
     .transform((hex) => hex.toLowerCase())
     .optional(),
   scopes: z.array(z.enum([...SCOPES, "*"])).min(1, "needs at least one scope"),
-  tenant: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
-    .optional(),
+  tenant,
 }).superRefine((key, ctx) => {
   if ((key.key === undefined) === (key.key_sha256 === undefined)) {
     ctx.addIssue({ code: "custom", message: "needs exactly one of key or key_sha256" });
+  }
+});
+
+/** An OAuth2 client (SPEC §2 OAuth2 client credentials): the same scopes and tenant as a key's. */
+const oauthClient = strict({
+  // RFC 3986's unreserved characters: the id reads the same however a client encodes it (§2.3.1).
+  client_id: z
+    .string()
+    .regex(/^[A-Za-z0-9._~-]{1,128}$/, "must be 1-128 letters, digits, '.', '_', '~' or '-'"),
+  client_secret: z.string().min(16, "must be at least 16 characters").max(512).optional(),
+  client_secret_sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters (the SHA-256 of the secret)")
+    .transform((hex) => hex.toLowerCase())
+    .optional(),
+  scopes: z.array(z.enum([...SCOPES, "*"])).min(1, "needs at least one scope"),
+  tenant,
+}).superRefine((client, ctx) => {
+  if ((client.client_secret === undefined) === (client.client_secret_sha256 === undefined)) {
+    ctx.addIssue({ code: "custom", message: "needs exactly one of client_secret or client_secret_sha256" });
   }
 });
 
@@ -141,7 +163,11 @@ export const configSchema = strict({
         });
       }
     }),
-  auth: strict({ keys: z.array(apiKey).default([]) })
+  auth: strict({
+    keys: z.array(apiKey).default([]),
+    oauth_clients: z.array(oauthClient).default([]),
+    token_ttl: duration({ min: 1000, max: 86_400_000 }).prefault("1h"),
+  })
     .prefault({})
     .superRefine((auth, ctx) => {
       const seen = new Set<string>();
@@ -149,6 +175,15 @@ export const configSchema = strict({
         if (seen.has(key.name))
           ctx.addIssue({ code: "custom", path: ["keys", index, "name"], message: "is used twice" });
         seen.add(key.name);
+      });
+      // A client id names its principal in logs and rate-limit buckets, as a key's name does.
+      const clients = new Set<string>();
+      auth.oauth_clients.forEach((client, index) => {
+        const path = ["oauth_clients", index, "client_id"];
+        if (clients.has(client.client_id)) ctx.addIssue({ code: "custom", path, message: "is used twice" });
+        else if (seen.has(client.client_id))
+          ctx.addIssue({ code: "custom", path, message: "is also the name of an API key" });
+        clients.add(client.client_id);
       });
     }),
   rate_limits: strict({
@@ -199,4 +234,5 @@ export const configSchema = strict({
 
 export type Config = z.output<typeof configSchema>;
 export type ApiKeyConfig = Config["auth"]["keys"][number];
+export type OAuthClientConfig = Config["auth"]["oauth_clients"][number];
 export type EventTypeConfig = Config["event_types"][number];

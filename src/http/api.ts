@@ -3,7 +3,7 @@
 // /openapi.json, so the document cannot drift from what the server does.
 import type { Handler, Hono } from "hono";
 import { z } from "zod";
-import type { Scope } from "../config/schema.ts";
+import { SCOPES, type Scope } from "../config/schema.ts";
 import { type Authenticator, requireScope } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
 import type { RateClass, RateLimiter } from "./rate-limit.ts";
@@ -22,6 +22,15 @@ export interface RouteSpec {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyOptional?: boolean;
+  /** Media types the body may come in (default JSON only). */
+  bodyTypes?: readonly string[];
+  /**
+   * "oauth": errors are RFC 6749 §5.2's `{error, error_description}` (POST /oauth/token), declared
+   * in `responses`; only the body limit's 413 keeps the API's shape.
+   */
+  errorFormat?: "oauth";
+  /** OpenAPI security requirements, when not the API key's (or none for `auth: null`). */
+  security?: Record<string, string[]>[];
   responses: Record<number, { description: string; schema?: z.ZodType }>;
 }
 
@@ -112,10 +121,13 @@ export function buildOpenApi(routes: readonly RouteSpec[], version: string): Rec
       };
     }
     const errors: [number, string][] = [];
-    if (spec.body) errors.push([400, "Malformed JSON"], [413, "Body too large"]);
-    if (spec.auth !== null) errors.push([401, "Missing or invalid API key"]);
+    // An "oauth" route declares its own 400s; only the body limit's 413 is shared.
+    const oauth = spec.errorFormat === "oauth";
+    if (spec.body && !oauth) errors.push([400, "Malformed JSON"]);
+    if (spec.body) errors.push([413, "Body too large"]);
+    if (spec.auth !== null) errors.push([401, "Missing or invalid API key or access token"]);
     if (spec.auth !== null && spec.auth !== "any") errors.push([403, "Missing scope or other tenant"]);
-    if (spec.body || spec.query) errors.push([422, "Validation failed"]);
+    if ((spec.body || spec.query) && !oauth) errors.push([422, "Validation failed"]);
     if (spec.rate) errors.push([429, "Rate limited"]);
     for (const [status, description] of errors) {
       responses[String(status)] ??= {
@@ -127,13 +139,22 @@ export function buildOpenApi(routes: readonly RouteSpec[], version: string): Rec
     (paths[path] as Record<string, unknown>)[spec.method] = {
       summary: spec.summary,
       tags: [spec.tag],
-      ...(spec.auth !== null ? { security: [{ bearer: [] }, { apiKey: [] }] } : { security: [] }),
+      security:
+        spec.security ??
+        (spec.auth !== null
+          ? [{ bearer: [] }, { apiKey: [] }, { oauth2: spec.auth === "any" ? [] : [spec.auth] }]
+          : []),
       parameters,
       ...(spec.body
         ? {
             requestBody: {
               required: !spec.bodyOptional,
-              content: { "application/json": { schema: toJson(spec.body, "input") } },
+              content: Object.fromEntries(
+                (spec.bodyTypes ?? ["application/json"]).map((type) => [
+                  type,
+                  { schema: toJson(spec.body as z.ZodType, "input") },
+                ]),
+              ),
             },
           }
         : {}),
@@ -148,6 +169,21 @@ export function buildOpenApi(routes: readonly RouteSpec[], version: string): Rec
       securitySchemes: {
         bearer: { type: "http", scheme: "bearer" },
         apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+        oauth2: {
+          type: "oauth2",
+          description: "An access token from POST /oauth/token, sent as 'Authorization: Bearer <token>'.",
+          flows: {
+            clientCredentials: {
+              tokenUrl: "/oauth/token",
+              scopes: Object.fromEntries([...SCOPES, "*"].map((scope) => [scope, `the ${scope} scope`])),
+            },
+          },
+        },
+        clientBasic: {
+          type: "http",
+          scheme: "basic",
+          description: "An OAuth2 client's client_id and client_secret (POST /oauth/token).",
+        },
       },
     },
     paths,

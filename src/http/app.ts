@@ -9,6 +9,7 @@ import { createRateLimiter } from "./rate-limit.ts";
 import { registerDeliveryRoutes } from "./routes/deliveries.ts";
 import { registerEventTypeRoutes } from "./routes/event-types.ts";
 import { registerEventRoutes } from "./routes/events.ts";
+import { registerOAuthRoutes } from "./routes/oauth.ts";
 import { registerOperationRoutes } from "./routes/operations.ts";
 import { registerWebhookRoutes } from "./routes/webhooks.ts";
 
@@ -17,7 +18,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   const { logger, clock } = deps;
   const app = new Hono<AppEnv>();
-  const rateLimiter = createRateLimiter(deps.config.rate_limits, clock, deps.instances);
+  // Token requests are limited per client_id like writes, in a bucket of their own.
+  const limits = { ...deps.config.rate_limits, token: deps.config.rate_limits.write };
+  const rateLimiter = createRateLimiter(limits, clock, deps.instances);
   const api = createApi(app, { authenticator: deps.authenticator, rateLimiter });
   const limit = deps.config.limits.max_payload_bytes;
 
@@ -48,6 +51,7 @@ export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   });
 
   registerOperationRoutes(api, deps);
+  registerOAuthRoutes(api, deps, deps.oauthClients, rateLimiter);
   registerEventTypeRoutes(api, deps);
   registerWebhookRoutes(api, deps);
   registerEventRoutes(api, deps);

@@ -1,6 +1,8 @@
-// API key authentication, scopes and tenancy (SPEC §2 Authentication and tenancy).
+// API key and OAuth2 access token authentication, scopes and tenancy (SPEC §2 Authentication and
+// tenancy): a token stands for its client exactly as a key does.
 import type { Context, MiddlewareHandler } from "hono";
 import type { ApiKeyConfig, Scope } from "../config/schema.ts";
+import { TOKEN_PREFIX } from "../domain/access-token.ts";
 import { ApiError } from "../domain/errors.ts";
 import { digestsEqual, sha256Hex } from "../domain/secrets.ts";
 import type { AppEnv, Principal } from "./context.ts";
@@ -20,6 +22,8 @@ export interface Authenticator {
 export function createAuthenticator(
   keys: readonly ApiKeyConfig[],
   extraAdminHashes: readonly string[] = [],
+  /** OAuth2 access tokens (`hkt_…`), when clients are configured. */
+  tokens?: { identify(token: string): Principal | null },
 ): Authenticator {
   const known: KnownKey[] = keys.map((key) => ({
     hash: key.key_sha256 ?? sha256Hex(key.key as string),
@@ -34,6 +38,10 @@ export function createAuthenticator(
 
   return {
     identify(presented) {
+      if (tokens && presented.startsWith(TOKEN_PREFIX)) {
+        const principal = tokens.identify(presented);
+        if (principal) return principal;
+      }
       const hash = sha256Hex(presented);
       let found: Principal | null = null;
       // No early exit: every configured key is compared, whichever matches.
@@ -54,8 +62,8 @@ function presentedKey(c: Context): string | null {
   return apiKey === undefined || apiKey.trim() === "" ? null : apiKey.trim();
 }
 
-function unauthorized(message: string): ApiError {
-  return new ApiError("unauthorized", message, undefined, { "WWW-Authenticate": 'Bearer realm="hookd"' });
+function unauthorized(message: string, challenge = 'Bearer realm="hookd"'): ApiError {
+  return new ApiError("unauthorized", message, undefined, { "WWW-Authenticate": challenge });
 }
 
 /** Authenticates the request and checks `scope` ("any" = any valid key). */
@@ -65,10 +73,18 @@ export function requireScope(authenticator: Authenticator, scope: Scope | "any")
     if (key === null)
       throw unauthorized("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'");
     const principal = authenticator.identify(key);
+    if (!principal && key.startsWith(TOKEN_PREFIX)) {
+      // Which check failed (expiry, signature, client, secret) is not said (RFC 6750 §3.1).
+      throw unauthorized(
+        "the access token is not valid or has expired; request a new one at /oauth/token",
+        'Bearer realm="hookd", error="invalid_token"',
+      );
+    }
     if (!principal) throw unauthorized("the API key is not valid");
     c.set("principal", principal);
     if (scope !== "any" && !principal.scopes.has("*") && !principal.scopes.has(scope)) {
-      throw new ApiError("forbidden", `this API key does not have the '${scope}' scope`);
+      const what = principal.kind === "token" ? "access token" : "API key";
+      throw new ApiError("forbidden", `this ${what} does not have the '${scope}' scope`);
     }
     await next();
   };

@@ -10,6 +10,7 @@ import type { Logger } from "../runtime/logger.ts";
 import type { Random } from "../runtime/random.ts";
 import type { Store } from "../store/store.ts";
 import type { Authenticator } from "./auth.ts";
+import type { OAuthClients } from "./oauth-clients.ts";
 
 export interface ReadinessCheck {
   name: string;
@@ -26,6 +27,8 @@ export interface HttpDeps {
   logger: Logger;
   catalog: EventCatalog;
   authenticator: Authenticator;
+  /** The configured OAuth2 clients (POST /oauth/token); absent when there are none. */
+  oauthClients?: OAuthClients;
   allowedCidrs: readonly Cidr[];
   version: string;
   readiness: readonly ReadinessCheck[];

@@ -116,6 +116,41 @@ describe("config check", () => {
     expect(unset.stderr).toContain("server.port: environment variable PORT is not set");
   });
 
+  test("OAuth2 clients: ${ENV} secrets, and each bad client named by its path", async () => {
+    const good = writeConfig(
+      "auth:\n  oauth_clients:\n    - { client_id: ci, client_secret: '${CI_SECRET}', scopes: ['*'] }\n  token_ttl: 2h\n",
+    );
+    const ok = await hookd(["config", "check", "--config", good], {
+      env: { CI_SECRET: "ci-secret-0123456789" },
+    });
+    expect(ok).toEqual({ code: 0, stdout: `${good}: ok\n`, stderr: "" });
+    const bad = writeConfig(
+      [
+        "server:",
+        "  port: 70000",
+        "auth:",
+        "  oauth_clients:",
+        "    - { client_id: ci, client_secret: ci-secret-0123456789, scopes: ['*'] }",
+        "    - { client_id: ci, client_secret: ci-secret-0123456789, scopes: ['*'] }",
+        "",
+      ].join("\n"),
+    );
+    const run = await hookd(["config", "check", "--config", bad]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("server.port: must be at most 65535");
+    expect(run.stderr).toContain("auth.oauth_clients[1].client_id: is used twice");
+    const both = writeConfig(
+      `auth:\n  oauth_clients:\n    - { client_id: ci, client_secret: ci-secret-0123456789, client_secret_sha256: ${"ab".repeat(32)}, scopes: ['*'] }\n  token_ttl: 2d\n`,
+    );
+    const twice = await hookd(["config", "check", "--config", both]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain(
+      "auth.oauth_clients[0]: needs exactly one of client_secret or client_secret_sha256",
+    );
+    expect(twice.stderr).toContain("auth.token_ttl: must be at most");
+    expect(twice.stderr + run.stderr).not.toContain("ci-secret-0123456789");
+  });
+
   test("a bad file: every problem with its path on stderr, exit non-zero", async () => {
     const path = writeConfig(
       [

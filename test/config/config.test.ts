@@ -24,7 +24,7 @@ const SPEC_DEFAULTS: Config = {
     sqlite: { path: "./data/hookd.db", synchronous: "full" },
     postgres: { pool_size: 10, statement_timeout: 5000 },
   },
-  auth: { keys: [] },
+  auth: { keys: [], oauth_clients: [], token_ttl: HOUR },
   rate_limits: { read: 600, write: 300, ingest: 6000 },
   event_types: [],
   limits: { max_payload_bytes: 262_144, idempotency_window: 24 * HOUR },
@@ -46,6 +46,7 @@ const SPEC_DEFAULTS: Config = {
 };
 
 const BILLING_HASH = "5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8";
+const PARTNER_HASH = "A665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3";
 
 /** Every key of the schema, each with a value that is not its default. */
 const FULL_YAML = `
@@ -70,6 +71,15 @@ auth:
       key_sha256: ${BILLING_HASH}
       scopes: [webhooks:read, webhooks:write, events:write]
       tenant: acme
+  oauth_clients:
+    - client_id: ci-robot
+      client_secret: ci-robot-secret-0123456789
+      scopes: ["*"]
+    - client_id: partner.acme
+      client_secret_sha256: ${PARTNER_HASH}
+      scopes: [webhooks:read, events:write]
+      tenant: acme
+  token_ttl: 30m
 rate_limits:
   read: 1
   write: 2
@@ -186,6 +196,12 @@ describe("every documented key", () => {
         "auth.keys[].key_sha256",
         "auth.keys[].scopes",
         "auth.keys[].tenant",
+        "auth.oauth_clients[].client_id",
+        "auth.oauth_clients[].client_secret",
+        "auth.oauth_clients[].client_secret_sha256",
+        "auth.oauth_clients[].scopes",
+        "auth.oauth_clients[].tenant",
+        "auth.token_ttl",
         "rate_limits.read",
         "rate_limits.write",
         "rate_limits.ingest",
@@ -240,6 +256,16 @@ describe("every documented key", () => {
             tenant: "acme",
           },
         ],
+        oauth_clients: [
+          { client_id: "ci-robot", client_secret: "ci-robot-secret-0123456789", scopes: ["*"] },
+          {
+            client_id: "partner.acme",
+            client_secret_sha256: PARTNER_HASH.toLowerCase(),
+            scopes: ["webhooks:read", "events:write"],
+            tenant: "acme",
+          },
+        ],
+        token_ttl: 30 * MIN,
       },
       rate_limits: { read: 1, write: 2, ingest: 3 },
       event_types: [
@@ -339,6 +365,46 @@ describe("bad values are named by their YAML path", () => {
       "auth:\n  keys:\n    - { name: a, key: 0123456789abcdef, scopes: ['*'] }\n    - { name: a, key: 0123456789abcdeg, scopes: ['*'] }\n",
       "auth.keys[1].name",
     ],
+    ["auth:\n  oauth_clients:\n    - { client_id: a, scopes: ['*'] }\n", "auth.oauth_clients[0]"],
+    [
+      `auth:\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdef, client_secret_sha256: ${BILLING_HASH}, scopes: ['*'] }\n`,
+      "auth.oauth_clients[0]",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret: short, scopes: ['*'] }\n",
+      "auth.oauth_clients[0].client_secret",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret_sha256: abc, scopes: ['*'] }\n",
+      "auth.oauth_clients[0].client_secret_sha256",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: 'a b', client_secret: 0123456789abcdef, scopes: ['*'] }\n",
+      "auth.oauth_clients[0].client_id",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdef, scopes: [] }\n",
+      "auth.oauth_clients[0].scopes",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdef, scopes: [all] }\n",
+      "auth.oauth_clients[0].scopes[0]",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdef, scopes: ['*'], tenant: 'a b' }\n",
+      "auth.oauth_clients[0].tenant",
+    ],
+    [
+      "auth:\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdef, scopes: ['*'] }\n    - { client_id: a, client_secret: 0123456789abcdeg, scopes: ['*'] }\n",
+      "auth.oauth_clients[1].client_id",
+    ],
+    [
+      "auth:\n  keys:\n    - { name: a, key: 0123456789abcdef, scopes: ['*'] }\n  oauth_clients:\n    - { client_id: a, client_secret: 0123456789abcdeg, scopes: ['*'] }\n",
+      "auth.oauth_clients[0].client_id",
+    ],
+    ["auth:\n  token_ttl: 25h\n", "auth.token_ttl"],
+    ["auth:\n  token_ttl: 500ms\n", "auth.token_ttl"],
+    ["auth:\n  token_ttl: 3600\n", "auth.token_ttl"],
     ["rate_limits:\n  read: 0\n", "rate_limits.read"],
     ["rate_limits:\n  write: many\n", "rate_limits.write"],
     ["event_types:\n  - name: 'not a name'\n", "event_types[0].name"],
@@ -376,7 +442,7 @@ describe("bad values are named by their YAML path", () => {
 surprise: 1
 server: { colour: red }
 storage: { extra: 1, sqlite: { extra: 1 }, postgres: { extra: 1 } }
-auth: { extra: 1, keys: [{ name: a, key: 0123456789abcdef, scopes: ["*"], extra: 1 }] }
+auth: { extra: 1, keys: [{ name: a, key: 0123456789abcdef, scopes: ["*"], extra: 1 }], oauth_clients: [{ client_id: c, client_secret: 0123456789abcdef, scopes: ["*"], extra: 1 }] }
 rate_limits: { extra: 1 }
 event_types: [{ name: a.b, extra: 1 }]
 limits: { extra: 1 }
@@ -393,6 +459,7 @@ log: { extra: 1 }
         "storage.postgres.extra",
         "auth.extra",
         "auth.keys[0].extra",
+        "auth.oauth_clients[0].extra",
         "rate_limits.extra",
         "event_types[0].extra",
         "limits.extra",

@@ -32,7 +32,8 @@ const ROUTES: readonly RouteSpec[] = [...discovery.daemon.routes];
 await discovery.close();
 
 const AUTHED = ROUTES.filter((r) => r.auth !== null);
-const PUBLIC = ROUTES.filter((r) => r.auth === null);
+// POST /oauth/token authenticates OAuth2 clients its own way (test/http/oauth.test.ts).
+const PUBLIC = ROUTES.filter((r) => r.auth === null && r.errorFormat !== "oauth");
 const label = (r: RouteSpec) => `${r.method.toUpperCase()} ${r.path}`;
 const hasParams = (r: RouteSpec) => /:[a-z_]+/.test(r.path);
 

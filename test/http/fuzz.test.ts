@@ -155,16 +155,26 @@ async function call(
     headers,
     ...(body === undefined ? {} : "json" in body ? { body: body.json } : { rawBody: body.raw }),
   });
-  expectWellFormed(res, `${route.method.toUpperCase()} ${path.slice(0, 200)}`);
+  expectWellFormed(res, `${route.method.toUpperCase()} ${path.slice(0, 200)}`, route);
   if (route.method === "delete" && id === REAL && res.status === 204) realIds.delete(resourceOf(route));
   return res;
 }
 
-function expectWellFormed(res: TestResponse, what: string): void {
+function expectWellFormed(res: TestResponse, what: string, route?: RouteSpec): void {
   if (res.status >= 500) throw new Error(`${what} answered ${res.status}: ${res.text.slice(0, 500)}`);
   if (res.status < 400) return;
-  const problem = errorShapeProblem(res);
+  // POST /oauth/token answers RFC 6749 §5.2's shape, except for the body limit's 413.
+  const oauth = route?.errorFormat === "oauth" && res.status !== 413;
+  const problem = oauth ? oauthErrorProblem(res) : errorShapeProblem(res);
   if (problem) throw new Error(`${what} answered ${res.status} ${problem}: ${res.text.slice(0, 500)}`);
+}
+
+function oauthErrorProblem(res: TestResponse): string | null {
+  const body = res.body;
+  if (!body || typeof body !== "object" || Array.isArray(body)) return "without a JSON object body";
+  if (Object.keys(body).sort().join() !== "error,error_description") return "not in RFC 6749 §5.2's shape";
+  if (typeof body.error !== "string" || typeof body.error_description !== "string") return "without strings";
+  return null;
 }
 
 function errorShapeProblem(res: TestResponse): string | null {
@@ -396,7 +406,9 @@ describe("write routes never answer 5xx and always answer errors in the API's sh
           invalidUtf8Body,
           async (id, body) => {
             const res = await call(route, id, body);
-            expect([res.status, res.body.error.code]).toEqual([400, "invalid_json"]);
+            if (route.errorFormat === "oauth")
+              expect([res.status, res.body.error]).toEqual([400, "invalid_request"]);
+            else expect([res.status, res.body.error.code]).toEqual([400, "invalid_json"]);
           },
         ),
       writeRoutes.filter((r) => r.body),

@@ -114,7 +114,12 @@ const originOf = (res: RawResponse): Origin =>
   res.status === null ? "closed" : res.headers["x-request-id"] ? "hookd" : "bun";
 
 /** Why `res` breaks the rules, or null. `bunMay` lists what Bun may answer itself for this request. */
-function problemWith(res: RawResponse, method: string, bunMay: (number | "closed")[] = []): string | null {
+function problemWith(
+  res: RawResponse,
+  method: string,
+  bunMay: (number | "closed")[] = [],
+  oauth = false,
+): string | null {
   const origin = originOf(res);
   seen.set(`${origin} ${res.status ?? "-"}`, (seen.get(`${origin} ${res.status ?? "-"}`) ?? 0) + 1);
   if (res.timedOut) return "no answer in time";
@@ -127,7 +132,25 @@ function problemWith(res: RawResponse, method: string, bunMay: (number | "closed
   }
   if (status >= 500) return `hookd answered ${status}: ${res.body.toString("utf8").slice(0, 300)}`;
   if (status < 400 || method === "HEAD") return null;
+  // POST /oauth/token answers RFC 6749 §5.2's shape, except for the body limit's 413 and a 405.
+  if (oauth && method === "POST" && status !== 413)
+    return oauthErrorProblem(status, res.body.toString("utf8"));
   return errorShapeProblem(status, res.body.toString("utf8"));
+}
+
+function oauthErrorProblem(status: number, text: string): string | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return `${status} without a JSON body: ${text.slice(0, 200)}`;
+  }
+  const fields = body as { error?: unknown; error_description?: unknown };
+  if (!body || typeof body !== "object" || Object.keys(body).sort().join() !== "error,error_description")
+    return `${status} not in RFC 6749 §5.2's shape: ${text.slice(0, 200)}`;
+  if (typeof fields.error !== "string" || typeof fields.error_description !== "string")
+    return `${status} without error and error_description strings: ${text.slice(0, 200)}`;
+  return null;
 }
 
 function errorShapeProblem(status: number, text: string): string | null {
@@ -153,9 +176,10 @@ async function send(
   bunMay?: (number | "closed")[],
 ): Promise<RawResponse> {
   const res = await rawRequest(port, request);
-  const problem = problemWith(res, method, bunMay);
+  const head = Buffer.isBuffer(request.head) ? request.head.toString("latin1") : request.head;
+  const oauth = (head.split(" ")[1] ?? "").startsWith("/oauth/");
+  const problem = problemWith(res, method, bunMay, oauth);
   if (problem) {
-    const head = Buffer.isBuffer(request.head) ? request.head.toString("latin1") : request.head;
     throw new Error(`${problem}\n  request: ${JSON.stringify(head.slice(0, 300))}`);
   }
   if (child.hasExited()) throw new Error(`hookd exited (${child.proc.exitCode ?? child.proc.signalCode})`);
