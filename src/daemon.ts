@@ -10,6 +10,7 @@ import { createMaintenance, type Maintenance } from "./dispatcher/maintenance.ts
 import { createEventCatalog } from "./domain/event-types.ts";
 import { type Cidr, parseCidr } from "./domain/ip.ts";
 import { compileSchema } from "./domain/json-schema.ts";
+import type { Mode } from "./domain/mode.ts";
 import { generateApiKey, sha256Hex } from "./domain/secrets.ts";
 import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./http/auth.ts";
@@ -66,8 +67,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const ids = createIdGenerator(clock, random);
   const metrics = createMetrics();
-  const onFinal = (status: "cancelled" | "failed", count: number) => {
-    if (count > 0) metrics.deliveries.inc({ status }, count);
+  const onFinal = (status: "cancelled" | "failed", mode: Mode, count: number) => {
+    if (count > 0) metrics.deliveries.inc({ status, mode }, count);
   };
   const store: Store =
     config.storage.driver === "postgres"

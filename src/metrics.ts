@@ -3,9 +3,9 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export interface Metrics {
   readonly registry: Registry;
-  eventsAccepted: Counter;
-  deliveries: Counter<"status">;
-  attemptDuration: Histogram<"outcome">;
+  eventsAccepted: Counter<"mode">;
+  deliveries: Counter<"status" | "mode">;
+  attemptDuration: Histogram<"outcome" | "mode">;
   queueDepth: Gauge;
   oldestDue: Gauge;
   inFlight: Gauge;
@@ -21,18 +21,19 @@ export function createMetrics(): Metrics {
     eventsAccepted: new Counter({
       name: "hookd_events_accepted_total",
       help: "Events accepted (202), replays of an idempotency key excluded.",
+      labelNames: ["mode"],
       registers,
     }),
     deliveries: new Counter({
       name: "hookd_deliveries_total",
       help: "Deliveries that reached a final status.",
-      labelNames: ["status"],
+      labelNames: ["status", "mode"],
       registers,
     }),
     attemptDuration: new Histogram({
       name: "hookd_attempt_duration_seconds",
       help: "Duration of delivery attempts.",
-      labelNames: ["outcome"],
+      labelNames: ["outcome", "mode"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),

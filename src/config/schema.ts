@@ -4,6 +4,7 @@ import { z } from "zod";
 import { isValidEventTypeName } from "../domain/event-types.ts";
 import { parseCidr } from "../domain/ip.ts";
 import { schemaProblem } from "../domain/json-schema.ts";
+import { DEFAULT_MODE, MODES } from "../domain/mode.ts";
 import { LOG_LEVELS } from "../runtime/logger.ts";
 import { parseDuration } from "./duration.ts";
 
@@ -82,6 +83,9 @@ const tenant = z
   .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
   .optional();
 
+/** Which objects a credential sees and creates (SPEC §2 Live and test mode). */
+const mode = z.enum(MODES).default(DEFAULT_MODE);
+
 const apiKey = strict({
   name: z.string().min(1).max(100),
   key: z.string().min(16, "must be at least 16 characters").max(512).optional(),
@@ -92,13 +96,14 @@ const apiKey = strict({
     .optional(),
   scopes: z.array(z.enum([...SCOPES, "*"])).min(1, "needs at least one scope"),
   tenant,
+  mode,
 }).superRefine((key, ctx) => {
   if ((key.key === undefined) === (key.key_sha256 === undefined)) {
     ctx.addIssue({ code: "custom", message: "needs exactly one of key or key_sha256" });
   }
 });
 
-/** An OAuth2 client (SPEC §2 OAuth2 client credentials): the same scopes and tenant as a key's. */
+/** An OAuth2 client (SPEC §2 OAuth2 client credentials): the same scopes, tenant and mode as a key's. */
 const oauthClient = strict({
   // RFC 3986's unreserved characters: the id reads the same however a client encodes it (§2.3.1).
   client_id: z
@@ -112,6 +117,7 @@ const oauthClient = strict({
     .optional(),
   scopes: z.array(z.enum([...SCOPES, "*"])).min(1, "needs at least one scope"),
   tenant,
+  mode,
 }).superRefine((client, ctx) => {
   if ((client.client_secret === undefined) === (client.client_secret_sha256 === undefined)) {
     ctx.addIssue({ code: "custom", message: "needs exactly one of client_secret or client_secret_sha256" });

@@ -198,7 +198,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     });
     const settlement: Settlement = decision;
     const ok = decision.action === "succeed";
-    metrics.attemptDuration.observe({ outcome: ok ? "success" : "failure" }, response.durationMs / 1000);
+    metrics.attemptDuration.observe(
+      { outcome: ok ? "success" : "failure", mode: webhook.mode },
+      response.durationMs / 1000,
+    );
     if (!ok) {
       logger.warn(
         {
@@ -218,6 +221,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       deliveryId: delivery.id,
       leaseOwner: delivery.leaseOwner,
       webhookId: webhook.id,
+      mode: webhook.mode,
       signature,
       settlement,
       attempt: {
@@ -248,7 +252,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       try {
         const outcome = await store.settle(batch, clock.now(), options.health, () => options.ids.next("evt"));
         settleQueue = settleQueue.slice(batch.length);
-        for (const [status, n] of Object.entries(outcome.finals)) metrics.deliveries.inc({ status }, n);
+        for (const { status, mode, count } of outcome.finals) metrics.deliveries.inc({ status, mode }, count);
         for (const disabled of outcome.disabled) {
           metrics.webhooksDisabled.inc({ reason: disabled.reason });
           logger.warn(
@@ -291,7 +295,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const outcome = await store.settle([result], clock.now(), options.health, () =>
           options.ids.next("evt"),
         );
-        for (const [status, n] of Object.entries(outcome.finals)) metrics.deliveries.inc({ status }, n);
+        for (const { status, mode, count } of outcome.finals) metrics.deliveries.inc({ status, mode }, count);
       } catch (error) {
         if (error instanceof StorageUnavailableError) left.push(result);
         else

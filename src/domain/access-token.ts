@@ -4,6 +4,7 @@
 // The claims carry a keyed fingerprint of the client's secret hash: a changed secret no longer
 // matches, and a leaked token reveals nothing that would let the secret be guessed offline.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Mode } from "./mode.ts";
 
 export const TOKEN_PREFIX = "hkt_";
 /** Longer text is not one of ours: refused before any decoding. */
@@ -17,6 +18,7 @@ export interface TokenClaims {
   /** The scopes granted at issue (`*` included as is). */
   scopes: string[];
   tenant?: string;
+  mode: Mode;
   /** Expiry, milliseconds since the Unix epoch. */
   expiresAt: number;
   /** secretFingerprint() of the client's secret hash at issue. */
@@ -28,6 +30,8 @@ interface WireClaims {
   cid: string;
   scp: string[];
   ten?: string;
+  /** Absent for live (tokens minted before modes existed read as live). */
+  mod?: "test";
   exp: number;
   fp: string;
 }
@@ -49,6 +53,7 @@ export function signAccessToken(signingKey: Uint8Array, claims: TokenClaims): st
     cid: claims.clientId,
     scp: claims.scopes,
     ...(claims.tenant !== undefined ? { ten: claims.tenant } : {}),
+    ...(claims.mode === "test" ? { mod: "test" as const } : {}),
     exp: claims.expiresAt,
     fp: claims.fingerprint,
   };
@@ -81,6 +86,7 @@ export function readAccessToken(signingKey: Uint8Array, token: string): TokenCla
         clientId: wire.cid,
         scopes: wire.scp,
         ...(wire.ten !== undefined ? { tenant: wire.ten } : {}),
+        mode: wire.mod === "test" ? "test" : "live",
         expiresAt: wire.exp,
         fingerprint: wire.fp,
       }
@@ -96,6 +102,7 @@ function isWireClaims(value: unknown): value is WireClaims {
     Array.isArray(wire.scp) &&
     wire.scp.every((scope) => typeof scope === "string") &&
     (wire.ten === undefined || typeof wire.ten === "string") &&
+    (wire.mod === undefined || wire.mod === "test") &&
     typeof wire.exp === "number" &&
     Number.isFinite(wire.exp) &&
     typeof wire.fp === "string"

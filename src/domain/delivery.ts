@@ -1,5 +1,6 @@
 // Delivery states and the predicates over them: the one place that says which states are queued,
 // final, or open to a manual retry (SPEC §2 Deliveries).
+import type { Mode } from "./mode.ts";
 
 export const DELIVERY_STATUS = Object.freeze({
   pending: "pending",
@@ -25,6 +26,8 @@ export const isQueued = (status: DeliveryStatus) => QUEUED_STATUSES.includes(sta
 export interface Delivery {
   id: string;
   tenantId: string;
+  /** Its webhook's and event's mode. */
+  mode: Mode;
   eventId: string;
   webhookId: string;
   eventType: string;

@@ -1,6 +1,7 @@
 // Standard Webhooks signing (SPEC §3): `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`
 // for every live secret, separated by spaces. The timestamp is an argument, never read here.
 import { createHmac } from "node:crypto";
+import type { Mode } from "./mode.ts";
 import { decodeSecret } from "./secrets.ts";
 
 export function signPayload(
@@ -27,11 +28,12 @@ export function liveSecrets(
   return [webhook.secret, ...webhook.previousSecrets.filter((p) => p.expiresAt > now).map((p) => p.secret)];
 }
 
-/** The body POSTed for an event: `{id, type, timestamp, account_id?, data}`, `data` kept byte for byte. */
+/** The body POSTed for an event: `{id, type, timestamp, mode, account_id?, data}`, `data` kept byte for byte. */
 export function buildPayload(event: {
   id: string;
   type: string;
   createdAt: number;
+  mode: Mode;
   accountId: string | null;
   dataJson: string;
 }): string {
@@ -39,6 +41,7 @@ export function buildPayload(event: {
     id: event.id,
     type: event.type,
     timestamp: new Date(event.createdAt).toISOString(),
+    mode: event.mode,
     ...(event.accountId !== null ? { account_id: event.accountId } : {}),
   });
   return `${head.slice(0, -1)},"data":${event.dataJson}}`;

@@ -1,6 +1,7 @@
 // The subscription model and its field rules that are not plain shapes: the target URL policy and
 // the custom header names a subscription may not set (SPEC §2 Webhooks).
 import { type AddressPolicy, addressBlockReason, parseIp } from "./ip.ts";
+import type { Mode } from "./mode.ts";
 
 export const DISABLED_REASONS = ["manual", "failing", "gone"] as const;
 export type DisabledReason = (typeof DISABLED_REASONS)[number];
@@ -8,6 +9,8 @@ export type DisabledReason = (typeof DISABLED_REASONS)[number];
 export interface Webhook {
   id: string;
   tenantId: string;
+  /** Its creator's mode: only events of this mode reach it. */
+  mode: Mode;
   name: string;
   description: string | null;
   url: string;

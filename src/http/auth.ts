@@ -4,6 +4,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { ApiKeyConfig, Scope } from "../config/schema.ts";
 import { TOKEN_PREFIX } from "../domain/access-token.ts";
 import { ApiError } from "../domain/errors.ts";
+import { DEFAULT_MODE, type Mode } from "../domain/mode.ts";
 import { digestsEqual, sha256Hex } from "../domain/secrets.ts";
 import type { AppEnv, Principal } from "./context.ts";
 
@@ -31,10 +32,11 @@ export function createAuthenticator(
       name: key.name,
       scopes: new Set(key.scopes),
       ...(key.tenant ? { tenantId: key.tenant } : {}),
+      mode: key.mode,
     },
   }));
   for (const hash of extraAdminHashes)
-    known.push({ hash, principal: { name: "admin", scopes: new Set(["*"]) } });
+    known.push({ hash, principal: { name: "admin", scopes: new Set(["*"]), mode: DEFAULT_MODE } });
 
   return {
     identify(presented) {
@@ -108,6 +110,16 @@ export function tenantForRead(principal: Principal, requested: string | undefine
   if (principal.tenantId === undefined) return requested;
   if (requested !== undefined && requested !== principal.tenantId) throw otherTenant();
   return principal.tenantId;
+}
+
+/**
+ * The mode a request acts in (SPEC §2 Live and test mode): the credential's own; an admin credential
+ * may name the other one, a tenant credential that does gets a 403.
+ */
+export function modeFor(principal: Principal, requested: Mode | undefined): Mode {
+  if (requested === undefined || requested === principal.mode) return principal.mode;
+  if (principal.tenantId === undefined) return requested;
+  throw new ApiError("forbidden", `this credential may only act in ${principal.mode} mode`);
 }
 
 function otherTenant(): ApiError {

@@ -1,5 +1,6 @@
 // What the HTTP layer shares between middleware and handlers.
 import type { Scope } from "../config/schema.ts";
+import type { Mode } from "../domain/mode.ts";
 
 export interface Principal {
   /** The key's name from the config (never the key), or an OAuth2 client's client_id. */
@@ -9,6 +10,8 @@ export interface Principal {
   scopes: ReadonlySet<Scope | "*">;
   /** The tenant of a tenant key; undefined for an admin key. */
   tenantId?: string;
+  /** The credential's own mode: what it sees and creates unless an admin asks for the other. */
+  mode: Mode;
 }
 
 export interface AppEnv {

@@ -1,9 +1,10 @@
 // The configured OAuth2 clients (SPEC §2 OAuth2 client credentials): checking a client's secret in
 // constant time, minting access tokens, and turning a presented token back into a principal. A token
-// is honoured only while its client is in this instance's config with the same secret and tenant;
+// is honoured only while its client is in this instance's config with the same secret, tenant and mode;
 // its scopes are cut to the client's current ones.
 import type { OAuthClientConfig, Scope } from "../config/schema.ts";
 import { readAccessToken, secretFingerprint, signAccessToken } from "../domain/access-token.ts";
+import type { Mode } from "../domain/mode.ts";
 import { digestsEqual, sha256Hex } from "../domain/secrets.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Principal } from "./context.ts";
@@ -14,6 +15,7 @@ export interface OAuthClient {
   id: string;
   scopes: readonly GrantScope[];
   tenant?: string;
+  mode: Mode;
 }
 
 export interface IssuedToken {
@@ -57,6 +59,7 @@ export function createOAuthClients(options: {
       id: client.client_id,
       scopes: client.scopes,
       ...(client.tenant !== undefined ? { tenant: client.tenant } : {}),
+      mode: client.mode,
       secretSha256,
       fingerprint: secretFingerprint(signingKey, secretSha256),
     });
@@ -75,6 +78,7 @@ export function createOAuthClients(options: {
         clientId: current.id,
         scopes: [...scopes],
         ...(current.tenant !== undefined ? { tenant: current.tenant } : {}),
+        mode: current.mode,
         expiresAt,
         fingerprint: current.fingerprint,
       });
@@ -84,7 +88,12 @@ export function createOAuthClients(options: {
       const claims = readAccessToken(signingKey, token);
       if (!claims || clock.now() >= claims.expiresAt) return null;
       const client = known.get(claims.clientId);
-      if (!client || client.fingerprint !== claims.fingerprint || client.tenant !== claims.tenant)
+      if (
+        !client ||
+        client.fingerprint !== claims.fingerprint ||
+        client.tenant !== claims.tenant ||
+        client.mode !== claims.mode
+      )
         return null;
       // A client whose scopes were narrowed since keeps only what it still has.
       const scopes = claims.scopes.includes("*")
@@ -96,6 +105,7 @@ export function createOAuthClients(options: {
         kind: "token",
         scopes: new Set(scopes as GrantScope[]),
         ...(client.tenant !== undefined ? { tenantId: client.tenant } : {}),
+        mode: client.mode,
       };
     },
   };

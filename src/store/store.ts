@@ -3,6 +3,7 @@
 // database, SPEC §6). Every method is async and speaks domain types; every guarantee below holds
 // across instances on PostgreSQL (caps and leases are counted in the database, never in a process).
 import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
+import type { Mode } from "../domain/mode.ts";
 import type { DisabledReason, Webhook } from "../domain/webhook.ts";
 
 export type SortDirection = "asc" | "desc";
@@ -39,6 +40,7 @@ export type WebhookOrder = (typeof WEBHOOK_ORDERS)[number];
 export interface WebhookFilter {
   /** Only this tenant's; undefined for an admin listing every tenant. */
   tenantId?: string;
+  mode?: Mode;
   /** Subscriptions that would receive this event type. */
   eventType?: string;
   enabled?: boolean;
@@ -48,8 +50,8 @@ export interface WebhookFilter {
 
 export type NewWebhook = Omit<
   Webhook,
-  "previousSecrets" | "consecutiveFailures" | "healthSince" | "updatedAt"
->;
+  "mode" | "previousSecrets" | "consecutiveFailures" | "healthSince" | "updatedAt"
+> & { mode?: Mode };
 
 export interface WebhookChanges {
   name?: string;
@@ -78,6 +80,7 @@ export interface NewEvent {
 
 export interface EventRecord extends NewEvent {
   tenantId: string;
+  mode: Mode;
   deliveriesCount: number;
 }
 
@@ -89,6 +92,8 @@ export interface EventWithStatus extends EventRecord {
 
 export interface IngestRequest {
   tenantId: string;
+  /** The events' mode (default live): they fan out to webhooks of this mode only; idempotency keys are per mode. */
+  mode?: Mode;
   /** Idempotency-Key (or the client's event id) with the hash of the request it came with. */
   idempotency?: { key: string; requestHash: string; expiresAt: number };
   /** Per-event client ids, each an idempotency key of its own (batch requests). */
@@ -106,6 +111,7 @@ export type IngestResult =
 
 export interface EventFilter {
   tenantId?: string;
+  mode?: Mode;
   type?: string;
   status?: EventStatus;
   accountId?: string;
@@ -115,6 +121,7 @@ export interface EventFilter {
 
 export interface DeliveryFilter {
   tenantId?: string;
+  mode?: Mode;
   status?: DeliveryStatus;
   eventId?: string;
   webhookId?: string;
@@ -156,6 +163,8 @@ export interface AttemptResult {
   deliveryId: string;
   leaseOwner: string;
   webhookId: string;
+  /** The webhook's mode (the metrics' label; default live). */
+  mode?: Mode;
   attempt: Omit<Attempt, "deliveryId">;
   signature: string | null;
   settlement: Settlement;
@@ -175,12 +184,26 @@ export interface DisabledWebhook {
   event: EventRecord;
 }
 
+export interface FinalCount {
+  status: DeliveryStatus;
+  mode: Mode;
+  count: number;
+}
+
+/** Adds `count` deliveries of `mode` that reached `status` to `finals`. */
+export function addFinal(finals: FinalCount[], status: DeliveryStatus, mode: Mode, count = 1): void {
+  if (count <= 0) return;
+  const found = finals.find((f) => f.status === status && f.mode === mode);
+  if (found) found.count += count;
+  else finals.push({ status, mode, count });
+}
+
 export interface SettleOutcome {
   /** Per result: false when the lease was lost (the delivery was reclaimed, cancelled or settled). */
   applied: boolean[];
   disabled: DisabledWebhook[];
-  /** How many deliveries reached each final status, for metrics. */
-  finals: Partial<Record<DeliveryStatus, number>>;
+  /** How many deliveries reached each final status, by mode, for metrics. */
+  finals: FinalCount[];
 }
 
 export interface QueueStats {

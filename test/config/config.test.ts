@@ -71,6 +71,7 @@ auth:
       key_sha256: ${BILLING_HASH}
       scopes: [webhooks:read, webhooks:write, events:write]
       tenant: acme
+      mode: live
   oauth_clients:
     - client_id: ci-robot
       client_secret: ci-robot-secret-0123456789
@@ -79,6 +80,7 @@ auth:
       client_secret_sha256: ${PARTNER_HASH}
       scopes: [webhooks:read, events:write]
       tenant: acme
+      mode: test
   token_ttl: 30m
 rate_limits:
   read: 1
@@ -196,11 +198,13 @@ describe("every documented key", () => {
         "auth.keys[].key_sha256",
         "auth.keys[].scopes",
         "auth.keys[].tenant",
+        "auth.keys[].mode",
         "auth.oauth_clients[].client_id",
         "auth.oauth_clients[].client_secret",
         "auth.oauth_clients[].client_secret_sha256",
         "auth.oauth_clients[].scopes",
         "auth.oauth_clients[].tenant",
+        "auth.oauth_clients[].mode",
         "auth.token_ttl",
         "rate_limits.read",
         "rate_limits.write",
@@ -248,21 +252,23 @@ describe("every documented key", () => {
       },
       auth: {
         keys: [
-          { name: "admin", key: "admin-key-0123456789", scopes: ["*"] },
+          { name: "admin", key: "admin-key-0123456789", scopes: ["*"], mode: "live" },
           {
             name: "billing",
             key_sha256: BILLING_HASH.toLowerCase(),
             scopes: ["webhooks:read", "webhooks:write", "events:write"],
             tenant: "acme",
+            mode: "live",
           },
         ],
         oauth_clients: [
-          { client_id: "ci-robot", client_secret: "ci-robot-secret-0123456789", scopes: ["*"] },
+          { client_id: "ci-robot", client_secret: "ci-robot-secret-0123456789", scopes: ["*"], mode: "live" },
           {
             client_id: "partner.acme",
             client_secret_sha256: PARTNER_HASH.toLowerCase(),
             scopes: ["webhooks:read", "events:write"],
             tenant: "acme",
+            mode: "test",
           },
         ],
         token_ttl: 30 * MIN,

@@ -151,6 +151,7 @@ describe("the request", () => {
       id: event.id,
       type: "invoice.paid",
       timestamp: event.created_at,
+      mode: "live",
       account_id: "acct_1",
       data: { amount: 1250, nested: { ok: true } },
     });

@@ -159,6 +159,7 @@ describe("with the dispatcher stopped (manual clock)", () => {
     expect(fresh.body).toEqual({
       id: expect.stringMatching(/^dlv_[0-9A-Z]{26}$/),
       tenant_id: "default",
+      mode: "live",
       event_id: res.body.id,
       webhook_id: wh,
       event_type: "invoice.paid",
@@ -168,7 +169,7 @@ describe("with the dispatcher stopped (manual clock)", () => {
       last_attempt_at: null,
       next_retry_at: toIso(created),
       created_at: toIso(created),
-      payload: `{"id":"${res.body.id}","type":"invoice.paid","timestamp":"${toIso(created)}","account_id":"acct_1","data":{"b":1,"a":[true,null],"é":"ü"}}`,
+      payload: `{"id":"${res.body.id}","type":"invoice.paid","timestamp":"${toIso(created)}","mode":"live","account_id":"acct_1","data":{"b":1,"a":[true,null],"é":"ü"}}`,
       signature: null,
     });
 
@@ -508,7 +509,7 @@ describe("/metrics", () => {
     let res = await t.request("GET", "/metrics", { key: null });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/plain");
-    expect(metric(res.text, "hookd_events_accepted_total")).toBe(4);
+    expect(metric(res.text, 'hookd_events_accepted_total{mode="live"}')).toBe(4);
     expect(metric(res.text, "hookd_queue_depth")).toBe(3);
     expect(metric(res.text, "hookd_oldest_due_seconds")).toBe(5);
     expect(metric(res.text, "hookd_in_flight")).toBe(0);
@@ -535,7 +536,7 @@ describe("/metrics", () => {
     });
     expect(batch.status).toBe(202);
     const res = await t.request("GET", "/metrics", { key: null });
-    expect(metric(res.text, "hookd_events_accepted_total")).toBe(3);
+    expect(metric(res.text, 'hookd_events_accepted_total{mode="live"}')).toBe(3);
   });
 });
 
@@ -600,11 +601,13 @@ describe("with the dispatcher running against a real receiver", () => {
 
     await t.daemon.dispatcher.idle();
     const text = (await t.request("GET", "/metrics", { key: null })).text;
-    expect(text).toContain('hookd_deliveries_total{status="success"} 1');
-    expect(text).toContain('hookd_deliveries_total{status="failed"} 1');
-    expect(text).toMatch(/^hookd_attempt_duration_seconds_bucket\{le="\+Inf",outcome="success"\} 1$/m);
-    expect(text).toMatch(/^hookd_attempt_duration_seconds_count\{outcome="failure"\} 1$/m);
-    expect(text).toMatch(/^hookd_events_accepted_total 2$/m);
+    expect(text).toContain('hookd_deliveries_total{status="success",mode="live"} 1');
+    expect(text).toContain('hookd_deliveries_total{status="failed",mode="live"} 1');
+    expect(text).toMatch(
+      /^hookd_attempt_duration_seconds_bucket\{le="\+Inf",outcome="success",mode="live"\} 1$/m,
+    );
+    expect(text).toMatch(/^hookd_attempt_duration_seconds_count\{outcome="failure",mode="live"\} 1$/m);
+    expect(text).toMatch(/^hookd_events_accepted_total\{mode="live"\} 2$/m);
     expect(text).toMatch(/^hookd_queue_depth 0$/m);
     expect(text).toMatch(/^hookd_in_flight 0$/m);
     expect(text).toContain("hookd_oldest_due_seconds");

@@ -134,6 +134,7 @@ describe("POST /v1/events", () => {
     expect(res.body).toEqual({
       id: expect.stringMatching(/^evt_[0-9A-Z]{26}$/),
       tenant_id: "default",
+      mode: "live",
       type: "invoice.paid",
       account_id: "acct_1",
       created_at: toIso(clock.now()),

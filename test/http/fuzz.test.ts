@@ -463,7 +463,7 @@ describe("write routes never answer 5xx and always answer errors in the API's sh
 
 describe("read routes never answer 5xx to random queries, cursors and ids", () => {
   // Every paginated or filtered list, including those under an object (`:id` is then a real one).
-  const listRoutes = () => routes.filter((r) => r.method === "get" && r.query);
+  const listRoutes = () => routes.filter((r) => r.method === "get" && "limit" in (r.query?.shape ?? {}));
 
   const cursor: fc.Arbitrary<string> = fc.oneof(
     fc.string({ maxLength: 80 }),

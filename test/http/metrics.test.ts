@@ -34,7 +34,7 @@ test("deliveries cancelled by a delete or failed by a disable are counted as fin
     200,
   );
   const text = (await t.request("GET", "/metrics", { key: null })).text;
-  expect(metric(text, 'hookd_deliveries_total{status="cancelled"}')).toBe(2);
-  expect(metric(text, 'hookd_deliveries_total{status="failed"}')).toBe(2);
+  expect(metric(text, 'hookd_deliveries_total{status="cancelled",mode="live"}')).toBe(2);
+  expect(metric(text, 'hookd_deliveries_total{status="failed",mode="live"}')).toBe(2);
   expect(metric(text, "hookd_queue_depth")).toBe(0);
 });

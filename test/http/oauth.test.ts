@@ -27,6 +27,7 @@ auth:
     - { client_id: reader.app, client_secret: ${READER_SECRET}, scopes: [webhooks:read, events:read] }
     - { client_id: acme-service, client_secret: ${ACME_SECRET}, scopes: ["*"], tenant: acme }
     - { client_id: odd~client, client_secret: ${JSON.stringify(ODD_SECRET)}, scopes: [webhooks:read] }
+    - { client_id: acme-sandbox, client_secret: ${ACME_SECRET}, scopes: ["*"], tenant: acme, mode: test }
 ${extra}`;
 
 const daemons: TestDaemon[] = [];
@@ -425,7 +426,8 @@ describe("the token on /v1", () => {
     const [signed, signature] = token.split(".") as [string, string];
     const claims = JSON.parse(Buffer.from(signed.slice(4), "base64url").toString());
     const widened = `hkt_${Buffer.from(JSON.stringify({ ...claims, scp: ["*"] })).toString("base64url")}`;
-    const flip = (text: string) => text.slice(0, -1) + (text.endsWith("A") ? "B" : "A");
+    // The first character: the last one of a 32-byte MAC also holds padding bits a decoder ignores.
+    const flip = (text: string) => (text.startsWith("A") ? "B" : "A") + text.slice(1);
     for (const forged of [
       `${widened}.${signature}`,
       `${signed}.${flip(signature)}`,
@@ -466,6 +468,29 @@ describe("the token on /v1", () => {
 describe("across a restart over the same database", () => {
   const restart = (first: TestDaemon, yaml: string) =>
     daemon({ dir: first.dir, ...(first.databaseUrl ? { databaseUrl: first.databaseUrl } : {}), yaml });
+
+  test("a test-mode client acts in test mode only; a token stops working once its client's mode changes", async () => {
+    const t = await daemon();
+    const token = await tokenFor(t, "acme-sandbox", ACME_SECRET);
+    const liveHook = await t.request("POST", "/v1/webhooks", { key: ACME_KEY, body: VALID_WEBHOOK });
+    const created = await t.request("POST", "/v1/webhooks", { key: token, body: VALID_WEBHOOK });
+    expect([created.status, created.body.tenant_id, created.body.mode]).toEqual([201, "acme", "test"]);
+    expect((await t.request("GET", `/v1/webhooks/${liveHook.body.id}`, { key: token })).status).toBe(404);
+    const list = await t.request("GET", "/v1/webhooks", { key: token });
+    expect(list.body.data.map((w: { id: string }) => w.id)).toEqual([created.body.id]);
+    const asLive = await t.request("GET", "/v1/webhooks?mode=live", { key: token });
+    expect(asLive.status).toBe(403);
+    await t.close();
+    const moved = await restart(
+      t,
+      `
+auth:
+  oauth_clients:
+    - { client_id: acme-sandbox, client_secret: ${ACME_SECRET}, scopes: ["*"], tenant: acme, mode: live }
+`,
+    );
+    expectUnauthorized(await moved.request("GET", "/v1/webhooks", { key: token }));
+  });
 
   test("tokens outlive a restart; a removed client's and a changed secret's are refused", async () => {
     const first = await daemon();

@@ -23,6 +23,7 @@ describe("POST /v1/webhooks", () => {
     expect(decodeSecret(created.body.secret)).not.toBeNull();
     expect(created.body).toMatchObject({
       tenant_id: "default",
+      mode: "live",
       name: "Billing",
       description: null,
       url: valid.url,

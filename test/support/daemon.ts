@@ -17,8 +17,14 @@ export const READER_KEY = "test-reader-key-0123456789";
 export const ACME_KEY = "test-acme-key-0123456789";
 export const GLOBEX_KEY = "test-globex-key-0123456789";
 export const NOSCOPE_KEY = "test-noscope-key-0123456789";
+/** Test-mode keys (SPEC §2 Live and test mode): acme's, and an admin's. */
+export const ACME_TEST_KEY = "test-acme-testmode-key-0123456789";
+export const ADMIN_TEST_KEY = "test-admin-testmode-key-0123456789";
 
-/** Keys used by most tests: an admin, a read-only admin, two tenants, and a key with one unrelated scope. */
+/**
+ * Keys used by most tests: an admin, a read-only admin, two tenants, a key with one unrelated scope,
+ * and test-mode keys for acme and an admin.
+ */
 export const TEST_KEYS_YAML = `
 auth:
   keys:
@@ -27,6 +33,8 @@ auth:
     - { name: acme, key: ${ACME_KEY}, scopes: ["*"], tenant: acme }
     - { name: globex, key: ${GLOBEX_KEY}, scopes: ["*"], tenant: globex }
     - { name: noscope, key: ${NOSCOPE_KEY}, scopes: [deliveries:read] }
+    - { name: acme-test, key: ${ACME_TEST_KEY}, scopes: ["*"], tenant: acme, mode: test }
+    - { name: admin-test, key: ${ADMIN_TEST_KEY}, scopes: ["*"], mode: test }
 `;
 
 /**

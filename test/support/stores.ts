@@ -3,6 +3,7 @@
 // Each factory answers a fresh, empty, migrated store; the test closes it.
 import { afterEach, beforeEach } from "bun:test";
 import { join } from "node:path";
+import type { Mode } from "../../src/domain/mode.ts";
 import { type Clock, createManualClock, type ManualClock } from "../../src/runtime/clock.ts";
 import { createIdGenerator, type IdGenerator } from "../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../src/runtime/random.ts";
@@ -22,7 +23,7 @@ export interface StoreDeps {
   ids: IdGenerator;
   clock: Clock;
   /** The drivers' metrics hook: deliveries made final outside a settlement (delete, disable). */
-  onFinal?: (status: "cancelled" | "failed", count: number) => void;
+  onFinal?: (status: "cancelled" | "failed", mode: Mode, count: number) => void;
 }
 
 export interface StoreDriver {
@@ -84,7 +85,7 @@ export function useStore(driver: StoreDriver, start = T0): StoreFixture {
     fixture.store = await driver.create({
       ids: fixture.ids,
       clock: fixture.clock,
-      onFinal: (status, count) => finals.push({ status, count }),
+      onFinal: (status, _mode, count) => finals.push({ status, count }),
     });
   });
   afterEach(async () => {

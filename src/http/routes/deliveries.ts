@@ -6,6 +6,7 @@ import type { Api } from "../api.ts";
 import { principalOf, tenantForRead } from "../auth.ts";
 import { validate } from "../body.ts";
 import type { HttpDeps } from "../deps.ts";
+import { actingMode, inMode } from "../mode.ts";
 import { pageBodySchema, toPageBody, toPageQuery } from "../pagination.ts";
 import {
   attemptListQuery,
@@ -15,6 +16,7 @@ import {
   renderAttempt,
   renderDelivery,
 } from "../schemas/events.ts";
+import { objectQuery } from "../schemas/webhooks.ts";
 
 const TAG = "Deliveries";
 
@@ -46,6 +48,7 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
       const page = await store.listDeliveries(
         {
           tenantId,
+          mode: actingMode(c, query.mode),
           status: query.status,
           eventId: query.event_id,
           webhookId: query.webhook_id,
@@ -66,13 +69,14 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "deliveries:read",
       rate: "read",
+      query: objectQuery,
       responses: {
         200: { description: "The delivery", schema: deliveryResource },
         404: { description: "Not found" },
       },
     },
     async (c) => {
-      const delivery = await store.findDelivery(idOf(c), principalOf(c).tenantId);
+      const delivery = inMode(c, await store.findDelivery(idOf(c), principalOf(c).tenantId));
       if (!delivery) throw notFound("delivery");
       return c.json(renderDelivery(delivery));
     },
@@ -94,7 +98,7 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
     },
     async (c) => {
       const query = validate(attemptListQuery, c.req.query());
-      const delivery = await store.findDelivery(idOf(c), principalOf(c).tenantId);
+      const delivery = inMode(c, await store.findDelivery(idOf(c), principalOf(c).tenantId));
       if (!delivery) throw notFound("delivery");
       const page = await store.listAttempts(delivery.id, toPageQuery(query, "started_at", "number"));
       return c.json(toPageBody(page, "started_at", (a) => ({ value: a.startedAt, id: a.id }), renderAttempt));
@@ -109,6 +113,7 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "deliveries:write",
       rate: "write",
+      query: objectQuery,
       responses: {
         202: { description: "Re-queued", schema: deliveryResource },
         404: { description: "Not found" },
@@ -117,7 +122,7 @@ export function registerDeliveryRoutes(api: Api, deps: HttpDeps): void {
     },
     async (c) => {
       const tenantId = principalOf(c).tenantId;
-      const delivery = await store.findDelivery(idOf(c), tenantId);
+      const delivery = inMode(c, await store.findDelivery(idOf(c), tenantId));
       if (!delivery) throw notFound("delivery");
       const result = await store.requeueDelivery(delivery.id, tenantId, clock.now());
       if (result === null) throw notFound("delivery");

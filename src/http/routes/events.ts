@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { ApiError, type ErrorDetail, notFound, validationFailed } from "../../domain/errors.ts";
 import { BUILT_IN_EVENT_TYPES } from "../../domain/event-types.ts";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { buildPayload } from "../../domain/signer.ts";
 import type { IngestRequest, NewEvent } from "../../store/store.ts";
 import type { Api } from "../api.ts";
@@ -11,6 +12,7 @@ import { principalOf, tenantForRead, tenantForWrite } from "../auth.ts";
 import { readJson, validate } from "../body.ts";
 import type { AppEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
+import { actingMode, inMode } from "../mode.ts";
 import { pageBodySchema, toPageBody, toPageQuery } from "../pagination.ts";
 import {
   batchBody,
@@ -22,6 +24,7 @@ import {
   renderEventDetail,
   renderEventSummary,
 } from "../schemas/events.ts";
+import { objectQuery } from "../schemas/webhooks.ts";
 
 const TAG = "Events";
 const RESERVED_TYPES = new Set<string>(BUILT_IN_EVENT_TYPES.map((t) => t.name));
@@ -64,7 +67,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
     }));
   };
 
-  const toNewEvent = (input: EventInput, now: number): NewEvent => {
+  const toNewEvent = (input: EventInput, mode: Mode, now: number): NewEvent => {
     const id = ids.next("evt");
     const accountId = input.account_id ?? null;
     return {
@@ -76,6 +79,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
         id,
         type: input.type,
         createdAt: now,
+        mode,
         accountId,
         dataJson: JSON.stringify(input.data),
       }),
@@ -104,6 +108,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       // Only the events this request created: batch items whose id was already used replay theirs.
       const created = new Set(request.events.map((e) => e.id));
       metrics.eventsAccepted.inc(
+        { mode: request.mode ?? DEFAULT_MODE },
         new Set(result.events.filter((e) => created.has(e.id)).map((e) => e.id)).size,
       );
       deps.wakeDispatcher();
@@ -132,12 +137,14 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       const details = checkEvent(input, "");
       if (details.length > 0) throw validationFailed(details);
       const tenantId = tenantForWrite(principal, input.tenant_id);
+      const mode = actingMode(c, input.mode);
       const key = idempotencyKeyOf(c) ?? input.id;
       const now = clock.now();
       const events = await ingest(c, {
         tenantId,
+        mode,
         now,
-        events: [toNewEvent(input, now)],
+        events: [toNewEvent(input, mode, now)],
         ...(key !== undefined
           ? { idempotency: { key, requestHash: hashRequest(raw), expiresAt: now + windowMs } }
           : {}),
@@ -170,13 +177,15 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       const details = input.events.flatMap((event, i) => checkEvent(event, `events[${i}]`));
       if (details.length > 0) throw validationFailed(details);
       const tenantId = tenantForWrite(principal, input.tenant_id);
+      const mode = actingMode(c, input.mode);
       const key = idempotencyKeyOf(c);
       const now = clock.now();
       const expiresAt = now + windowMs;
       const events = await ingest(c, {
         tenantId,
+        mode,
         now,
-        events: input.events.map((event) => toNewEvent(event, now)),
+        events: input.events.map((event) => toNewEvent(event, mode, now)),
         eventKeys: input.events.map((event, i) =>
           event.id === undefined
             ? null
@@ -209,6 +218,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       const page = await store.listEvents(
         {
           tenantId,
+          mode: actingMode(c, query.mode),
           type: query.type,
           status: query.status,
           accountId: query.account_id,
@@ -231,13 +241,14 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "events:read",
       rate: "read",
+      query: objectQuery,
       responses: {
         200: { description: "The event", schema: eventDetail },
         404: { description: "Not found" },
       },
     },
     async (c) => {
-      const event = await store.findEvent(c.req.param("id") ?? "", principalOf(c).tenantId);
+      const event = inMode(c, await store.findEvent(c.req.param("id") ?? "", principalOf(c).tenantId));
       if (!event) throw notFound("event");
       return c.json(renderEventDetail(event));
     },

@@ -227,7 +227,12 @@ export function registerOAuthRoutes(
         const matches = presented.secrets.map((secret) => clients.secretMatches(client, secret));
         if (!matches.includes(true)) throw invalidClient("client authentication failed");
         const issued = clients.issue(client, grantedScopes(client, params.scope));
-        c.set("principal", { name: client.id, kind: "token", scopes: new Set(issued.scopes) });
+        c.set("principal", {
+          name: client.id,
+          kind: "token",
+          scopes: new Set(issued.scopes),
+          mode: client.mode,
+        });
         return c.json({
           access_token: issued.accessToken,
           token_type: "Bearer",

@@ -1,4 +1,5 @@
 // /v1/webhooks: create, read, list, update, delete and rotate-secret (SPEC §2 Webhooks).
+import type { Context } from "hono";
 import { z } from "zod";
 import { ApiError, notFound } from "../../domain/errors.ts";
 import { generateSecret } from "../../domain/secrets.ts";
@@ -8,7 +9,9 @@ import type { WebhookChanges, WebhookOrder } from "../../store/store.ts";
 import type { Api } from "../api.ts";
 import { principalOf, tenantForRead, tenantForWrite } from "../auth.ts";
 import { readJson, validate } from "../body.ts";
+import type { AppEnv } from "../context.ts";
 import type { HttpDeps } from "../deps.ts";
+import { actingMode, inMode } from "../mode.ts";
 import { pageBodySchema, toPageBody, toPageQuery } from "../pagination.ts";
 import {
   deliveryResource,
@@ -18,6 +21,7 @@ import {
 } from "../schemas/events.ts";
 import {
   createWebhookSchemas,
+  objectQuery,
   renderWebhook,
   webhookResource,
   webhookWithSecret,
@@ -42,8 +46,9 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     maxInFlightCap: config.delivery.max_in_flight,
   });
 
-  const findOr404 = async (id: string, tenantId: string | undefined): Promise<Webhook> => {
-    const webhook = await store.findWebhook(id, tenantId);
+  /** The named webhook if this request may see it: its tenant's credential, in its mode. */
+  const findOr404 = async (c: Context<AppEnv>): Promise<Webhook> => {
+    const webhook = inMode(c, await store.findWebhook(idParam(c), principalOf(c).tenantId));
     if (!webhook) throw notFound("webhook");
     return webhook;
   };
@@ -63,11 +68,13 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const principal = principalOf(c);
       const input = validate(schemas.create, await readJson(c, limit));
       const tenantId = tenantForWrite(principal, input.tenant_id);
+      const mode = actingMode(c, input.mode);
       const now = clock.now();
       const enabled = input.enabled ?? true;
       const webhook = await store.insertWebhook({
         id: ids.next("wh"),
         tenantId,
+        mode,
         name: input.name ?? new URL(input.url).hostname,
         description: input.description ?? null,
         url: input.url,
@@ -101,11 +108,13 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     async (c) => {
       const query = validate(schemas.list, c.req.query());
       const tenantId = tenantForRead(principalOf(c), query.tenant_id);
+      const mode = actingMode(c, query.mode);
       const order: WebhookOrder = query.order ?? "-created_at";
       const valueType = order.endsWith("name") ? "string" : "number";
       const page = await store.listWebhooks(
         {
           tenantId,
+          mode,
           eventType: query.event,
           enabled: query.enabled === undefined ? undefined : query.enabled === "true",
           accountId: query.account_id,
@@ -127,13 +136,14 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "webhooks:read",
       rate: "read",
+      query: objectQuery,
       responses: {
         200: { description: "The subscription", schema: webhookResource },
         404: { description: "Not found" },
       },
     },
     async (c) => {
-      const webhook = await findOr404(idParam(c), principalOf(c).tenantId);
+      const webhook = await findOr404(c);
       return c.json(renderWebhook(webhook));
     },
   );
@@ -141,11 +151,17 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
   const update = async (c: Parameters<Parameters<Api["route"]>[1]>[0]) => {
     const principal = principalOf(c);
     const input = validate(schemas.update, await readJson(c, limit));
-    const current = await findOr404(idParam(c), principal.tenantId);
-    if (input.tenant_id !== undefined && input.tenant_id !== current.tenantId) {
-      throw new ApiError("validation_failed", "the request is not valid", [
-        { path: "tenant_id", message: "cannot be changed" },
-      ]);
+    const current = await findOr404(c);
+    const fixed = [
+      ...(input.tenant_id !== undefined && input.tenant_id !== current.tenantId ? ["tenant_id"] : []),
+      ...(input.mode !== undefined && input.mode !== current.mode ? ["mode"] : []),
+    ];
+    if (fixed.length > 0) {
+      throw new ApiError(
+        "validation_failed",
+        "the request is not valid",
+        fixed.map((path) => ({ path, message: "cannot be changed" })),
+      );
     }
     const now = clock.now();
     const changes: WebhookChanges = {};
@@ -181,6 +197,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
         auth: "webhooks:write",
         rate: "write",
         body: schemas.update,
+        query: objectQuery,
         responses: {
           200: { description: "The updated subscription", schema: webhookResource },
           404: { description: "Not found" },
@@ -198,10 +215,13 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "webhooks:write",
       rate: "write",
+      query: objectQuery,
       responses: { 204: { description: "Deleted" }, 404: { description: "Not found" } },
     },
     async (c) => {
-      const deleted = await store.deleteWebhook(idParam(c), principalOf(c).tenantId, clock.now());
+      // A webhook's mode never changes: checked here, it holds for the delete below.
+      const webhook = await findOr404(c);
+      const deleted = await store.deleteWebhook(webhook.id, principalOf(c).tenantId, clock.now());
       if (!deleted) throw notFound("webhook");
       return c.body(null, 204);
     },
@@ -217,6 +237,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       rate: "write",
       body: schemas.rotate,
       bodyOptional: true,
+      query: objectQuery,
       responses: {
         200: {
           description: "The subscription with its new full secret",
@@ -229,10 +250,11 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const principal = principalOf(c);
       const body = await readJson(c, limit, { optional: true });
       const input = validate(schemas.rotate, body === undefined ? {} : body);
+      const webhook = await findOr404(c);
       const now = clock.now();
       const graceUntil = now + (input.grace_period_seconds ?? 0) * 1000;
       const rotated = await store.rotateWebhookSecret(
-        idParam(c),
+        webhook.id,
         principal.tenantId,
         input.secret ?? generateSecret(random),
         now,
@@ -255,6 +277,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       tag: TAG,
       auth: "webhooks:write",
       rate: "write",
+      query: objectQuery,
       responses: {
         202: { description: "The test delivery, queued", schema: deliveryResource },
         404: { description: "Not found" },
@@ -262,7 +285,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       },
     },
     async (c) => {
-      const webhook = await findOr404(idParam(c), principalOf(c).tenantId);
+      const webhook = await findOr404(c);
       if (!webhook.enabled) throw new ApiError("conflict", "the subscription is disabled: enable it first");
       const now = clock.now();
       const id = ids.next("evt");
@@ -276,6 +299,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
           id,
           type: "webhook.test",
           createdAt: now,
+          mode: webhook.mode,
           accountId: null,
           dataJson: JSON.stringify(data),
         }),
@@ -294,6 +318,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       auth: "deliveries:write",
       rate: "write",
       body: recoverBody,
+      query: objectQuery,
       responses: {
         202: { description: "How many were re-queued", schema: z.object({ recovered: z.number() }) },
         404: { description: "Not found" },
@@ -301,9 +326,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       },
     },
     async (c) => {
-      const principal = principalOf(c);
       const input = validate(recoverBody, await readJson(c, limit));
-      const webhook = await findOr404(idParam(c), principal.tenantId);
+      const webhook = await findOr404(c);
       const now = clock.now();
       const recovered = await store.recoverDeliveries(webhook.id, input.since, input.until ?? now + 1, now);
       if (recovered === "webhook_deleted") throw notFound("webhook");
@@ -330,9 +354,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       },
     },
     async (c) => {
-      const principal = principalOf(c);
       const query = validate(webhookDeliveryListQuery, c.req.query());
-      const webhook = await findOr404(idParam(c), principal.tenantId);
+      const webhook = await findOr404(c);
       const page = await store.listDeliveries(
         { webhookId: webhook.id, status: query.status },
         toPageQuery(query, "-created_at", "number"),

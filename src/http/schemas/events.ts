@@ -5,7 +5,7 @@ import { isValidEventTypeName } from "../../domain/event-types.ts";
 import { toIso } from "../../runtime/clock.ts";
 import type { EventRecord, EventWithStatus } from "../../store/store.ts";
 import { pageQueryShape } from "../pagination.ts";
-import { plainString, TENANT_ID, text } from "./webhooks.ts";
+import { MODE, MODE_ON_READ, plainString, TENANT_ID, text } from "./webhooks.ts";
 
 const eventType = plainString({ error: "must be a string" }).refine(
   isValidEventTypeName,
@@ -30,13 +30,18 @@ export const eventInput = z.strictObject({
     .describe("Your id for this event: an idempotency key, like the Idempotency-Key header."),
 });
 
+const MODE_ON_PUBLISH =
+  "Admin credentials only (a tenant credential may name its own); defaults to the credential's mode. The event reaches webhooks of this mode only.";
+
 export const publishBody = eventInput.extend({
   tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+  mode: MODE.optional().describe(MODE_ON_PUBLISH),
 });
 
 export const batchBody = z.strictObject({
   events: z.array(eventInput).min(1, "needs at least one event").max(500, "at most 500 events"),
   tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+  mode: MODE.optional().describe(MODE_ON_PUBLISH),
 });
 
 const isoTime = z
@@ -70,6 +75,7 @@ export const eventListQuery = z.object({
   from: isoTime.optional().describe("created_at at or after (ISO 8601)."),
   to: isoTime.optional().describe("created_at before (ISO 8601)."),
   tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+  mode: MODE.optional().describe(MODE_ON_READ),
 });
 
 export const deliveryListQuery = z.object({
@@ -78,14 +84,16 @@ export const deliveryListQuery = z.object({
   event_id: z.string().min(1).max(255).optional(),
   webhook_id: z.string().min(1).max(255).optional(),
   tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+  mode: MODE.optional().describe(MODE_ON_READ),
 });
 
 export const webhookDeliveryListQuery = z.object({
   ...pageQueryShape,
   status: z.enum(DELIVERY_STATUSES).optional(),
+  mode: MODE.optional().describe(MODE_ON_READ),
 });
 
-export const attemptListQuery = z.object({ ...pageQueryShape });
+export const attemptListQuery = z.object({ ...pageQueryShape, mode: MODE.optional().describe(MODE_ON_READ) });
 
 export const recoverBody = z
   .strictObject({ since: isoTime, until: isoTime.optional() })
@@ -99,6 +107,7 @@ export const recoverBody = z
 export const eventSummary = z.object({
   id: z.string(),
   tenant_id: z.string(),
+  mode: MODE,
   type: z.string(),
   account_id: z.string().nullable(),
   created_at: z.string(),
@@ -114,6 +123,7 @@ export const eventDetail = eventSummary.extend({
 export const deliveryResource = z.object({
   id: z.string(),
   tenant_id: z.string(),
+  mode: MODE,
   event_id: z.string(),
   webhook_id: z.string(),
   event_type: z.string(),
@@ -140,6 +150,7 @@ export const attemptResource = z.object({
 export const renderEventSummary = (event: EventRecord) => ({
   id: event.id,
   tenant_id: event.tenantId,
+  mode: event.mode,
   type: event.type,
   account_id: event.accountId,
   created_at: toIso(event.createdAt),
@@ -159,6 +170,7 @@ export function renderEventDetail(event: EventWithStatus) {
 export const renderDelivery = (d: Delivery) => ({
   id: d.id,
   tenant_id: d.tenantId,
+  mode: d.mode,
   event_id: d.eventId,
   webhook_id: d.webhookId,
   event_type: d.eventType,

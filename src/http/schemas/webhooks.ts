@@ -3,6 +3,7 @@
 import { z } from "zod";
 import type { EventCatalog } from "../../domain/event-types.ts";
 import { isValidEventPattern, isValidEventTypeName } from "../../domain/event-types.ts";
+import { MODES } from "../../domain/mode.ts";
 import { decodeSecret, secretLast4 } from "../../domain/secrets.ts";
 import {
   DISABLED_REASONS,
@@ -32,6 +33,13 @@ export const TENANT_ID = plainString().regex(
   /^[A-Za-z0-9_-]{1,64}$/,
   "must be 1-64 letters, digits, '_' or '-'",
 );
+/** live or test (SPEC §2 Live and test mode). */
+export const MODE = z.enum(MODES, { error: 'must be "live" or "test"' });
+export const MODE_ON_READ =
+  "Admin credentials only (a tenant credential may name its own); defaults to the credential's mode.";
+const MODE_ON_WRITE = MODE_ON_READ;
+/** The query of a route that names one object: an admin credential reaches the other mode with `mode`. */
+export const objectQuery = z.object({ mode: MODE.optional().describe(MODE_ON_READ) });
 /** A string that survives storage unchanged: no NUL, no lone UTF-16 surrogates (they would become U+FFFD). */
 export const text = plainString().refine(
   (s) => s.isWellFormed(),
@@ -168,6 +176,7 @@ export function createWebhookSchemas(options: {
       .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
       .optional(),
     tenant_id: TENANT_ID.optional().describe("Admin keys only; defaults to 'default'."),
+    mode: MODE.optional().describe(MODE_ON_WRITE),
   });
 
   const readOnly = z.unknown().optional().describe("Read-only; ignored.");
@@ -184,6 +193,7 @@ export function createWebhookSchemas(options: {
     max_in_flight: maxInFlight.nullable().optional().describe("null resets to the configured default."),
     secret: z.never({ error: "cannot be changed here: use POST /v1/webhooks/{id}/rotate-secret" }).optional(),
     tenant_id: TENANT_ID.optional().describe("Read-only: must equal the current tenant when given."),
+    mode: MODE.optional().describe("Read-only: must equal the webhook's mode when given."),
     id: readOnly,
     secret_last4: readOnly,
     disabled_reason: readOnly,
@@ -207,6 +217,7 @@ export function createWebhookSchemas(options: {
       .optional()
       .describe("Subscriptions that would receive this account's events."),
     tenant_id: TENANT_ID.optional().describe("Admin keys only."),
+    mode: MODE.optional().describe(MODE_ON_READ),
   });
 
   const rotate = z.strictObject({
@@ -230,6 +241,7 @@ export function createWebhookSchemas(options: {
 export const webhookResource = z.object({
   id: z.string(),
   tenant_id: z.string(),
+  mode: MODE,
   name: z.string(),
   description: z.string().nullable(),
   url: z.string(),
@@ -254,6 +266,7 @@ export function renderWebhook(w: Webhook): WebhookResource {
   return {
     id: w.id,
     tenant_id: w.tenantId,
+    mode: w.mode,
     name: w.name,
     description: w.description,
     url: w.url,

@@ -2,6 +2,7 @@
 // expects; settlements also name the lease owner. Due times and lease ends are in database time
 // (time.ts); a delivery's nextAttemptAt reads as its lease end while leased, as on SQLite.
 import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../domain/delivery.ts";
+import type { Mode } from "../../domain/mode.ts";
 import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
 import type { Query } from "./client.ts";
 import { keysetPage, num, numOrNull } from "./keyset.ts";
@@ -10,6 +11,7 @@ import type { DbTime } from "./time.ts";
 interface DeliveryRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   event_id: string;
   webhook_id: string;
   event_type: string;
@@ -23,7 +25,7 @@ interface DeliveryRow {
   payload: string;
 }
 
-const SELECT = `SELECT d.id, d.tenant_id, d.event_id, d.webhook_id, d.event_type, d.status, d.attempts,
+const SELECT = `SELECT d.id, d.tenant_id, d.mode, d.event_id, d.webhook_id, d.event_type, d.status, d.attempts,
     d.response_status_code, d.last_attempt_at, d.signature, d.created_at, e.payload,
     CASE WHEN d.lease_owner IS NOT NULL THEN d.leased_until ELSE d.next_attempt_at END AS due
   FROM deliveries d JOIN events e ON e.id = d.event_id`;
@@ -33,6 +35,7 @@ const toDelivery =
   (row: DeliveryRow): Delivery => ({
     id: row.id,
     tenantId: row.tenant_id,
+    mode: row.mode,
     eventId: row.event_id,
     webhookId: row.webhook_id,
     eventType: row.event_type,
@@ -59,12 +62,13 @@ export async function insertDeliveries(
   q: Query,
   time: DbTime,
   tenantId: string,
+  mode: Mode,
   deliveries: readonly NewDelivery[],
 ): Promise<void> {
   if (deliveries.length === 0) return;
   await q(
-    `INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-     SELECT id, $1, event_id, webhook_id, event_type, 'pending', due, created, created
+    `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+     SELECT id, $1, $8, event_id, webhook_id, event_type, 'pending', due, created, created
      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
        AS u(id, event_id, webhook_id, event_type, due, created)`,
     [
@@ -75,6 +79,7 @@ export async function insertDeliveries(
       deliveries.map((d) => d.eventType),
       deliveries.map((d) => time.toDb(d.now)),
       deliveries.map((d) => d.now),
+      mode,
     ],
   );
 }
@@ -139,6 +144,7 @@ export function selectDeliveryPage(
     params.push(value);
   };
   if (filter.tenantId !== undefined) add("d.tenant_id = ?", filter.tenantId);
+  if (filter.mode !== undefined) add("d.mode = ?", filter.mode);
   if (filter.webhookId !== undefined) add("d.webhook_id = ?", filter.webhookId);
   if (filter.eventId !== undefined) add("d.event_id = ?", filter.eventId);
   if (filter.status !== undefined) add("d.status = ?", filter.status);

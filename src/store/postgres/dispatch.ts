@@ -7,6 +7,7 @@
 //   and releases take theirs back, ended deliveries take theirs back, the reaper recounts;
 // - leases and due times are in the database's time (time.ts).
 import type { DeliveryStatus } from "../../domain/delivery.ts";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
@@ -17,9 +18,11 @@ import type {
   ClaimRequest,
   DisabledWebhook,
   EventRecord,
+  FinalCount,
   HealthPolicy,
   QueueStats,
 } from "../store.ts";
+import { addFinal } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
 import { endQueued, insertAttempts, insertDeliveries, markDueBy, refreshDue } from "./deliveries.ts";
 import { insertEvents } from "./events.ts";
@@ -175,7 +178,7 @@ export async function settleAttempts(
   health: HealthPolicy,
 ): Promise<{
   applied: boolean[];
-  finals: Partial<Record<DeliveryStatus, number>>;
+  finals: FinalCount[];
   disable: { webhookId: string; reason: "failing" | "gone" }[];
 }> {
   const recorded = await insertAttempts(
@@ -206,10 +209,10 @@ export async function settleAttempts(
   const appliedIds = new Set(updated.map((row) => row.id));
   // Applied: by this try, or (attempt already recorded) by the earlier one whose answer was lost.
   const applied = results.map((r) => appliedIds.has(r.deliveryId) || !recorded.has(r.attempt.id));
-  const finals: Partial<Record<DeliveryStatus, number>> = {};
+  const finals: FinalCount[] = [];
   for (const r of fresh) {
     const final = FINAL_OF[r.settlement.action];
-    if (appliedIds.has(r.deliveryId) && final) finals[final] = (finals[final] ?? 0) + 1;
+    if (appliedIds.has(r.deliveryId) && final) addFinal(finals, final, r.mode ?? DEFAULT_MODE);
   }
   const freed = new Map<string, number>();
   const due = new Map<string, number>();
@@ -258,10 +261,10 @@ export async function disableWebhook(
   reason: "failing" | "gone",
   now: number,
   deps: { ids: IdGenerator; fanout: Fanout; newEventId: () => string },
-): Promise<{ disabled: DisabledWebhook; failedDeliveries: number } | null> {
-  const [row] = await q<{ tenant_id: string; url: string }>(
+): Promise<{ disabled: DisabledWebhook; mode: Mode; failedDeliveries: number } | null> {
+  const [row] = await q<{ tenant_id: string; mode: Mode; url: string }>(
     `UPDATE webhooks SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND enabled
-     RETURNING tenant_id, url`,
+     RETURNING tenant_id, mode, url`,
     [reason, now, webhookId],
   );
   if (!row) return null;
@@ -273,6 +276,7 @@ export async function disableWebhook(
     id: eventId,
     type: "webhook.disabled",
     createdAt: now,
+    mode: row.mode,
     accountId: null,
     dataJson: JSON.stringify(data),
   });
@@ -280,23 +284,29 @@ export async function disableWebhook(
     q,
     time,
     row.tenant_id,
+    row.mode,
     { id: eventId, type: "webhook.disabled", payload, now },
     deps,
   );
-  return { disabled: { webhookId, tenantId: row.tenant_id, url: row.url, reason, event }, failedDeliveries };
+  return {
+    disabled: { webhookId, tenantId: row.tenant_id, url: row.url, reason, event },
+    mode: row.mode,
+    failedDeliveries,
+  };
 }
 
 async function publishInternal(
   q: Query,
   time: DbTime,
   tenantId: string,
+  mode: Mode,
   event: { id: string; type: string; payload: string; now: number },
   deps: { ids: IdGenerator; fanout: Fanout },
 ): Promise<EventRecord> {
   // The fan-out lock is already held exclusively here; the cache is refreshed against the version.
   await deps.fanout.begin(q);
-  const targets = await deps.fanout.match(q, tenantId, event.type, null);
-  const [record] = await insertEvents(q, tenantId, [
+  const targets = await deps.fanout.match(q, tenantId, mode, event.type, null);
+  const [record] = await insertEvents(q, tenantId, mode, [
     {
       event: {
         id: event.id,
@@ -312,6 +322,7 @@ async function publishInternal(
     q,
     time,
     tenantId,
+    mode,
     targets.map((webhookId) => ({
       id: deps.ids.next("dlv"),
       eventId: event.id,

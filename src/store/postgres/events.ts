@@ -2,6 +2,7 @@
 // statement: two instances given the same key at once create one event, and the second request
 // waits for the first one's commit and answers with its events (or a conflict for another body).
 import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
+import type { Mode } from "../../domain/mode.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import type { Query } from "./client.ts";
 import { keysetPage, num } from "./keyset.ts";
@@ -9,6 +10,7 @@ import { keysetPage, num } from "./keyset.ts";
 interface EventRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   type: string;
   account_id: string | null;
   payload: string;
@@ -20,6 +22,7 @@ interface EventRow {
 const toEvent = (row: EventRow): EventRecord => ({
   id: row.id,
   tenantId: row.tenant_id,
+  mode: row.mode,
   type: row.type,
   accountId: row.account_id,
   payload: row.payload,
@@ -36,16 +39,17 @@ const COUNTS = `(SELECT json_object_agg(s.status, s.n)::text FROM
   (SELECT d.status, count(*) AS n FROM deliveries d WHERE d.event_id = e.id GROUP BY d.status) s) AS counts`;
 const SELECT_WITH_STATUS = `SELECT e.*, ${COUNTS} FROM events e`;
 
-/** Inserts events (all of one tenant) in one statement. */
+/** Inserts events (all of one tenant and mode) in one statement. */
 export async function insertEvents(
   q: Query,
   tenantId: string,
+  mode: Mode,
   events: readonly { event: NewEvent; deliveriesCount: number }[],
 ): Promise<EventRecord[]> {
   if (events.length === 0) return [];
   await q(
-    `INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at)
-     SELECT id, $1, type, account_id, payload, deliveries_count, created_at
+    `INSERT INTO events (id, tenant_id, mode, type, account_id, payload, deliveries_count, created_at)
+     SELECT id, $1, $8, type, account_id, payload, deliveries_count, created_at
      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
        AS u(id, type, account_id, payload, deliveries_count, created_at)`,
     [
@@ -56,9 +60,10 @@ export async function insertEvents(
       events.map((e) => e.event.payload),
       events.map((e) => e.deliveriesCount),
       events.map((e) => e.event.createdAt),
+      mode,
     ],
   );
-  return events.map(({ event, deliveriesCount }) => ({ ...event, tenantId, deliveriesCount }));
+  return events.map(({ event, deliveriesCount }) => ({ ...event, tenantId, mode, deliveriesCount }));
 }
 
 export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {
@@ -105,6 +110,7 @@ export function selectEventPage(
     params.push(value);
   };
   if (filter.tenantId !== undefined) add("e.tenant_id = ?", filter.tenantId);
+  if (filter.mode !== undefined) add("e.mode = ?", filter.mode);
   if (filter.type !== undefined) add("e.type = ?", filter.type);
   if (filter.accountId !== undefined) add("e.account_id = ?", filter.accountId);
   if (filter.from !== undefined) add("e.created_at >= ?", filter.from);
@@ -142,16 +148,17 @@ export interface IdempotencyKey {
 export async function claimIdempotencyKey(
   q: Query,
   tenantId: string,
+  mode: Mode,
   key: IdempotencyKey,
   eventIds: readonly string[],
   now: number,
 ): Promise<{ requestHash: string; eventIds: string[] } | null> {
-  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt];
+  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, mode];
   const taken = await q(
-    `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+    `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at, mode) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (tenant_id, mode, key) DO UPDATE SET request_hash = excluded.request_hash,
        event_ids = excluded.event_ids, expires_at = excluded.expires_at
-     WHERE k.expires_at <= $6
+     WHERE k.expires_at <= $7
      RETURNING 1`,
     [...params, now],
   );
@@ -160,13 +167,13 @@ export async function claimIdempotencyKey(
   const [first] = await q<{ request_hash: string; event_ids: string; missing: boolean }>(
     `SELECT request_hash, event_ids, EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)
        WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.id)) AS missing
-     FROM idempotency_keys k WHERE tenant_id = $1 AND key = $2`,
-    [tenantId, key.key],
+     FROM idempotency_keys k WHERE tenant_id = $1 AND mode = $3 AND key = $2`,
+    [tenantId, key.key, mode],
   );
   if (!first) return null;
   if (first.missing) {
     await q(
-      "UPDATE idempotency_keys SET request_hash = $3, event_ids = $4, expires_at = $5 WHERE tenant_id = $1 AND key = $2",
+      "UPDATE idempotency_keys SET request_hash = $3, event_ids = $4, expires_at = $5 WHERE tenant_id = $1 AND mode = $6 AND key = $2",
       params,
     );
     return null;
@@ -177,20 +184,22 @@ export async function claimIdempotencyKey(
 export async function setIdempotencyEvents(
   q: Query,
   tenantId: string,
+  mode: Mode,
   key: string,
   eventIds: readonly string[],
 ) {
-  await q("UPDATE idempotency_keys SET event_ids = $1 WHERE tenant_id = $2 AND key = $3", [
+  await q("UPDATE idempotency_keys SET event_ids = $1 WHERE tenant_id = $2 AND mode = $4 AND key = $3", [
     JSON.stringify(eventIds),
     tenantId,
     key,
+    mode,
   ]);
 }
 
 export async function deleteExpiredIdempotencyKeys(q: Query, now: number, limit: number): Promise<number> {
   const rows = await q(
-    `DELETE FROM idempotency_keys WHERE (tenant_id, key) IN
-       (SELECT tenant_id, key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2) RETURNING 1`,
+    `DELETE FROM idempotency_keys WHERE (tenant_id, mode, key) IN
+       (SELECT tenant_id, mode, key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2) RETURNING 1`,
     [now, limit],
   );
   return rows.length;

@@ -5,6 +5,7 @@
 // a change committed anywhere is fanned out against that change, and an ingest running while a
 // subscription is deleted finishes before the delete cancels its queued deliveries.
 import { anyPatternMatches } from "../../domain/event-types.ts";
+import type { Mode } from "../../domain/mode.ts";
 import type { Query } from "./client.ts";
 
 /** The fan-out's advisory lock, one per schema (several hookd databases may share a server). */
@@ -12,6 +13,7 @@ const FANOUT_LOCK = "hashtext('hookd.fanout'), hashtext(current_setting('search_
 
 interface Subscription {
   id: string;
+  mode: Mode;
   events: string[];
   accountIds: Set<string> | null;
 }
@@ -19,8 +21,8 @@ interface Subscription {
 export interface Fanout {
   /** Inside an ingest transaction, before matching: shared lock, and the cache checked against the version. */
   begin(q: Query): Promise<void>;
-  /** Subscriptions of `tenantId` that receive an event of `type` for `accountId`. */
-  match(q: Query, tenantId: string, type: string, accountId: string | null): Promise<string[]>;
+  /** Subscriptions of `tenantId` in `mode` that receive an event of `type` for `accountId`. */
+  match(q: Query, tenantId: string, mode: Mode, type: string, accountId: string | null): Promise<string[]>;
 }
 
 /** Inside a transaction that changes subscriptions, before it changes any. */
@@ -44,15 +46,16 @@ export function createFanout(): Fanout {
         byTenant = new Map();
       }
     },
-    async match(q, tenantId, type, accountId) {
+    async match(q, tenantId, mode, type, accountId) {
       let subs = byTenant.get(tenantId);
       if (!subs) {
-        const rows = await q<{ id: string; events: string; account_ids: string | null }>(
-          "SELECT id, events, account_ids FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id",
+        const rows = await q<{ id: string; mode: Mode; events: string; account_ids: string | null }>(
+          "SELECT id, mode, events, account_ids FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id",
           [tenantId],
         );
         subs = rows.map((row) => ({
           id: row.id,
+          mode: row.mode,
           events: JSON.parse(row.events) as string[],
           accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
         }));
@@ -60,6 +63,7 @@ export function createFanout(): Fanout {
       }
       const out: string[] = [];
       for (const sub of subs) {
+        if (sub.mode !== mode) continue;
         if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
         if (anyPatternMatches(sub.events, type)) out.push(sub.id);
       }

@@ -2,10 +2,18 @@
 // database. Statements live in sibling modules, one per concern; this file composes them into the
 // contract's calls, each one transaction at most, none open across an HTTP attempt.
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import type { DisabledWebhook, IngestRequest, IngestResult, SettleOutcome, Store } from "../store.ts";
+import {
+  addFinal,
+  type DisabledWebhook,
+  type IngestRequest,
+  type IngestResult,
+  type SettleOutcome,
+  type Store,
+} from "../store.ts";
 import { createPgClient, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
@@ -25,7 +33,7 @@ export interface PostgresStoreOptions {
   clock: Clock;
   logger?: Logger;
   /** Told when deliveries reach a final state outside a settlement (delete, disable), for metrics. */
-  onFinal?: (status: "cancelled" | "failed", count: number) => void;
+  onFinal?: (status: "cancelled" | "failed", mode: Mode, count: number) => void;
   /** Written into the instances table. */
   version?: string;
   /**
@@ -122,18 +130,20 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         }
         return webhooks.selectWebhook(tx, id);
       });
-      if (failed > 0) options.onFinal?.("failed", failed);
+      if (failed > 0) options.onFinal?.("failed", result?.mode ?? DEFAULT_MODE, failed);
       return result;
     },
 
     async deleteWebhook(id, tenantId, now) {
       let cancelled = 0;
+      let mode: Mode = DEFAULT_MODE;
       const deleted = await changeWebhooks(async (tx) => {
+        mode = (await webhooks.selectWebhook(tx, id, tenantId))?.mode ?? DEFAULT_MODE;
         if (!(await webhooks.deleteWebhook(tx, id, tenantId))) return false;
         cancelled = await deliveries.endQueued(tx, id, "cancelled", now);
         return true;
       });
-      if (cancelled > 0) options.onFinal?.("cancelled", cancelled);
+      if (cancelled > 0) options.onFinal?.("cancelled", mode, cancelled);
       return deleted;
     },
 
@@ -161,9 +171,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async insertTestEvent(webhook, event) {
       return client.tx(async (tx) => {
-        const [record] = await events.insertEvents(tx, webhook.tenantId, [{ event, deliveriesCount: 1 }]);
+        const [record] = await events.insertEvents(tx, webhook.tenantId, webhook.mode, [
+          { event, deliveriesCount: 1 },
+        ]);
         const id = ids.next("dlv");
-        await deliveries.insertDeliveries(tx, time, webhook.tenantId, [
+        await deliveries.insertDeliveries(tx, time, webhook.tenantId, webhook.mode, [
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
         await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
@@ -211,7 +223,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     claimDue: (request) => client.tx((tx) => dispatch.claimDue(tx, time, request)),
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
-      if (results.length === 0) return { applied: [], disabled: [], finals: {} };
+      if (results.length === 0) return { applied: [], disabled: [], finals: [] };
       // A disable changes the fan-out, whose lock must come before any row lock (ingest takes it
       // first too). Disables are rare: a settle that finds one starts again with the lock held, so
       // the attempt, the disable and its `webhook.disabled` event commit together.
@@ -221,7 +233,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           const outcome = await dispatch.settleAttempts(tx, time, results, now, health);
           if (outcome.disable.length > 0 && !lockFanout) throw new NeedsFanoutLock();
           const disabled: DisabledWebhook[] = [];
-          const finals = { ...outcome.finals };
+          const finals = [...outcome.finals];
           for (const { webhookId, reason } of outcome.disable) {
             const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, {
               ids,
@@ -230,7 +242,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
             });
             if (!done) continue;
             disabled.push(done.disabled);
-            if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
+            addFinal(finals, "failed", done.mode, done.failedDeliveries);
           }
           return { applied: outcome.applied, disabled, finals };
         });
@@ -309,10 +321,12 @@ async function ingest(
   fanout: Fanout,
 ): Promise<IngestResult> {
   const { tenantId, now } = request;
+  const mode = request.mode ?? DEFAULT_MODE;
   if (request.idempotency) {
     const first = await events.claimIdempotencyKey(
       q,
       tenantId,
+      mode,
       request.idempotency,
       request.events.map((e) => e.id),
       now,
@@ -334,7 +348,7 @@ async function ingest(
     if (key) {
       // A key this request took a moment ago: its events are not inserted yet (they go in at the end).
       const first =
-        keysHere.get(key.key) ?? (await events.claimIdempotencyKey(q, tenantId, key, [event.id], now));
+        keysHere.get(key.key) ?? (await events.claimIdempotencyKey(q, tenantId, mode, key, [event.id], now));
       if (!first) keysHere.set(key.key, { requestHash: key.requestHash, eventIds: [event.id] });
       if (first) {
         if (first.requestHash !== key.requestHash) throw new IdempotencyConflict();
@@ -342,7 +356,7 @@ async function ingest(
         continue;
       }
     }
-    const targets = await fanout.match(q, tenantId, event.type, event.accountId);
+    const targets = await fanout.match(q, tenantId, mode, event.type, event.accountId);
     out.push({ event });
     fresh.push({ event, deliveriesCount: targets.length });
     created++;
@@ -358,8 +372,8 @@ async function ingest(
       due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
     }
   }
-  const inserted = new Map((await events.insertEvents(q, tenantId, fresh)).map((e) => [e.id, e]));
-  await deliveries.insertDeliveries(q, time, tenantId, newDeliveries);
+  const inserted = new Map((await events.insertEvents(q, tenantId, mode, fresh)).map((e) => [e.id, e]));
+  await deliveries.insertDeliveries(q, time, tenantId, mode, newDeliveries);
   const replayedIds = out.flatMap((o) => o.replayed ?? []);
   const replayed = new Map((await events.selectEvents(q, replayedIds)).map((e) => [e.id, e]));
   const records = out.flatMap((o) =>
@@ -371,6 +385,7 @@ async function ingest(
     await events.setIdempotencyEvents(
       q,
       tenantId,
+      mode,
       request.idempotency.key,
       records.map((e) => e.id),
     );

@@ -39,6 +39,7 @@ const TABLES: Record<TableName, TableSpec> = {
       "created_at",
       "updated_at",
       "next_due_at",
+      "mode",
     ],
     numbers: [
       "timeout_seconds",
@@ -58,7 +59,7 @@ const TABLES: Record<TableName, TableSpec> = {
   },
   events: {
     keys: ["id"],
-    columns: ["id", "tenant_id", "type", "account_id", "payload", "deliveries_count", "created_at"],
+    columns: ["id", "tenant_id", "type", "account_id", "payload", "deliveries_count", "created_at", "mode"],
     numbers: ["deliveries_count", "created_at"],
   },
   deliveries: {
@@ -79,6 +80,7 @@ const TABLES: Record<TableName, TableSpec> = {
       "signature",
       "created_at",
       "updated_at",
+      "mode",
     ],
     numbers: [
       "attempts",
@@ -105,8 +107,8 @@ const TABLES: Record<TableName, TableSpec> = {
     numbers: ["started_at", "duration_ms", "response_status_code"],
   },
   idempotency_keys: {
-    keys: ["tenant_id", "key"],
-    columns: ["tenant_id", "key", "request_hash", "event_ids", "expires_at"],
+    keys: ["tenant_id", "mode", "key"],
+    columns: ["tenant_id", "key", "request_hash", "event_ids", "expires_at", "mode"],
     numbers: ["expires_at"],
   },
 };

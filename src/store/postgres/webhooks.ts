@@ -1,6 +1,7 @@
 // SQL for subscriptions on PostgreSQL: one function per statement. Every change to a subscription
 // also bumps the fan-out version in its transaction (fanout.ts), so no instance fans out against a
 // cached copy older than the commit.
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { DisabledReason, Webhook } from "../../domain/webhook.ts";
 import type { NewWebhook, Page, PageQuery, WebhookChanges, WebhookFilter, WebhookOrder } from "../store.ts";
 import type { Query } from "./client.ts";
@@ -9,6 +10,7 @@ import { keysetPage, num, numbered } from "./keyset.ts";
 interface WebhookRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   name: string;
   description: string | null;
   url: string;
@@ -28,7 +30,7 @@ interface WebhookRow {
   previous_secrets: string | null;
 }
 
-export const WEBHOOK_SELECT = `SELECT w.id, w.tenant_id, w.name, w.description, w.url, w.events, w.account_ids,
+export const WEBHOOK_SELECT = `SELECT w.id, w.tenant_id, w.mode, w.name, w.description, w.url, w.events, w.account_ids,
     w.enabled, w.disabled_reason, w.timeout_seconds, w.headers, w.metadata, w.max_in_flight, w.secret,
     w.consecutive_failures, w.health_since, w.created_at, w.updated_at,
     (SELECT json_agg(json_build_object('secret', p.secret, 'expires_at', p.expires_at))::text
@@ -40,6 +42,7 @@ export function toWebhook(row: WebhookRow): Webhook {
   return {
     id: row.id,
     tenantId: row.tenant_id,
+    mode: row.mode,
     name: row.name,
     description: row.description,
     url: row.url,
@@ -69,8 +72,8 @@ export async function bumpFanoutVersion(q: Query): Promise<void> {
 export async function insertWebhook(q: Query, w: NewWebhook): Promise<void> {
   await q(
     `INSERT INTO webhooks (id, tenant_id, name, description, url, events, account_ids, enabled, disabled_reason,
-       timeout_seconds, headers, metadata, max_in_flight, secret, consecutive_failures, health_since, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $15, $15)`,
+       timeout_seconds, headers, metadata, max_in_flight, secret, consecutive_failures, health_since, created_at, updated_at, mode)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $15, $15, $16)`,
     [
       w.id,
       w.tenantId,
@@ -87,6 +90,7 @@ export async function insertWebhook(q: Query, w: NewWebhook): Promise<void> {
       w.maxInFlight,
       w.secret,
       w.createdAt,
+      w.mode ?? DEFAULT_MODE,
     ],
   );
 }
@@ -113,6 +117,10 @@ export function selectWebhookPage(
   if (filter.tenantId !== undefined) {
     where.push("w.tenant_id = ?");
     params.push(filter.tenantId);
+  }
+  if (filter.mode !== undefined) {
+    where.push("w.mode = ?");
+    params.push(filter.mode);
   }
   if (filter.enabled !== undefined) {
     where.push("w.enabled = ?");

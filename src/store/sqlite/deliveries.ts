@@ -2,12 +2,14 @@
 // WHERE clause; settlements also name the lease owner.
 import type { Database, SQLQueryBindings } from "bun:sqlite";
 import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../domain/delivery.ts";
+import type { Mode } from "../../domain/mode.ts";
 import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
 
 interface DeliveryRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   event_id: string;
   webhook_id: string;
   event_type: string;
@@ -26,6 +28,7 @@ const SELECT = "SELECT d.*, e.payload FROM deliveries d JOIN events e ON e.id = 
 const toDelivery = (row: DeliveryRow): Delivery => ({
   id: row.id,
   tenantId: row.tenant_id,
+  mode: row.mode,
   eventId: row.event_id,
   webhookId: row.webhook_id,
   eventType: row.event_type,
@@ -41,12 +44,20 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
 
 export function insertDelivery(
   db: Database,
-  d: { id: string; tenantId: string; eventId: string; webhookId: string; eventType: string; now: number },
+  d: {
+    id: string;
+    tenantId: string;
+    mode: Mode;
+    eventId: string;
+    webhookId: string;
+    eventType: string;
+    now: number;
+  },
 ): void {
   db.query(
-    `INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-  ).run(d.id, d.tenantId, d.eventId, d.webhookId, d.eventType, d.now, d.now, d.now);
+    `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+  ).run(d.id, d.tenantId, d.mode, d.eventId, d.webhookId, d.eventType, d.now, d.now, d.now);
 }
 
 /** Lowers a subscription's next_due_at to `at` (never raises it). */
@@ -87,6 +98,7 @@ export function selectDeliveryPage(
     params.push(value);
   };
   if (filter.tenantId !== undefined) add("d.tenant_id = ?", filter.tenantId);
+  if (filter.mode !== undefined) add("d.mode = ?", filter.mode);
   if (filter.webhookId !== undefined) add("d.webhook_id = ?", filter.webhookId);
   if (filter.eventId !== undefined) add("d.event_id = ?", filter.eventId);
   if (filter.status !== undefined) add("d.status = ?", filter.status);

@@ -2,6 +2,7 @@
 // leases, and the queue's shape for /metrics.
 import type { Database } from "bun:sqlite";
 import type { DeliveryStatus } from "../../domain/delivery.ts";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
@@ -12,10 +13,12 @@ import type {
   ClaimRequest,
   DisabledWebhook,
   EventRecord,
+  FinalCount,
   HealthPolicy,
   QueueStats,
   SettleOutcome,
 } from "../store.ts";
+import { addFinal } from "../store.ts";
 import { failQueued, insertAttempt, insertDelivery, markDueBy, refreshDue } from "./deliveries.ts";
 import { insertEvent } from "./events.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
@@ -194,10 +197,7 @@ export function settle(
 ): SettleOutcome {
   const applied: boolean[] = [];
   const disabled: DisabledWebhook[] = [];
-  const finals: Partial<Record<DeliveryStatus, number>> = {};
-  const count = (status: DeliveryStatus, n = 1) => {
-    if (n > 0) finals[status] = (finals[status] ?? 0) + n;
-  };
+  const finals: FinalCount[] = [];
 
   for (const result of results) {
     const { attempt, settlement } = result;
@@ -224,7 +224,7 @@ export function settle(
     if (changed > 0) {
       if (settlement.action === "retry") markDueBy(db, result.webhookId, settlement.at);
       const final = FINAL_OF[settlement.action];
-      if (final) count(final);
+      if (final) addFinal(finals, final, result.mode ?? DEFAULT_MODE);
     }
   }
 
@@ -255,7 +255,7 @@ export function settle(
     const outcome = disableWebhook(db, webhookId, decision.reason, now, deps);
     if (outcome) {
       disabled.push(outcome.disabled);
-      count("failed", outcome.failedDeliveries);
+      addFinal(finals, "failed", outcome.mode, outcome.failedDeliveries);
     }
   }
   return { applied, disabled, finals };
@@ -268,11 +268,11 @@ function disableWebhook(
   reason: "failing" | "gone",
   now: number,
   deps: { ids: IdGenerator; subscriptions: SubscriptionIndex; newEventId: () => string },
-): { disabled: DisabledWebhook; failedDeliveries: number } | null {
+): { disabled: DisabledWebhook; mode: Mode; failedDeliveries: number } | null {
   const row = db
-    .query<{ tenant_id: string; url: string }, [string, number, string]>(
+    .query<{ tenant_id: string; mode: Mode; url: string }, [string, number, string]>(
       `UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1
-       RETURNING tenant_id, url`,
+       RETURNING tenant_id, mode, url`,
     )
     .get(reason, now, webhookId);
   if (!row) return null;
@@ -285,28 +285,36 @@ function disableWebhook(
     id: eventId,
     type: "webhook.disabled",
     createdAt: now,
+    mode: row.mode,
     accountId: null,
     dataJson: JSON.stringify(data),
   });
   const event = publishInternal(
     db,
     row.tenant_id,
+    row.mode,
     { id: eventId, type: "webhook.disabled", payload, now },
     deps,
   );
-  return { disabled: { webhookId, tenantId: row.tenant_id, url: row.url, reason, event }, failedDeliveries };
+  return {
+    disabled: { webhookId, tenantId: row.tenant_id, url: row.url, reason, event },
+    mode: row.mode,
+    failedDeliveries,
+  };
 }
 
 function publishInternal(
   db: Database,
   tenantId: string,
+  mode: Mode,
   event: { id: string; type: string; payload: string; now: number },
   deps: { ids: IdGenerator; subscriptions: SubscriptionIndex },
 ): EventRecord {
-  const targets = deps.subscriptions.match(tenantId, event.type, null);
+  const targets = deps.subscriptions.match(tenantId, mode, event.type, null);
   const record = insertEvent(
     db,
     tenantId,
+    mode,
     { id: event.id, type: event.type, accountId: null, payload: event.payload, createdAt: event.now },
     targets.length,
   );
@@ -314,6 +322,7 @@ function publishInternal(
     insertDelivery(db, {
       id: deps.ids.next("dlv"),
       tenantId,
+      mode,
       eventId: event.id,
       webhookId,
       eventType: event.type,

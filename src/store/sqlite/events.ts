@@ -1,12 +1,14 @@
 // SQL for events and idempotency keys.
 import type { Database, SQLQueryBindings } from "bun:sqlite";
 import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
+import type { Mode } from "../../domain/mode.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
 
 interface EventRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   type: string;
   account_id: string | null;
   payload: string;
@@ -18,6 +20,7 @@ interface EventRow {
 const toEvent = (row: EventRow): EventRecord => ({
   id: row.id,
   tenantId: row.tenant_id,
+  mode: row.mode,
   type: row.type,
   accountId: row.account_id,
   payload: row.payload,
@@ -38,13 +41,23 @@ const SELECT_WITH_STATUS = `SELECT e.*, ${COUNTS} FROM events e`;
 export function insertEvent(
   db: Database,
   tenantId: string,
+  mode: Mode,
   event: NewEvent,
   deliveriesCount: number,
 ): EventRecord {
   db.query(
-    "INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-  ).run(event.id, tenantId, event.type, event.accountId, event.payload, deliveriesCount, event.createdAt);
-  return { ...event, tenantId, deliveriesCount };
+    "INSERT INTO events (id, tenant_id, mode, type, account_id, payload, deliveries_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  ).run(
+    event.id,
+    tenantId,
+    mode,
+    event.type,
+    event.accountId,
+    event.payload,
+    deliveriesCount,
+    event.createdAt,
+  );
+  return { ...event, tenantId, mode, deliveriesCount };
 }
 
 export function selectEvents(db: Database, ids: readonly string[]): EventRecord[] {
@@ -90,6 +103,7 @@ export function selectEventPage(
     params.push(value);
   };
   if (filter.tenantId !== undefined) add("e.tenant_id = ?", filter.tenantId);
+  if (filter.mode !== undefined) add("e.mode = ?", filter.mode);
   if (filter.type !== undefined) add("e.type = ?", filter.type);
   if (filter.accountId !== undefined) add("e.account_id = ?", filter.accountId);
   if (filter.from !== undefined) add("e.created_at >= ?", filter.from);
@@ -123,36 +137,38 @@ interface IdempotencyRow {
 export function selectIdempotencyKey(
   db: Database,
   tenantId: string,
+  mode: Mode,
   key: string,
   now: number,
 ): IdempotencyRow | null {
   return db
-    .query<IdempotencyRow, [string, string, number]>(
+    .query<IdempotencyRow, [string, Mode, string, number]>(
       `SELECT request_hash, event_ids, expires_at FROM idempotency_keys k
-       WHERE tenant_id = ? AND key = ? AND expires_at > ?
+       WHERE tenant_id = ? AND mode = ? AND key = ? AND expires_at > ?
          AND NOT EXISTS (SELECT 1 FROM json_each(k.event_ids) j WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = j.value))`,
     )
-    .get(tenantId, key, now);
+    .get(tenantId, mode, key, now);
 }
 
 export function upsertIdempotencyKey(
   db: Database,
   tenantId: string,
+  mode: Mode,
   key: { key: string; requestHash: string; expiresAt: number },
   eventIds: readonly string[],
 ): void {
   db.query(
-    `INSERT INTO idempotency_keys (tenant_id, key, request_hash, event_ids, expires_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+    `INSERT INTO idempotency_keys (tenant_id, mode, key, request_hash, event_ids, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (tenant_id, mode, key) DO UPDATE SET request_hash = excluded.request_hash,
        event_ids = excluded.event_ids, expires_at = excluded.expires_at`,
-  ).run(tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt);
+  ).run(tenantId, mode, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt);
 }
 
 export function deleteExpiredIdempotencyKeys(db: Database, now: number, limit: number): number {
   return db
     .query(
-      `DELETE FROM idempotency_keys WHERE (tenant_id, key) IN
-        (SELECT tenant_id, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`,
+      `DELETE FROM idempotency_keys WHERE (tenant_id, mode, key) IN
+        (SELECT tenant_id, mode, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`,
     )
     .run(now, limit).changes;
 }

@@ -4,6 +4,7 @@
 import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { StorageUnavailableError } from "../../domain/errors.ts";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
 import * as deliveries from "./deliveries.ts";
@@ -20,7 +21,7 @@ import { createWriteBatcher } from "./write-batch.ts";
 export interface SqliteStoreOptions extends OpenOptions {
   ids: IdGenerator;
   /** Told when deliveries reach a final state outside a settlement (delete, disable), for metrics. */
-  onFinal?: (status: "cancelled" | "failed", count: number) => void;
+  onFinal?: (status: "cancelled" | "failed", mode: Mode, count: number) => void;
 }
 
 /** Thrown inside an ingest write so the batcher rolls back what the request already wrote. */
@@ -122,13 +123,14 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return durable(
         changedWebhooks(() => {
           if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+          const updated = webhooks.selectWebhook(db, id);
           if (changes.enabled === false) {
             leases.forgetWebhook(id);
             const failed = deliveries.failQueued(db, id, now);
-            options.onFinal?.("failed", failed);
+            options.onFinal?.("failed", updated?.mode ?? DEFAULT_MODE, failed);
             deliveries.refreshDue(db, id);
           }
-          return webhooks.selectWebhook(db, id);
+          return updated;
         }),
       );
     },
@@ -136,10 +138,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async deleteWebhook(id, tenantId, now) {
       return durable(
         changedWebhooks(() => {
+          const mode = webhooks.selectWebhook(db, id, tenantId)?.mode ?? DEFAULT_MODE;
           if (!webhooks.deleteWebhook(db, id, tenantId)) return false;
           leases.forgetWebhook(id);
           const cancelled = deliveries.cancelQueued(db, id, now);
-          options.onFinal?.("cancelled", cancelled);
+          options.onFinal?.("cancelled", mode, cancelled);
           return true;
         }),
       );
@@ -171,11 +174,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async insertTestEvent(webhook, event) {
       return durable(
         tx(() => {
-          const record = events.insertEvent(db, webhook.tenantId, event, 1);
+          const record = events.insertEvent(db, webhook.tenantId, webhook.mode, event, 1);
           const id = ids.next("dlv");
           deliveries.insertDelivery(db, {
             id,
             tenantId: webhook.tenantId,
+            mode: webhook.mode,
             eventId: event.id,
             webhookId: webhook.id,
             eventType: event.type,
@@ -319,8 +323,9 @@ function ingest(
   subscriptions: SubscriptionIndex,
 ): IngestResult {
   const { tenantId, now } = request;
+  const mode = request.mode ?? DEFAULT_MODE;
   if (request.idempotency) {
-    const first = events.selectIdempotencyKey(db, tenantId, request.idempotency.key, now);
+    const first = events.selectIdempotencyKey(db, tenantId, mode, request.idempotency.key, now);
     if (first) {
       if (first.request_hash !== request.idempotency.requestHash) return { kind: "conflict" };
       return { kind: "replayed", events: events.selectEvents(db, JSON.parse(first.event_ids)) };
@@ -332,20 +337,21 @@ function ingest(
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
     if (key) {
-      const first = events.selectIdempotencyKey(db, tenantId, key.key, now);
+      const first = events.selectIdempotencyKey(db, tenantId, mode, key.key, now);
       if (first) {
         if (first.request_hash !== key.requestHash) throw new IdempotencyConflict();
         out.push(...events.selectEvents(db, JSON.parse(first.event_ids)));
         continue;
       }
     }
-    const targets = subscriptions.match(tenantId, event.type, event.accountId);
-    out.push(events.insertEvent(db, tenantId, event, targets.length));
+    const targets = subscriptions.match(tenantId, mode, event.type, event.accountId);
+    out.push(events.insertEvent(db, tenantId, mode, event, targets.length));
     created++;
     for (const webhookId of targets) {
       deliveries.insertDelivery(db, {
         id: ids.next("dlv"),
         tenantId,
+        mode,
         eventId: event.id,
         webhookId,
         eventType: event.type,
@@ -353,13 +359,14 @@ function ingest(
       });
       dueBy.set(webhookId, Math.min(dueBy.get(webhookId) ?? event.createdAt, event.createdAt));
     }
-    if (key) events.upsertIdempotencyKey(db, tenantId, key, [event.id]);
+    if (key) events.upsertIdempotencyKey(db, tenantId, mode, key, [event.id]);
   }
   for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
   if (request.idempotency) {
     events.upsertIdempotencyKey(
       db,
       tenantId,
+      mode,
       request.idempotency,
       out.map((e) => e.id),
     );

@@ -11,7 +11,7 @@ const KEYS: Record<TableName, string[]> = {
   events: ["id"],
   deliveries: ["id"],
   attempts: ["id"],
-  idempotency_keys: ["tenant_id", "key"],
+  idempotency_keys: ["tenant_id", "mode", "key"],
 };
 
 export function exportRows(

@@ -2,16 +2,18 @@
 // a subscription changes (this store is their only writer), so ingest does not query them per event.
 import type { Database } from "bun:sqlite";
 import { anyPatternMatches } from "../../domain/event-types.ts";
+import type { Mode } from "../../domain/mode.ts";
 
 interface Subscription {
   id: string;
+  mode: Mode;
   events: string[];
   accountIds: Set<string> | null;
 }
 
 export interface SubscriptionIndex {
-  /** Subscriptions of `tenantId` that receive an event of `type` for `accountId`. */
-  match(tenantId: string, type: string, accountId: string | null): string[];
+  /** Subscriptions of `tenantId` in `mode` that receive an event of `type` for `accountId`. */
+  match(tenantId: string, mode: Mode, type: string, accountId: string | null): string[];
   invalidate(): void;
 }
 
@@ -20,12 +22,13 @@ export function createSubscriptionIndex(db: Database): SubscriptionIndex {
 
   const load = (tenantId: string): Subscription[] => {
     const rows = db
-      .query<{ id: string; events: string; account_ids: string | null }, [string]>(
-        "SELECT id, events, account_ids FROM webhooks WHERE tenant_id = ? AND enabled = 1 ORDER BY id",
+      .query<{ id: string; mode: Mode; events: string; account_ids: string | null }, [string]>(
+        "SELECT id, mode, events, account_ids FROM webhooks WHERE tenant_id = ? AND enabled = 1 ORDER BY id",
       )
       .all(tenantId);
     const subs = rows.map((row) => ({
       id: row.id,
+      mode: row.mode,
       events: JSON.parse(row.events) as string[],
       accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
     }));
@@ -34,10 +37,11 @@ export function createSubscriptionIndex(db: Database): SubscriptionIndex {
   };
 
   return {
-    match(tenantId, type, accountId) {
+    match(tenantId, mode, type, accountId) {
       const subs = byTenant.get(tenantId) ?? load(tenantId);
       const out: string[] = [];
       for (const sub of subs) {
+        if (sub.mode !== mode) continue;
         if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
         if (anyPatternMatches(sub.events, type)) out.push(sub.id);
       }

@@ -1,5 +1,6 @@
 // SQL for subscriptions: one function per statement.
 import type { Database, SQLQueryBindings } from "bun:sqlite";
+import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { DisabledReason, Webhook } from "../../domain/webhook.ts";
 import type { NewWebhook, Page, PageQuery, WebhookChanges, WebhookFilter, WebhookOrder } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
@@ -7,6 +8,7 @@ import { keysetPage } from "./keyset.ts";
 interface WebhookRow {
   id: string;
   tenant_id: string;
+  mode: Mode;
   name: string;
   description: string | null;
   url: string;
@@ -37,6 +39,7 @@ function toWebhook(row: WebhookRow): Webhook {
   return {
     id: row.id,
     tenantId: row.tenant_id,
+    mode: row.mode,
     name: row.name,
     description: row.description,
     url: row.url,
@@ -62,12 +65,13 @@ const tenantClause = (tenantId: string | undefined): [string, SQLQueryBindings[]
 
 export function insertWebhook(db: Database, w: NewWebhook): void {
   db.query(
-    `INSERT INTO webhooks (id, tenant_id, name, description, url, events, account_ids, enabled, disabled_reason,
+    `INSERT INTO webhooks (id, tenant_id, mode, name, description, url, events, account_ids, enabled, disabled_reason,
        timeout_seconds, headers, metadata, max_in_flight, secret, consecutive_failures, health_since, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
   ).run(
     w.id,
     w.tenantId,
+    w.mode ?? DEFAULT_MODE,
     w.name,
     w.description,
     w.url,
@@ -109,6 +113,10 @@ export function selectWebhookPage(
   if (filter.tenantId !== undefined) {
     where.push("w.tenant_id = ?");
     params.push(filter.tenantId);
+  }
+  if (filter.mode !== undefined) {
+    where.push("w.mode = ?");
+    params.push(filter.mode);
   }
   if (filter.enabled !== undefined) {
     where.push("w.enabled = ?");

@@ -127,7 +127,7 @@ for (const driver of STORE_DRIVERS) {
       // The lapsed owner can no longer settle (the delivery is leased again) nor release it.
       const stale = await settle(first, { action: "succeed" });
       expect(stale.applied).toEqual([false, false]);
-      expect(stale.finals).toEqual({});
+      expect(stale.finals).toEqual([]);
       expect(
         await t.store.releaseLeases(
           first.map((d) => ({ deliveryId: d.id, leaseOwner: d.leaseOwner })),
@@ -143,7 +143,7 @@ for (const driver of STORE_DRIVERS) {
       // The live owner's settlement is applied.
       const live = await settle(second, { action: "succeed" });
       expect(live.applied).toEqual([true, true]);
-      expect(live.finals).toEqual({ success: 2 });
+      expect(live.finals).toEqual([{ status: "success", mode: "live", count: 2 }]);
     });
 
     test("a settle by a stale owner or a stranger is not applied, though its attempt counts for health", async () => {

@@ -587,7 +587,7 @@ async function setup(driver: StoreDriver, opened: Store[]): Promise<{ model: Mod
   const store = await driver.create({
     ids,
     clock,
-    onFinal: (status, count) => finals.push({ status, count }),
+    onFinal: (status, _mode, count) => finals.push({ status, count }),
   });
   opened.push(store);
   const webhooks: ModelWebhook[] = [];
