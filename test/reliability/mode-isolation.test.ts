@@ -7,107 +7,49 @@
 // other mode is a 403; an admin key reaches the other mode only when it asks (`mode`). The routes
 // come from the daemon itself, so a new route is covered.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { RouteSpec } from "../../src/http/api.ts";
 import {
   ACME_KEY,
   ACME_TEST_KEY,
   ADMIN_KEY,
   ADMIN_TEST_KEY,
   createTestDaemon,
-  type RequestOptions,
   type TestDaemon,
-  type TestResponse,
 } from "../support/daemon.ts";
+import {
+  bodiesFor,
+  ghostOf,
+  idOf,
+  label,
+  makeWorld,
+  observable,
+  resourceOf,
+  routesWithId,
+  send,
+  VALID_BODIES,
+  type World,
+} from "../support/isolation.ts";
 
 let t: TestDaemon;
-interface World {
+interface ModeWorld extends World {
   mode: "live" | "test";
   key: string;
-  webhook: string;
-  event: string;
-  delivery: string;
 }
-let live: World;
-let testWorld: World;
-
-const label = (r: RouteSpec) => `${r.method.toUpperCase()} ${r.path}`;
-const resourceOf = (route: RouteSpec) =>
-  /^\/v1\/(webhooks|events|deliveries)\/:id/.exec(route.path)?.[1] ?? "";
-const idOf = (world: World, resource: string) =>
-  resource === "webhooks" ? world.webhook : resource === "events" ? world.event : world.delivery;
-const ghostOf = (id: string) => `${id.slice(0, -6)}ZZZZZZ`;
-const routesWithId = () => t.daemon.routes.filter((r) => r.path.includes(":id"));
-
-const VALID_BODIES: Record<string, unknown> = {
-  "PATCH /v1/webhooks/:id": { name: "taken over", enabled: false },
-  "PUT /v1/webhooks/:id": { name: "taken over", url: "http://127.0.0.1:9/evil", events: ["*"] },
-  "POST /v1/webhooks/:id/rotate-secret": { grace_period_seconds: 0 },
-  "POST /v1/webhooks/:id/recover": { since: "2000-01-01T00:00:00.000Z" },
-};
-
-async function makeWorld(key: string, mode: "live" | "test"): Promise<World> {
-  const webhook = await t.request("POST", "/v1/webhooks", {
-    key,
-    body: { name: `${mode} hook`, url: `http://127.0.0.1:9/${mode}`, events: ["*"] },
-  });
-  expect([webhook.status, webhook.body.mode]).toEqual([201, mode]);
-  const event = await t.request("POST", "/v1/events", {
-    key,
-    body: { type: "invoice.paid", data: { mode } },
-  });
-  // Both webhooks subscribe to everything in tenant acme: each event reaches its own mode's alone.
-  expect([event.status, event.body.mode, event.body.deliveries_count]).toEqual([202, mode, 1]);
-  const deliveries = await t.request("GET", `/v1/deliveries?event_id=${event.body.id}`, { key });
-  expect(deliveries.body.data.map((d: { webhook_id: string }) => d.webhook_id)).toEqual([webhook.body.id]);
-  const delivery = deliveries.body.data[0].id as string;
-  // A settled, failed delivery with one attempt, so that retry and recover have work to do.
-  const claimed = await t.daemon.store.claimDue({
-    now: t.clock.now(),
-    owner: `test.${mode}`,
-    leaseMs: 60_000,
-    limit: 10,
-    retryLimit: 10,
-  });
-  expect(claimed.map((d) => d.id)).toEqual([delivery]);
-  const outcome = await t.daemon.store.settle(
-    [
-      {
-        deliveryId: delivery,
-        leaseOwner: claimed[0]!.leaseOwner,
-        webhookId: webhook.body.id,
-        mode,
-        signature: null,
-        settlement: { action: "fail", reason: "blocked_address" },
-        attempt: {
-          id: `atm_${mode}`,
-          startedAt: t.clock.now(),
-          durationMs: 12,
-          responseStatusCode: 500,
-          responseHeaders: {},
-          responseBody: "nope",
-          error: "http_status",
-        },
-      },
-    ],
-    t.clock.now(),
-    { disableAfterFailures: 1000, disableAfterMs: 365 * 86_400_000 },
-    () => `evt_internal_${mode}`,
-  );
-  expect(outcome.applied).toEqual([true]);
-  return { mode, key, webhook: webhook.body.id, event: event.body.id, delivery };
-}
+let live: ModeWorld;
+let testWorld: ModeWorld;
 
 beforeAll(async () => {
   t = await createTestDaemon();
-  live = await makeWorld(ACME_KEY, "live");
-  testWorld = await makeWorld(ACME_TEST_KEY, "test");
+  // One tenant, both modes; each world's webhook takes every event, so each event reaching only its
+  // own mode's webhook is checked as the worlds are made.
+  live = { mode: "live", key: ACME_KEY, ...(await makeWorld(t, ACME_KEY, "live", "live")) };
+  testWorld = { mode: "test", key: ACME_TEST_KEY, ...(await makeWorld(t, ACME_TEST_KEY, "test", "test")) };
 });
 afterAll(async () => {
   await t.close();
 });
 
 /** Everything of one mode's world, as an admin asking for that mode sees it. */
-async function snapshot(world: World): Promise<unknown> {
+async function snapshot(world: ModeWorld): Promise<unknown> {
   const get = async (path: string) => {
     const res = await t.request("GET", `${path}${path.includes("?") ? "&" : "?"}mode=${world.mode}`, {
       key: ADMIN_KEY,
@@ -126,19 +68,6 @@ async function snapshot(world: World): Promise<unknown> {
   };
 }
 
-function observable(res: TestResponse): unknown {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of res.headers) {
-    if (["x-request-id", "ratelimit-remaining", "ratelimit-reset", "date"].includes(name)) continue;
-    headers[name] = value;
-  }
-  return { status: res.status, headers, body: res.text };
-}
-
-function send(route: RouteSpec, id: string, options: RequestOptions, query = ""): Promise<TestResponse> {
-  return t.request(route.method.toUpperCase(), route.path.replace(":id", id) + query, options);
-}
-
 const pairs = () =>
   [
     { who: "test key, live object", caller: testWorld, other: live },
@@ -147,25 +76,19 @@ const pairs = () =>
 
 describe("a credential and another mode's objects", () => {
   test("every route that names an object is covered", () => {
-    expect(routesWithId().length).toBeGreaterThanOrEqual(12);
-    for (const route of routesWithId())
+    expect(routesWithId(t).length).toBeGreaterThanOrEqual(12);
+    for (const route of routesWithId(t))
       expect([label(route), resourceOf(route) !== ""]).toEqual([label(route), true]);
   });
 
   test("another mode's id gets exactly the answer of an id that does not exist, whatever the body", async () => {
     for (const { who, caller, other } of pairs()) {
       const before = await snapshot(other);
-      for (const route of routesWithId()) {
+      for (const route of routesWithId(t)) {
         const theirs = idOf(other, resourceOf(route));
-        const bodies: (RequestOptions & { what: string })[] = [
-          { what: "no body" },
-          { what: "valid body", body: VALID_BODIES[label(route)] ?? {} },
-          { what: "invalid body", body: { name: 42, since: "yesterday", grace_period_seconds: -1 } },
-          { what: "malformed JSON", rawBody: "{", headers: { "content-type": "application/json" } },
-        ];
-        for (const { what, ...options } of bodies) {
-          const real = await send(route, theirs, { key: caller.key, ...options });
-          const ghost = await send(route, ghostOf(theirs), { key: caller.key, ...options });
+        for (const { what, ...options } of bodiesFor(route)) {
+          const real = await send(t, route, theirs, { key: caller.key, ...options });
+          const ghost = await send(t, route, ghostOf(theirs), { key: caller.key, ...options });
           const where = `${who}: ${label(route)} (${what})`;
           expect([where, observable(real)]).toEqual([where, observable(ghost)]);
           expect([where, real.status < 300 || real.status === 403]).toEqual([where, false]);
@@ -174,6 +97,7 @@ describe("a credential and another mode's objects", () => {
         }
         // Naming its own mode explicitly changes nothing: still not found.
         const own = await send(
+          t,
           route,
           theirs,
           { key: caller.key, body: VALID_BODIES[label(route)] ?? {} },

@@ -6,103 +6,29 @@
 // globex's ids are empty; globex's cursors and idempotency keys give acme nothing of globex's. Admin
 // keys see and act on both. The routes come from the daemon itself, so a new route is covered.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { RouteSpec } from "../../src/http/api.ts";
+import { ACME_KEY, ADMIN_KEY, createTestDaemon, GLOBEX_KEY, type TestDaemon } from "../support/daemon.ts";
 import {
-  ACME_KEY,
-  ADMIN_KEY,
-  createTestDaemon,
-  GLOBEX_KEY,
-  type RequestOptions,
-  type TestDaemon,
-  type TestResponse,
-} from "../support/daemon.ts";
+  bodiesFor,
+  ghostOf,
+  idOf,
+  label,
+  makeWorld,
+  observable,
+  resourceOf,
+  routesWithId,
+  send,
+  VALID_BODIES,
+  type World,
+} from "../support/isolation.ts";
 
 let t: TestDaemon;
-/** Each tenant's objects: a webhook, an event, its delivery (failed, with one attempt). */
-interface World {
-  webhook: string;
-  event: string;
-  delivery: string;
-}
 let acme: World;
 let globex: World;
 
-const label = (r: RouteSpec) => `${r.method.toUpperCase()} ${r.path}`;
-const resourceOf = (route: RouteSpec) =>
-  (/^\/v1\/(webhooks|events|deliveries)\/:id/.exec(route.path)?.[1] ?? "") as
-    | "webhooks"
-    | "events"
-    | "deliveries"
-    | "";
-const idOf = (world: World, resource: string) =>
-  resource === "webhooks" ? world.webhook : resource === "events" ? world.event : world.delivery;
-
-/** A well-formed id of the same kind and length that names nothing. */
-const ghostOf = (id: string) => `${id.slice(0, -6)}ZZZZZZ`;
-
-const VALID_BODIES: Record<string, unknown> = {
-  "PATCH /v1/webhooks/:id": { name: "taken over", enabled: false },
-  "PUT /v1/webhooks/:id": { name: "taken over", url: "http://127.0.0.1:9/evil", events: ["*"] },
-  "POST /v1/webhooks/:id/rotate-secret": { grace_period_seconds: 0 },
-  "POST /v1/webhooks/:id/recover": { since: "2000-01-01T00:00:00.000Z" },
-};
-
-async function makeWorld(key: string, tenant: string): Promise<World> {
-  const webhook = await t.request("POST", "/v1/webhooks", {
-    key,
-    body: { name: `${tenant} hook`, url: `http://127.0.0.1:9/${tenant}`, events: ["*"] },
-  });
-  expect(webhook.status).toBe(201);
-  const event = await t.request("POST", "/v1/events", {
-    key,
-    body: { type: "invoice.paid", data: { tenant } },
-  });
-  expect(event.status).toBe(202);
-  const deliveries = await t.request("GET", `/v1/deliveries?event_id=${event.body.id}`, { key });
-  expect(deliveries.body.data).toHaveLength(1);
-  const delivery = deliveries.body.data[0].id as string;
-  // A settled, failed delivery with one attempt, so that retry and recover have work to do. (The
-  // dispatcher is not started; the delivery is claimed and settled through the store, as it would.)
-  const claimed = await t.daemon.store.claimDue({
-    now: t.clock.now(),
-    owner: `test.${tenant}`,
-    leaseMs: 60_000,
-    limit: 10,
-    retryLimit: 10,
-  });
-  expect(claimed.map((d) => d.id)).toEqual([delivery]);
-  const leaseOwner = claimed[0]!.leaseOwner;
-  const outcome = await t.daemon.store.settle(
-    [
-      {
-        deliveryId: delivery,
-        leaseOwner,
-        webhookId: webhook.body.id,
-        signature: null,
-        settlement: { action: "fail", reason: "blocked_address" },
-        attempt: {
-          id: `atm_${tenant}`,
-          startedAt: t.clock.now(),
-          durationMs: 12,
-          responseStatusCode: 500,
-          responseHeaders: {},
-          responseBody: "nope",
-          error: "http_status",
-        },
-      },
-    ],
-    t.clock.now(),
-    { disableAfterFailures: 1000, disableAfterMs: 365 * 86_400_000 },
-    () => `evt_internal_${tenant}`,
-  );
-  expect(outcome.applied).toEqual([true]);
-  return { webhook: webhook.body.id, event: event.body.id, delivery };
-}
-
 beforeAll(async () => {
   t = await createTestDaemon();
-  acme = await makeWorld(ACME_KEY, "acme");
-  globex = await makeWorld(GLOBEX_KEY, "globex");
+  acme = await makeWorld(t, ACME_KEY, "acme");
+  globex = await makeWorld(t, GLOBEX_KEY, "globex");
 });
 afterAll(async () => {
   await t.close();
@@ -126,44 +52,22 @@ async function snapshot(tenant: string, world: World): Promise<unknown> {
   };
 }
 
-/** The parts of an answer a caller could learn something from (not its request id or rate count). */
-function observable(res: TestResponse): unknown {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of res.headers) {
-    if (["x-request-id", "ratelimit-remaining", "ratelimit-reset", "date"].includes(name)) continue;
-    headers[name] = value;
-  }
-  return { status: res.status, headers, body: res.text };
-}
-
-const routesWithId = () => t.daemon.routes.filter((r) => r.path.includes(":id"));
-
-function send(route: RouteSpec, id: string, options: RequestOptions): Promise<TestResponse> {
-  return t.request(route.method.toUpperCase(), route.path.replace(":id", id), options);
-}
-
 describe("a tenant key and another tenant's objects", () => {
   test("every route that names an object is covered", () => {
-    const names = routesWithId().map(label);
+    const names = routesWithId(t).map(label);
     expect(names.length).toBeGreaterThanOrEqual(12);
-    for (const route of routesWithId())
+    for (const route of routesWithId(t))
       expect([label(route), resourceOf(route)]).not.toEqual([label(route), ""]);
   });
 
   test("another tenant's id gets exactly the answer of an id that does not exist, whatever the body", async () => {
     const before = await snapshot("globex", globex);
-    for (const route of routesWithId()) {
+    for (const route of routesWithId(t)) {
       const theirs = idOf(globex, resourceOf(route));
-      const bodies: (RequestOptions & { what: string })[] = [
-        { what: "no body" },
-        { what: "valid body", body: VALID_BODIES[label(route)] ?? {} },
-        { what: "invalid body", body: { name: 42, since: "yesterday", grace_period_seconds: -1 } },
-        { what: "malformed JSON", rawBody: "{", headers: { "content-type": "application/json" } },
-      ];
-      for (const { what, ...options } of bodies) {
+      for (const { what, ...options } of bodiesFor(route)) {
         for (const key of [ACME_KEY]) {
-          const real = await send(route, theirs, { key, ...options });
-          const ghost = await send(route, ghostOf(theirs), { key, ...options });
+          const real = await send(t, route, theirs, { key, ...options });
+          const ghost = await send(t, route, ghostOf(theirs), { key, ...options });
           const where = `${label(route)} (${what})`;
           expect([where, observable(real)]).toEqual([where, observable(ghost)]);
           expect([where, real.status]).not.toEqual([where, 403]);
@@ -182,12 +86,12 @@ describe("a tenant key and another tenant's objects", () => {
   });
 
   test("a valid request for another tenant's object is 404 not_found, the same message as for nothing", async () => {
-    for (const route of routesWithId()) {
+    for (const route of routesWithId(t)) {
       const theirs = idOf(globex, resourceOf(route));
       const body = VALID_BODIES[label(route)];
       const options = { key: ACME_KEY, ...(body !== undefined ? { body } : {}) };
-      const real = await send(route, theirs, options);
-      const ghost = await send(route, ghostOf(theirs), options);
+      const real = await send(t, route, theirs, options);
+      const ghost = await send(t, route, ghostOf(theirs), options);
       expect([label(route), real.status, real.body]).toEqual([
         label(route),
         404,

@@ -44,15 +44,7 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
 
 export function insertDelivery(
   db: Database,
-  d: {
-    id: string;
-    tenantId: string;
-    mode: Mode;
-    eventId: string;
-    webhookId: string;
-    eventType: string;
-    now: number;
-  },
+  d: Pick<Delivery, "id" | "tenantId" | "mode" | "eventId" | "webhookId" | "eventType"> & { now: number },
 ): void {
   db.query(
     `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
