@@ -122,6 +122,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return durable(
         changedWebhooks(() => {
           if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+          if (changes.secret !== undefined) {
+            // New key material (a change of scheme): every earlier secret stops signing now.
+            webhooks.capPreviousSecrets(db, id, now);
+            webhooks.deleteExpiredSecrets(db, id, now);
+          }
           if (changes.enabled === false) {
             leases.forgetWebhook(id);
             const failed = deliveries.failQueued(db, id, now);
@@ -339,7 +344,7 @@ function ingest(
         continue;
       }
     }
-    const targets = subscriptions.match(tenantId, event.type, event.accountId);
+    const targets = subscriptions.match(tenantId, event);
     out.push(events.insertEvent(db, tenantId, event, targets.length));
     created++;
     for (const webhookId of targets) {
