@@ -60,9 +60,11 @@ describe("verifySignature with a public key (v1a, Ed25519)", () => {
   test("during a rotation either public key verifies", () => {
     const signature = signPayload([key, oldKey], "evt_1", now, body);
     expect(signature.split(" ")).toHaveLength(2);
-    expect(verifySignature({ ...v1a, signature }).reason).toContain("2 of 2");
-    expect(verifySignature({ ...v1a, publicKey: publicKeyOf(oldKey), signature }).valid).toBe(true);
-    expect(verifySignature({ ...v1a, publicKey: publicKeyOf(oldKey), signature }).reason).toContain("1 of 2");
+    expect(verifySignature({ ...v1a, signature }).reason).toContain("1 of 2");
+    expect(verifySignature({ ...v1a, publicKey: publicKeyOf(oldKey), signature })).toEqual({
+      valid: true,
+      reason: "signature 2 of 2 matches (a key rotation is in progress)",
+    });
   });
 
   test("says why it fails", () => {
