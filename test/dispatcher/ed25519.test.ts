@@ -73,7 +73,7 @@ describe("v1a deliveries", () => {
     const publicKey = fetched.body.public_key;
     expect(publicKey).toBe(hook.public_key);
     r.script("/hooks", { status: 500 }, { status: 500 });
-    const events = [];
+    const events: Json[] = [];
     for (let i = 0; i < 4; i++) events.push(await publish({ n: i, note: "ü ✓" }));
     // Two failed attempts and a success for one, a success for the others: 6 requests.
     const requests = await r.waitForRequests(6, "/hooks");
