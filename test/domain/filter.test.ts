@@ -3,6 +3,8 @@
 // validation fault with its path, the 4 KiB and 8-level bounds; and a property: a valid filter never
 // throws on any JSON event.
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import {
   compileFilter,
@@ -424,4 +426,49 @@ test("property: the generator makes mostly valid filters (the property above is 
   // The rest are too deep (the generator does not count levels); the property skips those.
   expect(valid.length).toBeGreaterThan(250);
   expect(samples.every((f) => filterProblems(f).every((p) => p.message.includes("levels deep")))).toBe(true);
+});
+
+test("docs/filters.md: every example in its table says what the evaluator does", () => {
+  const doc = readFileSync(join(import.meta.dir, "..", "..", "docs", "filters.md"), "utf8");
+  const example = {
+    type: "invoice.paid",
+    account_id: "acct_42",
+    data: {
+      amount: 1250,
+      currency: "EUR",
+      paid: true,
+      note: null,
+      tags: ["vip", "eu"],
+      issued_at: "2026-03-01T10:00:00.000Z",
+      customer: { country: "DE", email: "ada@example.com" },
+      lines: [{ sku: "A-1", qty: 2 }],
+    },
+  };
+  const rows = [...doc.matchAll(/^\| `(\{.*\})` \| (yes|no)/gm)];
+  expect(rows.length).toBeGreaterThanOrEqual(26);
+  for (const [, text, want] of rows) {
+    const filter = JSON.parse(text as string) as Filter;
+    expect([text, filterProblems(filter)]).toEqual([text, []]);
+    expect([text, matches(filter, example as never)]).toEqual([text, want === "yes"]);
+  }
+  // And the operators the table covers are all of them.
+  for (const op of [
+    "$eq",
+    "$neq",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$exists",
+    "$startsWith",
+    "$endsWith",
+    "$contains",
+    "$and",
+    "$or",
+    "$not",
+  ]) {
+    expect(rows.some(([, text]) => text?.includes(`"${op}"`))).toBe(true);
+  }
 });
