@@ -83,6 +83,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
         accountId,
         dataJson: JSON.stringify(input.data),
       }),
+      data: input.data,
     };
   };
 

@@ -305,7 +305,7 @@ async function publishInternal(
 ): Promise<EventRecord> {
   // The fan-out lock is already held exclusively here; the cache is refreshed against the version.
   await deps.fanout.begin(q);
-  const targets = await deps.fanout.match(q, tenantId, mode, event.type, null);
+  const targets = await deps.fanout.match(q, tenantId, mode, { ...event, accountId: null });
   const [record] = await insertEvents(q, tenantId, mode, [
     {
       event: {

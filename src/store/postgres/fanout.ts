@@ -1,28 +1,29 @@
-// Fan-out matching on PostgreSQL: the enabled subscriptions of each tenant, cached per instance and
+// Fan-out matching on PostgreSQL: the enabled subscriptions of each tenant (with their filters
+// compiled once, SPEC §2 `filter`), cached per instance and
 // good only while the database's fan-out version is the one they were loaded at. Every change to a
 // subscription (on any instance) takes the fan-out lock exclusively and bumps the version in its
 // transaction; ingest takes the lock shared and reads the version first. So an event accepted after
 // a change committed anywhere is fanned out against that change, and an ingest running while a
 // subscription is deleted finishes before the delete cancels its queued deliveries.
-import { anyPatternMatches } from "../../domain/event-types.ts";
+import type { FanoutEvent } from "../../domain/filter.ts";
 import type { Mode } from "../../domain/mode.ts";
+import {
+  matchSubscriptions,
+  SUBSCRIPTION_COLUMNS,
+  type Subscription,
+  type SubscriptionRow,
+  toSubscription,
+} from "../subscription-match.ts";
 import type { Query } from "./client.ts";
 
 /** The fan-out's advisory lock, one per schema (several hookd databases may share a server). */
 const FANOUT_LOCK = "hashtext('hookd.fanout'), hashtext(current_setting('search_path'))";
 
-interface Subscription {
-  id: string;
-  mode: Mode;
-  events: string[];
-  accountIds: Set<string> | null;
-}
-
 export interface Fanout {
   /** Inside an ingest transaction, before matching: shared lock, and the cache checked against the version. */
   begin(q: Query): Promise<void>;
-  /** Subscriptions of `tenantId` in `mode` that receive an event of `type` for `accountId`. */
-  match(q: Query, tenantId: string, mode: Mode, type: string, accountId: string | null): Promise<string[]>;
+  /** Subscriptions of `tenantId` in `mode` that receive `event`: its type, its account, their filters. */
+  match(q: Query, tenantId: string, mode: Mode, event: FanoutEvent): Promise<string[]>;
 }
 
 /** Inside a transaction that changes subscriptions, before it changes any. */
@@ -46,28 +47,17 @@ export function createFanout(): Fanout {
         byTenant = new Map();
       }
     },
-    async match(q, tenantId, mode, type, accountId) {
+    async match(q, tenantId, mode, event) {
       let subs = byTenant.get(tenantId);
       if (!subs) {
-        const rows = await q<{ id: string; mode: Mode; events: string; account_ids: string | null }>(
-          "SELECT id, mode, events, account_ids FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id",
+        const rows = await q<SubscriptionRow>(
+          `SELECT ${SUBSCRIPTION_COLUMNS} FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id`,
           [tenantId],
         );
-        subs = rows.map((row) => ({
-          id: row.id,
-          mode: row.mode,
-          events: JSON.parse(row.events) as string[],
-          accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
-        }));
+        subs = rows.map(toSubscription);
         byTenant.set(tenantId, subs);
       }
-      const out: string[] = [];
-      for (const sub of subs) {
-        if (sub.mode !== mode) continue;
-        if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
-        if (anyPatternMatches(sub.events, type)) out.push(sub.id);
-      }
-      return out;
+      return matchSubscriptions(subs, mode, event);
     },
   };
 }

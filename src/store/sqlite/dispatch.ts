@@ -310,7 +310,7 @@ function publishInternal(
   event: { id: string; type: string; payload: string; now: number },
   deps: { ids: IdGenerator; subscriptions: SubscriptionIndex },
 ): EventRecord {
-  const targets = deps.subscriptions.match(tenantId, mode, event.type, null);
+  const targets = deps.subscriptions.match(tenantId, mode, { ...event, accountId: null });
   const record = insertEvent(
     db,
     tenantId,

@@ -123,6 +123,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return durable(
         changedWebhooks(() => {
           if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+          if (changes.secret !== undefined) {
+            // New key material (a change of scheme): every earlier secret stops signing now.
+            webhooks.capPreviousSecrets(db, id, now);
+            webhooks.deleteExpiredSecrets(db, id, now);
+          }
           const updated = webhooks.selectWebhook(db, id);
           if (changes.enabled === false) {
             leases.forgetWebhook(id);
@@ -344,7 +349,7 @@ function ingest(
         continue;
       }
     }
-    const targets = subscriptions.match(tenantId, mode, event.type, event.accountId);
+    const targets = subscriptions.match(tenantId, mode, event);
     out.push(events.insertEvent(db, tenantId, mode, event, targets.length));
     created++;
     for (const webhookId of targets) {

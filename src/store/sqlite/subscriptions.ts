@@ -1,19 +1,20 @@
-// Fan-out matching: the enabled subscriptions of each tenant, cached in memory and dropped whenever
-// a subscription changes (this store is their only writer), so ingest does not query them per event.
+// Fan-out matching: the enabled subscriptions of each tenant, cached in memory with their compiled
+// filters and dropped whenever a subscription changes (this store is their only writer), so ingest
+// neither queries them nor re-reads a filter per event.
 import type { Database } from "bun:sqlite";
-import { anyPatternMatches } from "../../domain/event-types.ts";
+import type { FanoutEvent } from "../../domain/filter.ts";
 import type { Mode } from "../../domain/mode.ts";
-
-interface Subscription {
-  id: string;
-  mode: Mode;
-  events: string[];
-  accountIds: Set<string> | null;
-}
+import {
+  matchSubscriptions,
+  SUBSCRIPTION_COLUMNS,
+  type Subscription,
+  type SubscriptionRow,
+  toSubscription,
+} from "../subscription-match.ts";
 
 export interface SubscriptionIndex {
-  /** Subscriptions of `tenantId` in `mode` that receive an event of `type` for `accountId`. */
-  match(tenantId: string, mode: Mode, type: string, accountId: string | null): string[];
+  /** Subscriptions of `tenantId` in `mode` that receive `event`: its type, its account, their filters. */
+  match(tenantId: string, mode: Mode, event: FanoutEvent): string[];
   invalidate(): void;
 }
 
@@ -22,30 +23,18 @@ export function createSubscriptionIndex(db: Database): SubscriptionIndex {
 
   const load = (tenantId: string): Subscription[] => {
     const rows = db
-      .query<{ id: string; mode: Mode; events: string; account_ids: string | null }, [string]>(
-        "SELECT id, mode, events, account_ids FROM webhooks WHERE tenant_id = ? AND enabled = 1 ORDER BY id",
+      .query<SubscriptionRow, [string]>(
+        `SELECT ${SUBSCRIPTION_COLUMNS} FROM webhooks WHERE tenant_id = ? AND enabled = 1 ORDER BY id`,
       )
       .all(tenantId);
-    const subs = rows.map((row) => ({
-      id: row.id,
-      mode: row.mode,
-      events: JSON.parse(row.events) as string[],
-      accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
-    }));
+    const subs = rows.map(toSubscription);
     byTenant.set(tenantId, subs);
     return subs;
   };
 
   return {
-    match(tenantId, mode, type, accountId) {
-      const subs = byTenant.get(tenantId) ?? load(tenantId);
-      const out: string[] = [];
-      for (const sub of subs) {
-        if (sub.mode !== mode) continue;
-        if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
-        if (anyPatternMatches(sub.events, type)) out.push(sub.id);
-      }
-      return out;
+    match(tenantId, mode, event) {
+      return matchSubscriptions(byTenant.get(tenantId) ?? load(tenantId), mode, event);
     },
     invalidate() {
       byTenant = new Map();

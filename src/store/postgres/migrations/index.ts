@@ -2,6 +2,7 @@
 // Their numbering is this driver's own (SQLite's versions 1 and 2 are this version 1).
 import m0001 from "./0001_init.sql" with { type: "text" };
 import m0002 from "./0002_mode.sql" with { type: "text" };
+import m0003 from "./0003_webhook_controls.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -12,4 +13,5 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "init", sql: m0001 },
   { version: 2, name: "mode", sql: m0002 },
+  { version: 3, name: "webhook_controls", sql: m0003 },
 ];
