@@ -282,6 +282,18 @@ export interface Store {
     health: HealthPolicy,
     newEventId: () => string,
   ): Promise<SettleOutcome>;
+  /**
+   * Optional: `settle(results)` then `claimDue(request)` in one transaction, so the places the
+   * results free are claimed at once and both share one commit (a driver without it gets the two
+   * calls). The claim sees the settlement; when the transaction fails neither happened.
+   */
+  settleAndClaim?(
+    results: readonly AttemptResult[],
+    now: number,
+    health: HealthPolicy,
+    newEventId: () => string,
+    request: ClaimRequest,
+  ): Promise<{ outcome: SettleOutcome; claimed: ClaimedDelivery[] }>;
   /** Gives leased deliveries back, due now (shutdown). */
   releaseLeases(leases: readonly { deliveryId: string; leaseOwner: string }[], now: number): Promise<number>;
   /** The earliest time a subscription not in `exclude` has something due; null when none. */

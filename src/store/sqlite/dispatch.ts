@@ -34,6 +34,8 @@ export interface LeaseCounter {
   add(deliveryId: string, owner: string, webhookId: string, until: number): void;
   /** The lease `owner` holds on `deliveryId` is over (a stale owner's is not the live one). */
   remove(deliveryId: string, owner: string): void;
+  /** Like remove(), answering a function that counts the lease again (a transaction rolled back). */
+  take(deliveryId: string, owner: string): () => void;
   /** Every lease of the subscription ended with its queued deliveries. */
   forgetWebhook(webhookId: string): void;
 }
@@ -55,6 +57,20 @@ export function createLeaseCounter(): LeaseCounter {
     leases?.delete(deliveryId);
     if (leases?.size === 0) byWebhook.delete(webhookId);
   };
+  const add = (deliveryId: string, owner: string, webhookId: string, until: number) => {
+    drop(deliveryId);
+    webhookOf.set(deliveryId, webhookId);
+    const leases = byWebhook.get(webhookId) ?? new Map<string, Lease>();
+    leases.set(deliveryId, { deliveryId, owner, until });
+    byWebhook.set(webhookId, leases);
+  };
+  const take = (deliveryId: string, owner: string) => {
+    const webhookId = webhookOf.get(deliveryId);
+    const lease = webhookId === undefined ? undefined : byWebhook.get(webhookId)?.get(deliveryId);
+    if (webhookId === undefined || !lease || lease.owner !== owner) return () => {};
+    drop(deliveryId);
+    return () => add(deliveryId, owner, webhookId, lease.until);
+  };
   return {
     count(webhookId, now) {
       const leases = byWebhook.get(webhookId);
@@ -62,18 +78,11 @@ export function createLeaseCounter(): LeaseCounter {
       for (const lease of leases.values()) if (lease.until <= now) drop(lease.deliveryId);
       return byWebhook.get(webhookId)?.size ?? 0;
     },
-    add(deliveryId, owner, webhookId, until) {
-      drop(deliveryId);
-      webhookOf.set(deliveryId, webhookId);
-      const leases = byWebhook.get(webhookId) ?? new Map<string, Lease>();
-      leases.set(deliveryId, { deliveryId, owner, until });
-      byWebhook.set(webhookId, leases);
-    },
+    add,
     remove(deliveryId, owner) {
-      const webhookId = webhookOf.get(deliveryId);
-      if (webhookId !== undefined && byWebhook.get(webhookId)?.get(deliveryId)?.owner === owner)
-        drop(deliveryId);
+      take(deliveryId, owner);
     },
+    take,
     forgetWebhook(webhookId) {
       for (const deliveryId of byWebhook.get(webhookId)?.keys() ?? []) webhookOf.delete(deliveryId);
       byWebhook.delete(webhookId);

@@ -5,7 +5,14 @@ import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { StorageUnavailableError } from "../../domain/errors.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
-import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
+import type {
+  ClaimedDelivery,
+  IngestRequest,
+  IngestResult,
+  NewWebhook,
+  SettleOutcome,
+  Store,
+} from "../store.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
@@ -246,6 +253,27 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       for (const result of results) leases.remove(result.deliveryId, result.leaseOwner);
       for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
       return outcome;
+    },
+
+    async settleAndClaim(results, now, health, newEventId, request) {
+      // The results' leases stop counting before the claim, inside the transaction; should it
+      // roll back, they count again (the settlement will be tried again).
+      const restore: (() => void)[] = [];
+      let done: { outcome: SettleOutcome; claimed: ClaimedDelivery[] };
+      try {
+        done = tx(() => {
+          const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
+          for (const r of results) restore.push(leases.take(r.deliveryId, r.leaseOwner));
+          for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
+          const claimed = request.limit > 0 ? dispatch.claimDue(db, request, leases) : [];
+          return { outcome, claimed };
+        });
+      } catch (error) {
+        for (const undo of restore) undo();
+        throw error;
+      }
+      for (const d of done.claimed) leases.add(d.id, d.leaseOwner, d.webhook.id, d.leaseUntil);
+      return done;
     },
 
     async releaseLeases(given, now) {
