@@ -14,8 +14,8 @@ import type {
   AttemptResult,
   ClaimedDelivery,
   HealthPolicy,
-  SettleOutcome,
   Settlement,
+  SettleOutcome,
   Store,
 } from "../store/store.ts";
 import type { HttpClient } from "./http-client.ts";
