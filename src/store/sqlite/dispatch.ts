@@ -94,6 +94,12 @@ export function claimDue(
   db: Database,
   request: ClaimRequest,
   leases: Pick<LeaseCounter, "count">,
+  /**
+   * max_in_flight per subscription as last read, forgotten whenever subscriptions change: one at
+   * its cap is passed over without reading its row (ingest wakes the dispatcher every turn, while
+   * a default subscription's 8 places are taken).
+   */
+  caps: Map<string, number> = new Map(),
 ): ClaimedDelivery[] {
   const { now, owner } = request;
   const inFlight = new Map<string, number>();
@@ -128,7 +134,13 @@ export function claimDue(
     let progressed = false;
     for (const { id: webhookId } of round) {
       if (remaining <= 0) break;
+      const cap = caps.get(webhookId);
+      if (cap !== undefined && cap - leases.count(webhookId, now) - (inFlight.get(webhookId) ?? 0) <= 0) {
+        skip.add(webhookId);
+        continue;
+      }
       const webhook = selectWebhook(db, webhookId);
+      if (webhook) caps.set(webhookId, webhook.maxInFlight);
       if (!webhook?.enabled) {
         if (webhook) failQueued(db, webhookId, now);
         refreshDue(db, webhookId);

@@ -58,11 +58,14 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const subscriptions = createSubscriptionIndex(db);
   const leases = dispatch.createLeaseCounter();
   const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
+  // max_in_flight per subscription for claims (dispatch.claimDue), forgotten on any change.
+  const caps = new Map<string, number>();
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
       return tx(fn);
     } finally {
       subscriptions.invalidate();
+      caps.clear();
     }
   };
 
@@ -242,7 +245,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async claimDue(request) {
-      const claimed = tx(() => dispatch.claimDue(db, request, leases));
+      const claimed = tx(() => dispatch.claimDue(db, request, leases, caps));
       for (const d of claimed) leases.add(d.id, d.leaseOwner, d.webhook.id, d.leaseUntil);
       return claimed;
     },
@@ -265,7 +268,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
           for (const r of results) restore.push(leases.take(r.deliveryId, r.leaseOwner));
           for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
-          const claimed = request.limit > 0 ? dispatch.claimDue(db, request, leases) : [];
+          const claimed = request.limit > 0 ? dispatch.claimDue(db, request, leases, caps) : [];
           return { outcome, claimed };
         });
       } catch (error) {
@@ -318,7 +321,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async importRows(table, given) {
       guard(() => rows.importRows(db, table, given));
-      if (table === "webhooks") subscriptions.invalidate();
+      if (table === "webhooks") {
+        subscriptions.invalidate();
+        caps.clear();
+      }
       await durable(undefined);
     },
 
