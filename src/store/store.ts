@@ -315,7 +315,8 @@ export interface Store {
   /**
    * Calls `listener` when another instance committed work that may be due now (ingest, requeue,
    * released leases), and after a lost connection came back (work may have been missed). Answers
-   * a function that stops listening. SQLite: there is no other instance; never called.
+   * a function that stops listening. SQLite: there is no other instance; called when an ingest
+   * batch commits, before its WAL sync (and so before its 202s), so the claim overlaps the sync.
    */
   onWork(listener: () => void): Promise<() => void>;
   /** Recounts each subscription's in-flight count from the leases in the database (the reaper). */

@@ -57,7 +57,16 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   };
   const subscriptions = createSubscriptionIndex(db);
   const leases = dispatch.createLeaseCounter();
-  const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
+  // Ingest commits wake the dispatcher before their WAL sync: a claim of the new deliveries
+  // overlaps the sync instead of following the 202 (an event can be delivered before its sync
+  // ends; its 202 still waits for it, so nothing acknowledged is lost).
+  const workListeners = new Set<() => void>();
+  const batcher = createWriteBatcher(db, {
+    afterCommit: () => durable(undefined),
+    onCommit: () => {
+      for (const listener of workListeners) listener();
+    },
+  });
   // max_in_flight per subscription for claims (dispatch.claimDue), forgotten on any change.
   const caps = new Map<string, number>();
   const changedWebhooks = <T>(fn: () => T): T => {
@@ -303,8 +312,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return fn();
     },
 
-    async onWork() {
-      return () => {}; // no other instance writes this file
+    async onWork(listener) {
+      workListeners.add(listener);
+      return () => workListeners.delete(listener);
     },
 
     async reconcileInFlight() {
