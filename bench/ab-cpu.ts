@@ -1,4 +1,5 @@
-// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64]`: hookd's CPU per
+// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64] [--profile DIR]`
+// (with --profile, hookd runs from src/ under `bun --cpu-prof-md`, profiles into DIR): hookd's CPU per
 // delivered event for two builds, alternated, on a fixed amount of work (N single POSTs at C=64
 // while delivering to one fast origin through a webhook created with defaults, or with the given
 // cap; then the tail until all arrived). A fixed amount of work makes CPU time per event far less
@@ -6,7 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { API_KEY, startHookd, useBinary } from "./hookd.ts";
+import { API_KEY, profileHookdInto, startHookd, useBinary } from "./hookd.ts";
 import { closedLoop, eventData } from "./load.ts";
 import { spawnReceiver } from "./receiver.ts";
 import { median, sleep } from "./stats.ts";
@@ -16,7 +17,10 @@ const flag = (name: string, fallback: number) => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
-const binaries = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+const profileAt = args.indexOf("--profile");
+if (profileAt >= 0) profileHookdInto(args[profileAt + 1] as string);
+const binaries =
+  profileAt >= 0 ? ["src"] : args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
 const rounds = flag("rounds", 3);
 const events = flag("events", 20_000);
 const cap = flag("cap", 8);
@@ -27,7 +31,7 @@ const results = new Map<string, { cpu: number[]; rate: number[] }>(
 try {
   for (let round = 0; round < rounds; round++) {
     for (const binary of binaries) {
-      useBinary(binary);
+      if (profileAt < 0) useBinary(binary);
       const dir = mkdtempSync(join(tmpdir(), "hookd-ab-"));
       const [port] = (await receiver.addOrigins(1, { kind: "fast" })) as [number];
       const hookd = await startHookd({ dir, synchronous: "full" });
