@@ -1,4 +1,5 @@
-// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64] [--profile DIR]`
+// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64] [--rate R] [--profile DIR]`
+// (--rate R: an open loop at R ev/s for 5 s instead, reporting the receiver's p50/p99 as well)
 // (with --profile, hookd runs from src/ under `bun --cpu-prof-md`, profiles into DIR): hookd's CPU per
 // delivered event for two builds, alternated, on a fixed amount of work (N single POSTs at C=64
 // while delivering to one fast origin through a webhook created with defaults, or with the given
@@ -8,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { API_KEY, profileHookdInto, startHookd, useBinary } from "./hookd.ts";
-import { closedLoop, eventData } from "./load.ts";
+import { closedLoop, eventData, openLoop } from "./load.ts";
 import { spawnReceiver } from "./receiver.ts";
 import { median, sleep } from "./stats.ts";
 
@@ -24,9 +25,10 @@ const binaries =
 const rounds = flag("rounds", 3);
 const events = flag("events", 20_000);
 const cap = flag("cap", 8);
+const rate = flag("rate", 0);
 const receiver = await spawnReceiver();
-const results = new Map<string, { cpu: number[]; rate: number[] }>(
-  binaries.map((b) => [b, { cpu: [], rate: [] }]),
+const results = new Map<string, { cpu: number[]; rate: number[]; p50: number[]; p99: number[] }>(
+  binaries.map((b) => [b, { cpu: [], rate: [], p50: [], p99: [] }]),
 );
 try {
   for (let round = 0; round < rounds; round++) {
@@ -56,21 +58,26 @@ try {
         await receiver.reset([port]);
         const cpu0 = hookd.cpuSeconds();
         const t0 = performance.now();
-        const load = await closedLoop({
-          concurrency: 64,
-          durationMs: 60_000,
-          maxOps: events,
-          send: (seq) => hookd.api.publish("bench.event", eventData(seq)),
-        });
+        const send = (seq: number) => hookd.api.publish("bench.event", eventData(seq));
+        const load =
+          rate > 0
+            ? await openLoop({ rate, durationMs: 5000, maxInFlight: 1024, send }).then((r) => ({
+                units: r.ok,
+                unitsPerSecond: (r.ok * 1000) / r.elapsedMs,
+              }))
+            : await closedLoop({ concurrency: 64, durationMs: 60_000, maxOps: events, send });
         const end = performance.now() + 60_000;
         while ((await receiver.stats([port])).unique < load.units && performance.now() < end) await sleep(20);
         const cpu = hookd.cpuSeconds() - cpu0;
-        const delivered = (await receiver.stats([port])).unique;
+        const stats = await receiver.stats([port]);
+        const delivered = stats.unique;
+        results.get(binary)?.p50.push(stats.latency.p50);
+        results.get(binary)?.p99.push(stats.latency.p99);
         const seconds = (performance.now() - t0) / 1000;
         results.get(binary)?.cpu.push((1e6 * cpu) / delivered);
         results.get(binary)?.rate.push(load.unitsPerSecond);
         process.stdout.write(
-          `${binary}: ${((1e6 * cpu) / delivered).toFixed(0)} µs/event, ${Math.round(load.unitsPerSecond)} accepted/s, ${delivered}/${load.units} in ${seconds.toFixed(1)} s\n`,
+          `${binary}: ${((1e6 * cpu) / delivered).toFixed(0)} µs/event, ${Math.round(load.unitsPerSecond)} accepted/s, ${delivered}/${load.units} in ${seconds.toFixed(1)} s, p50 ${stats.latency.p50.toFixed(2)} ms, p99 ${stats.latency.p99.toFixed(2)} ms\n`,
         );
       } finally {
         await hookd.stop();
@@ -80,7 +87,7 @@ try {
   }
   for (const [binary, r] of results)
     process.stdout.write(
-      `${binary.padEnd(30)} median ${median(r.cpu).toFixed(0)} µs/event, ${Math.round(median(r.rate))} accepted/s\n`,
+      `${binary.padEnd(30)} median ${median(r.cpu).toFixed(0)} µs/event, ${Math.round(median(r.rate))} accepted/s, p50 ${median(r.p50).toFixed(2)} ms, p99 ${median(r.p99).toFixed(2)} ms\n`,
     );
 } finally {
   await receiver.close();
