@@ -33,7 +33,10 @@ export interface SqliteStoreOptions extends OpenOptions {
 /** Thrown inside an ingest write so the batcher rolls back what the request already wrote. */
 class IdempotencyConflict extends Error {}
 
-export type SqliteStore = Store & { readonly db: Database };
+export type SqliteStore = Store & {
+  readonly db: Database;
+  settleAndClaim: NonNullable<Store["settleAndClaim"]>;
+};
 
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const db = openDatabase(options);
