@@ -41,7 +41,7 @@ const phases: Record<string, Phase> = {};
 // Statements inside a wrapped store call count for that call, not again on their own.
 let depth = 0;
 const store = daemon.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-for (const name of ["claimDue", "settle", "nextDueAt", "releaseLeases", "queueStats"]) {
+for (const name of ["claimDue", "settle", "settleAndClaim", "nextDueAt", "releaseLeases", "queueStats"]) {
   const original = store[name]?.bind(daemon.store);
   if (!original) continue;
   const phase: Phase = { calls: 0, ms: 0, items: 0 };
@@ -63,6 +63,8 @@ for (const name of ["claimDue", "settle", "nextDueAt", "releaseLeases", "queueSt
     return result;
   };
 }
+// --separate: settle and claim in two calls even where the store offers settleAndClaim (A/B).
+if (process.argv.includes("--separate")) store.settleAndClaim = undefined as never;
 // Transaction statements on the store's connection (the ingest batcher's), by their first word.
 const db = (daemon.store as unknown as { db: { run: (sql: string, ...rest: unknown[]) => unknown } }).db;
 const run = db.run.bind(db);

@@ -17,9 +17,20 @@ import { footprint } from "./scenarios/footprint.ts";
 import { ingest } from "./scenarios/ingest.ts";
 import { isolation } from "./scenarios/isolation.ts";
 import { latency } from "./scenarios/latency.ts";
+import { shipped } from "./scenarios/shipped.ts";
 import { sleep } from "./stats.ts";
 
-const SCENARIOS: Scenario[] = [ceiling, ingest, delivery, latency, fanOut, isolation, backlog, footprint];
+const SCENARIOS: Scenario[] = [
+  shipped,
+  ceiling,
+  ingest,
+  delivery,
+  latency,
+  fanOut,
+  isolation,
+  backlog,
+  footprint,
+];
 
 interface Args {
   quick: boolean;

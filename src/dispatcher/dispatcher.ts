@@ -10,7 +10,14 @@ import type { Clock } from "../runtime/clock.ts";
 import type { IdGenerator } from "../runtime/ids.ts";
 import type { Logger } from "../runtime/logger.ts";
 import type { Random } from "../runtime/random.ts";
-import type { AttemptResult, ClaimedDelivery, HealthPolicy, Settlement, Store } from "../store/store.ts";
+import type {
+  AttemptResult,
+  ClaimedDelivery,
+  HealthPolicy,
+  Settlement,
+  SettleOutcome,
+  Store,
+} from "../store/store.ts";
 import type { HttpClient } from "./http-client.ts";
 
 export interface DispatcherOptions {
@@ -45,9 +52,9 @@ export interface Dispatcher {
 /** The share of max_in_flight that retries may not use. */
 export const FIRST_ATTEMPT_RESERVE = 0.25;
 const MAX_IDLE_WAIT_MS = 1000;
+const SETTLE_BATCH = 500;
 const MIN_BUSY_WAIT_MS = 25;
 const SETTLE_RETRY_MS = 500;
-const CLAIM_INTERVAL_MS = 1;
 const UNAVAILABLE_LOG_INTERVAL_MS = 10_000;
 
 interface Flight {
@@ -70,10 +77,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let wakeUp: (() => void) | null = null;
   let wakeRequested = false;
   let abort = new AbortController();
+  // Resolved by stop(): a loop waiting for a settlement (say, retrying an unavailable database)
+  // stops waiting.
+  let stopped: () => void = () => {};
+  let stopping = new Promise<void>((resolve) => (stopped = resolve));
   const aborted: { deliveryId: string; leaseOwner: string }[] = [];
   let settleQueue: AttemptResult[] = [];
   let settling: Promise<void> | null = null;
   const idleWaiters: (() => void)[] = [];
+  const newEventId = () => options.ids.next("evt");
 
   // While the database is unavailable every loop turn fails the same way: say so once in a while,
   // as a warning without a stack; anything else is an error worth its stack each time.
@@ -118,15 +130,31 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
 
   async function fill(): Promise<number> {
-    const capacity = options.maxInFlight - flights.size;
-    if (capacity <= 0) return 0;
-    const claimed = await store.claimDue({
+    const capacity = Math.max(0, options.maxInFlight - flights.size);
+    const request = {
       now: clock.now(),
       owner: `${options.instanceId}.${++claimSeq}`,
       leaseMs: options.leaseMs,
       limit: capacity,
       retryLimit: Math.max(0, retryCap - retriesInFlight),
-    });
+    };
+    let claimed: ClaimedDelivery[] | null = null;
+    if (store.settleAndClaim && settleQueue.length > 0 && !settling) {
+      // One transaction settles what finished and claims the places it freed.
+      const batch = settleQueue.slice(0, SETTLE_BATCH);
+      try {
+        const done = await store.settleAndClaim(batch, request.now, options.health, newEventId, request);
+        settleQueue = settleQueue.slice(batch.length);
+        applySettled(batch, done.outcome);
+        claimed = done.claimed;
+      } catch {
+        // The settlement path on its own knows how to find a failing result or wait for the
+        // database; the claim goes on without it.
+        startSettle();
+      }
+      checkIdle();
+    }
+    if (claimed === null) claimed = capacity > 0 ? await store.claimDue(request) : [];
     for (const delivery of claimed) launch(delivery);
     return claimed.length;
   }
@@ -238,33 +266,44 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   function scheduleSettle() {
+    // With a store that settles and claims in one call, the loop's next turn does both.
+    if (running && store.settleAndClaim) return wake();
+    startSettle();
+  }
+
+  function startSettle() {
     if (settling) return;
     settling = new Promise<void>((resolve) => setImmediate(resolve)).then(flushSettlements).finally(() => {
       settling = null;
-      if (settleQueue.length > 0) scheduleSettle();
+      if (settleQueue.length > 0) startSettle();
       else checkIdle();
     });
   }
 
+  function applySettled(batch: readonly AttemptResult[], outcome: SettleOutcome) {
+    for (const { status, mode, count } of outcome.finals) metrics.deliveries.inc({ status, mode }, count);
+    for (const disabled of outcome.disabled) {
+      metrics.webhooksDisabled.inc({ reason: disabled.reason });
+      logger.warn(
+        { webhook_id: disabled.webhookId, tenant_id: disabled.tenantId, reason: disabled.reason },
+        "webhook disabled",
+      );
+    }
+    // The loop may be asleep on a lease-length wait computed while these were in flight: a
+    // retry just scheduled (or a subscription disabled) changes what is due next.
+    if (outcome.disabled.length > 0 || batch.some((r) => r.settlement.action === "retry")) wake();
+    let lost = 0;
+    for (const applied of outcome.applied) if (!applied) lost++;
+    if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
+  }
+
   async function flushSettlements(): Promise<void> {
     while (settleQueue.length > 0) {
-      const batch = settleQueue.slice(0, 500);
+      const batch = settleQueue.slice(0, SETTLE_BATCH);
       try {
-        const outcome = await store.settle(batch, clock.now(), options.health, () => options.ids.next("evt"));
+        const outcome = await store.settle(batch, clock.now(), options.health, newEventId);
         settleQueue = settleQueue.slice(batch.length);
-        for (const { status, mode, count } of outcome.finals) metrics.deliveries.inc({ status, mode }, count);
-        for (const disabled of outcome.disabled) {
-          metrics.webhooksDisabled.inc({ reason: disabled.reason });
-          logger.warn(
-            { webhook_id: disabled.webhookId, tenant_id: disabled.tenantId, reason: disabled.reason },
-            "webhook disabled",
-          );
-        }
-        // The loop may be asleep on a lease-length wait computed while these were in flight: a
-        // retry just scheduled (or a subscription disabled) changes what is due next.
-        if (outcome.disabled.length > 0 || batch.some((r) => r.settlement.action === "retry")) wake();
-        const lost = outcome.applied.filter((applied) => !applied).length;
-        if (lost > 0) logger.debug({ lost }, "settlements skipped: lease no longer held");
+        applySettled(batch, outcome);
       } catch (error) {
         if (!(error instanceof StorageUnavailableError) && batch.length > 1) {
           // Not the database being away: find the one result that fails, so it cannot hold back
@@ -292,9 +331,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const left: AttemptResult[] = [];
     for (const result of batch) {
       try {
-        const outcome = await store.settle([result], clock.now(), options.health, () =>
-          options.ids.next("evt"),
-        );
+        const outcome = await store.settle([result], clock.now(), options.health, newEventId);
         for (const { status, mode, count } of outcome.finals) metrics.deliveries.inc({ status, mode }, count);
       } catch (error) {
         if (error instanceof StorageUnavailableError) left.push(result);
@@ -309,17 +346,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   async function loop(): Promise<void> {
-    let lastClaim = 0;
     while (running) {
       // Completions wake the loop one by one; claiming for each would cost a transaction per
-      // delivery. Letting pending I/O run first, and claiming at most once per CLAIM_INTERVAL_MS,
-      // turns them into one claim for the whole batch.
+      // delivery. Letting the I/O of this event-loop turn run first turns them into one claim per
+      // turn, after their settlement (queued before this wake-up) has freed their places: a
+      // default webhook (cap 8) turns a place around in one turn, not after a timer.
       await new Promise((resolve) => setImmediate(resolve));
-      const since = performance.now() - lastClaim;
-      if (since < CLAIM_INTERVAL_MS)
-        await new Promise((resolve) => setTimeout(resolve, CLAIM_INTERVAL_MS - since));
+      if (settling) await Promise.race([settling, stopping]);
       if (!running) break;
-      lastClaim = performance.now();
       wakeRequested = false;
       let claimed = 0;
       try {
@@ -330,7 +364,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         continue;
       }
       if (!running) break;
-      if (claimed > 0 && flights.size < options.maxInFlight) continue;
+      // A short claim took everything claimable now (every due subscription at its cap or
+      // drained); claiming again before a completion, an event or a due time would find nothing.
       if (wakeRequested) continue;
       let delay = MAX_IDLE_WAIT_MS;
       if (flights.size < options.maxInFlight) {
@@ -354,6 +389,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (running) return;
       running = true;
       abort = new AbortController();
+      stopping = new Promise<void>((resolve) => (stopped = resolve));
       loopDone = loop();
     },
     wake,
@@ -367,6 +403,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     async stop(graceMs) {
       if (!running) return;
       running = false;
+      stopped();
       wake();
       await loopDone;
       if (flights.size > 0) {

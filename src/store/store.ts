@@ -323,6 +323,18 @@ export interface Store {
     health: HealthPolicy,
     newEventId: () => string,
   ): Promise<SettleOutcome>;
+  /**
+   * Optional: `settle(results)` then `claimDue(request)` in one transaction, so the places the
+   * results free are claimed at once and both share one commit (a driver without it gets the two
+   * calls). The claim sees the settlement; when the transaction fails neither happened.
+   */
+  settleAndClaim?(
+    results: readonly AttemptResult[],
+    now: number,
+    health: HealthPolicy,
+    newEventId: () => string,
+    request: ClaimRequest,
+  ): Promise<{ outcome: SettleOutcome; claimed: ClaimedDelivery[] }>;
   /** Gives leased deliveries back, due now (shutdown). */
   releaseLeases(leases: readonly { deliveryId: string; leaseOwner: string }[], now: number): Promise<number>;
   /** The earliest time a subscription not in `exclude` has something due; null when none. */
@@ -344,7 +356,8 @@ export interface Store {
   /**
    * Calls `listener` when another instance committed work that may be due now (ingest, requeue,
    * released leases), and after a lost connection came back (work may have been missed). Answers
-   * a function that stops listening. SQLite: there is no other instance; never called.
+   * a function that stops listening. SQLite: there is no other instance; called when an ingest
+   * batch commits, before its WAL sync (and so before its 202s), so the claim overlaps the sync.
    */
   onWork(listener: () => void): Promise<() => void>;
   /** Recounts each subscription's in-flight count from the leases in the database (the reaper). */

@@ -37,6 +37,8 @@ export interface LeaseCounter {
   add(deliveryId: string, owner: string, webhookId: string, until: number): void;
   /** The lease `owner` holds on `deliveryId` is over (a stale owner's is not the live one). */
   remove(deliveryId: string, owner: string): void;
+  /** Like remove(), answering a function that counts the lease again (a transaction rolled back). */
+  take(deliveryId: string, owner: string): () => void;
   /** Every lease of the subscription ended with its queued deliveries. */
   forgetWebhook(webhookId: string): void;
 }
@@ -58,6 +60,20 @@ export function createLeaseCounter(): LeaseCounter {
     leases?.delete(deliveryId);
     if (leases?.size === 0) byWebhook.delete(webhookId);
   };
+  const add = (deliveryId: string, owner: string, webhookId: string, until: number) => {
+    drop(deliveryId);
+    webhookOf.set(deliveryId, webhookId);
+    const leases = byWebhook.get(webhookId) ?? new Map<string, Lease>();
+    leases.set(deliveryId, { deliveryId, owner, until });
+    byWebhook.set(webhookId, leases);
+  };
+  const take = (deliveryId: string, owner: string) => {
+    const webhookId = webhookOf.get(deliveryId);
+    const lease = webhookId === undefined ? undefined : byWebhook.get(webhookId)?.get(deliveryId);
+    if (webhookId === undefined || !lease || lease.owner !== owner) return () => {};
+    drop(deliveryId);
+    return () => add(deliveryId, owner, webhookId, lease.until);
+  };
   return {
     count(webhookId, now) {
       const leases = byWebhook.get(webhookId);
@@ -65,18 +81,11 @@ export function createLeaseCounter(): LeaseCounter {
       for (const lease of leases.values()) if (lease.until <= now) drop(lease.deliveryId);
       return byWebhook.get(webhookId)?.size ?? 0;
     },
-    add(deliveryId, owner, webhookId, until) {
-      drop(deliveryId);
-      webhookOf.set(deliveryId, webhookId);
-      const leases = byWebhook.get(webhookId) ?? new Map<string, Lease>();
-      leases.set(deliveryId, { deliveryId, owner, until });
-      byWebhook.set(webhookId, leases);
-    },
+    add,
     remove(deliveryId, owner) {
-      const webhookId = webhookOf.get(deliveryId);
-      if (webhookId !== undefined && byWebhook.get(webhookId)?.get(deliveryId)?.owner === owner)
-        drop(deliveryId);
+      take(deliveryId, owner);
     },
+    take,
     forgetWebhook(webhookId) {
       for (const deliveryId of byWebhook.get(webhookId)?.keys() ?? []) webhookOf.delete(deliveryId);
       byWebhook.delete(webhookId);
@@ -88,6 +97,12 @@ export function claimDue(
   db: Database,
   request: ClaimRequest,
   leases: Pick<LeaseCounter, "count">,
+  /**
+   * max_in_flight per subscription as last read, forgotten whenever subscriptions change: one at
+   * its cap is passed over without reading its row (ingest wakes the dispatcher every turn, while
+   * a default subscription's 8 places are taken).
+   */
+  caps: Map<string, number> = new Map(),
 ): ClaimedDelivery[] {
   const { now, owner } = request;
   const inFlight = new Map<string, number>();
@@ -122,7 +137,13 @@ export function claimDue(
     let progressed = false;
     for (const { id: webhookId } of round) {
       if (remaining <= 0) break;
+      const cap = caps.get(webhookId);
+      if (cap !== undefined && cap - leases.count(webhookId, now) - (inFlight.get(webhookId) ?? 0) <= 0) {
+        skip.add(webhookId);
+        continue;
+      }
       const webhook = selectWebhook(db, webhookId);
+      if (webhook) caps.set(webhookId, webhook.maxInFlight);
       if (!webhook?.enabled) {
         if (webhook) failQueued(db, webhookId, now);
         refreshDue(db, webhookId);

@@ -6,7 +6,14 @@ import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.
 import { StorageUnavailableError } from "../../domain/errors.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
-import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
+import type {
+  ClaimedDelivery,
+  IngestRequest,
+  IngestResult,
+  NewWebhook,
+  SettleOutcome,
+  Store,
+} from "../store.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
@@ -27,7 +34,10 @@ export interface SqliteStoreOptions extends OpenOptions {
 /** Thrown inside an ingest write so the batcher rolls back what the request already wrote. */
 class IdempotencyConflict extends Error {}
 
-export type SqliteStore = Store & { readonly db: Database };
+export type SqliteStore = Store & {
+  readonly db: Database;
+  settleAndClaim: NonNullable<Store["settleAndClaim"]>;
+};
 
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const db = openDatabase(options);
@@ -51,12 +61,24 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   };
   const subscriptions = createSubscriptionIndex(db);
   const leases = dispatch.createLeaseCounter();
-  const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
+  // Ingest commits wake the dispatcher before their WAL sync: a claim of the new deliveries
+  // overlaps the sync instead of following the 202 (an event can be delivered before its sync
+  // ends; its 202 still waits for it, so nothing acknowledged is lost).
+  const workListeners = new Set<() => void>();
+  const batcher = createWriteBatcher(db, {
+    afterCommit: () => durable(undefined),
+    onCommit: () => {
+      for (const listener of workListeners) listener();
+    },
+  });
+  // max_in_flight per subscription for claims (dispatch.claimDue), forgotten on any change.
+  const caps = new Map<string, number>();
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
       return tx(fn);
     } finally {
       subscriptions.invalidate();
+      caps.clear();
     }
   };
 
@@ -244,7 +266,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async claimDue(request) {
-      const claimed = tx(() => dispatch.claimDue(db, request, leases));
+      const claimed = tx(() => dispatch.claimDue(db, request, leases, caps));
       for (const d of claimed) leases.add(d.id, d.leaseOwner, d.webhook.id, d.leaseUntil);
       return claimed;
     },
@@ -255,6 +277,27 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       for (const result of results) leases.remove(result.deliveryId, result.leaseOwner);
       for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
       return outcome;
+    },
+
+    async settleAndClaim(results, now, health, newEventId, request) {
+      // The results' leases stop counting before the claim, inside the transaction; should it
+      // roll back, they count again (the settlement will be tried again).
+      const restore: (() => void)[] = [];
+      let done: { outcome: SettleOutcome; claimed: ClaimedDelivery[] };
+      try {
+        done = tx(() => {
+          const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
+          for (const r of results) restore.push(leases.take(r.deliveryId, r.leaseOwner));
+          for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
+          const claimed = request.limit > 0 ? dispatch.claimDue(db, request, leases, caps) : [];
+          return { outcome, claimed };
+        });
+      } catch (error) {
+        for (const undo of restore) undo();
+        throw error;
+      }
+      for (const d of done.claimed) leases.add(d.id, d.leaseOwner, d.webhook.id, d.leaseUntil);
+      return done;
     },
 
     async releaseLeases(given, now) {
@@ -281,8 +324,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return fn();
     },
 
-    async onWork() {
-      return () => {}; // no other instance writes this file
+    async onWork(listener) {
+      workListeners.add(listener);
+      return () => workListeners.delete(listener);
     },
 
     async reconcileInFlight() {
@@ -299,7 +343,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async importRows(table, given) {
       guard(() => rows.importRows(db, table, given));
-      if (table === "webhooks") subscriptions.invalidate();
+      if (table === "webhooks") {
+        subscriptions.invalidate();
+        caps.clear();
+      }
       await durable(undefined);
     },
 

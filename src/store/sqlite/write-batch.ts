@@ -29,6 +29,8 @@ export interface WriteBatcherOptions {
   busyRetryMs?: number;
   /** Awaited after each COMMIT before the batch's writes resolve (the WAL sync, for durability). */
   afterCommit?: () => Promise<void>;
+  /** Told right after each COMMIT, before afterCommit (work is visible to this connection). */
+  onCommit?: () => void;
 }
 
 export function createWriteBatcher(db: Database, options: WriteBatcherOptions = {}): WriteBatcher {
@@ -83,6 +85,7 @@ export function createWriteBatcher(db: Database, options: WriteBatcherOptions = 
       return;
     }
     if (queue.length > 0) schedule();
+    options.onCommit?.();
     const settle = () =>
       batch.forEach((item, i) => {
         const outcome = outcomes[i];

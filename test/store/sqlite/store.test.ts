@@ -70,3 +70,114 @@ test("200 concurrent ingests are on disk: another connection to the file sees ev
     reopened.close();
   }
 });
+
+// settleAndClaim (SQLite's one-transaction settle + claim), the claim's memory of caps, and the
+// wake-up an ingest commit gives before its sync.
+const HEALTH = { disableAfterFailures: 10, disableAfterMs: 5 * 86_400_000 };
+let owners = 0;
+const claim = (limit: number) =>
+  store.claimDue({ now: clock.now(), owner: `o${++owners}`, leaseMs: 30_000, limit, retryLimit: limit });
+const claimRequest = (limit: number) => ({
+  now: clock.now(),
+  owner: `o${++owners}`,
+  leaseMs: 30_000,
+  limit,
+  retryLimit: limit,
+});
+const success = (
+  d: { id: string; leaseOwner: string; webhook: { id: string } },
+  attemptId = ids.next("atm"),
+) => ({
+  deliveryId: d.id,
+  leaseOwner: d.leaseOwner,
+  webhookId: d.webhook.id,
+  signature: "v1,x",
+  settlement: { action: "succeed" as const },
+  attempt: {
+    id: attemptId,
+    startedAt: clock.now(),
+    durationMs: 1,
+    responseStatusCode: 200,
+    responseHeaders: {},
+    responseBody: "ok",
+    error: null,
+  },
+});
+
+test("settleAndClaim settles and claims the place it freed in one call, within the cap", async () => {
+  await store.insertWebhook({ ...newWebhook(["*"]), maxInFlight: 2 });
+  await publish(5);
+  const first = await claim(10);
+  expect(first).toHaveLength(2);
+  const { outcome, claimed } = await store.settleAndClaim(
+    [success(first[0] as (typeof first)[number])],
+    clock.now(),
+    HEALTH,
+    () => ids.next("evt"),
+    claimRequest(10),
+  );
+  expect(outcome.applied).toEqual([true]);
+  expect(outcome.finals).toEqual([{ status: "success", mode: "live", count: 1 }]);
+  // One place freed, one taken: the cap of 2 holds with the other attempt still leased.
+  expect(claimed).toHaveLength(1);
+  expect(await claim(10)).toHaveLength(0);
+});
+
+test("a settleAndClaim that fails changes nothing: its leases still count and nothing is claimed", async () => {
+  await store.insertWebhook({ ...newWebhook(["*"]), maxInFlight: 2 });
+  await publish(5);
+  const first = await claim(10);
+  const [a, b] = first as [(typeof first)[number], (typeof first)[number]];
+  const done = await store.settleAndClaim(
+    [success(a, "atm_same")],
+    clock.now(),
+    HEALTH,
+    () => ids.next("evt"),
+    claimRequest(0),
+  );
+  expect(done.claimed).toHaveLength(0);
+  // The same attempt id again: the settlement's insert fails, the transaction rolls back.
+  await expect(
+    store.settleAndClaim(
+      [success(b, "atm_same")],
+      clock.now(),
+      HEALTH,
+      () => ids.next("evt"),
+      claimRequest(10),
+    ),
+  ).rejects.toThrow();
+  // A claim that fails after b's settlement (an owner that cannot be bound) undoes it too.
+  await expect(
+    store.settleAndClaim([success(b)], clock.now(), HEALTH, () => ids.next("evt"), {
+      ...claimRequest(10),
+      owner: {} as string,
+    }),
+  ).rejects.toThrow();
+  // b's lease still counts (one place free, a's): exactly one more is claimable.
+  expect(await claim(10)).toHaveLength(1);
+  expect(await claim(10)).toHaveLength(0);
+  // b was not settled: settling it for real still applies.
+  const retried = await store.settle([success(b)], clock.now(), HEALTH, () => ids.next("evt"));
+  expect(retried.applied).toEqual([true]);
+});
+
+test("a raised max_in_flight counts at the next claim (the claim's memory of caps is forgotten on change)", async () => {
+  const webhook = { ...newWebhook(["*"]), maxInFlight: 2 };
+  await store.insertWebhook(webhook);
+  await publish(6);
+  expect(await claim(10)).toHaveLength(2);
+  expect(await claim(10)).toHaveLength(0);
+  await store.updateWebhook(webhook.id, "t1", { maxInFlight: 4 }, clock.now());
+  expect(await claim(10)).toHaveLength(2);
+});
+
+test("an ingest commit tells onWork listeners before the ingest resolves (before its WAL sync)", async () => {
+  await store.insertWebhook(newWebhook(["*"]));
+  const seen: string[] = [];
+  const stop = await store.onWork(() => seen.push("work"));
+  await publish(1).then(() => seen.push("ingested"));
+  expect(seen).toEqual(["work", "ingested"]);
+  stop();
+  await publish(1);
+  expect(seen).toHaveLength(2);
+});
