@@ -88,7 +88,9 @@ BEGIN
     ON CONFLICT (webhook_id) DO UPDATE SET depth = depth + 1;
 END;
 
-CREATE TRIGGER deliveries_queue_update AFTER UPDATE OF next_attempt_at ON deliveries
+-- Every statement that queues a delivery or ends one sets its status; a claim or a lease release
+-- (next_attempt_at alone) does not fire this trigger at all.
+CREATE TRIGGER deliveries_queue_update AFTER UPDATE OF status ON deliveries
   WHEN (OLD.next_attempt_at IS NULL) <> (NEW.next_attempt_at IS NULL)
 BEGIN
   INSERT INTO webhook_queue (webhook_id, tenant_id, depth)
