@@ -307,12 +307,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     importRows: (table, given) => rows.importRows(client, time, table, given),
 
     sweepRetention: (before, limit) =>
-      client.tx(
-        async (tx) =>
+      client.tx(async (tx) => {
+        await stats.foldQueueDeltas(tx); // not a removal: maintenance keeps the deltas short
+        return (
           (await dispatch.sweepRetention(tx, before, limit)) +
           (await stats.sweepStats(tx, before, limit)) +
-          (await sessions.deleteEndedSessions(tx, before, limit)),
-      ),
+          (await sessions.deleteEndedSessions(tx, before, limit))
+        );
+      }),
 
     insertPortalSession: (session) => sessions.insertSession(q, session),
     findPortalSessionByToken: (tokenHash, now) => sessions.selectSessionByToken(q, tokenHash, now),
