@@ -308,12 +308,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     sweepRetention: (before, limit) =>
       client.tx(async (tx) => {
-        await stats.foldQueueDeltas(tx); // not a removal: maintenance keeps the deltas short
-        return (
-          (await dispatch.sweepRetention(tx, before, limit)) +
-          (await stats.sweepStats(tx, before, limit)) +
-          (await sessions.deleteEndedSessions(tx, before, limit))
-        );
+        // The queue deltas folded, aggregates and ended sessions removed in the same run; the count
+        // is of history rows alone.
+        await stats.foldQueueDeltas(tx);
+        await stats.sweepStats(tx, before, limit);
+        await sessions.deleteEndedSessions(tx, before, limit);
+        return dispatch.sweepRetention(tx, before, limit);
       }),
 
     insertPortalSession: (session) => sessions.insertSession(q, session),
@@ -407,7 +407,11 @@ async function ingest(
   await deliveries.markDueBy(q, due);
   // The statistics aggregates (stats.ts): one statement, after the subscription rows.
   const targetsOf = new Map<string, string[]>();
-  for (const d of newDeliveries) targetsOf.set(d.eventId, [...(targetsOf.get(d.eventId) ?? []), d.webhookId]);
+  for (const d of newDeliveries) {
+    const targets = targetsOf.get(d.eventId);
+    if (targets) targets.push(d.webhookId);
+    else targetsOf.set(d.eventId, [d.webhookId]);
+  }
   const fannedOut = fresh.map(({ event }) => ({
     createdAt: event.createdAt,
     webhookIds: targetsOf.get(event.id) ?? [],

@@ -153,18 +153,27 @@ async function webhookCounts(q: Query, query: StatsQuery): Promise<StatsRead["we
   return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
 }
 
-/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+/**
+ * Removes aggregates of spans that ended before `before`: `limit` rows a span at a time, at most
+ * SWEEP_ROUNDS times a call (what is left goes at the next run).
+ */
 export async function sweepStats(q: Query, before: number, limit: number): Promise<number> {
   let removed = 0;
   for (const span of STAT_SPANS) {
-    const [row] = await q<{ n: number }>(
-      `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
-         SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
-         RETURNING 1)
-       SELECT count(*)::int AS n FROM gone`,
-      [span, before, limit],
-    );
-    removed += row?.n ?? 0;
+    for (let round = 0; round < SWEEP_ROUNDS; round++) {
+      const [row] = await q<{ n: number }>(
+        `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
+           SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+        [span, before, limit],
+      );
+      const n = row?.n ?? 0;
+      removed += n;
+      if (n < limit) break;
+    }
   }
   return removed;
 }
+
+const SWEEP_ROUNDS = 20;

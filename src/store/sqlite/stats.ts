@@ -110,13 +110,24 @@ function webhookCounts(db: Database, query: StatsQuery): StatsRead["webhooks"] {
   return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
 }
 
-/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+/**
+ * Removes aggregates of spans that ended before `before`: `limit` rows a span at a time, at most
+ * SWEEP_ROUNDS times a call (what is left goes at the next run).
+ */
 export function sweepStats(db: Database, before: number, limit: number): number {
   let removed = 0;
   const remove = db.query<never, [number, number, number, number]>(
     `DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
        SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = ? AND start <= ? - ? LIMIT ?)`,
   );
-  for (const span of STAT_SPANS) removed += remove.run(span, before, span, limit).changes;
+  for (const span of STAT_SPANS) {
+    for (let round = 0; round < SWEEP_ROUNDS; round++) {
+      const n = remove.run(span, before, span, limit).changes;
+      removed += n;
+      if (n < limit) break;
+    }
+  }
   return removed;
 }
+
+const SWEEP_ROUNDS = 20;

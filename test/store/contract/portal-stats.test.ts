@@ -216,8 +216,7 @@ for (const driver of STORE_DRIVERS) {
         expect.objectContaining({ start: T0, events: 1 }),
       ]);
       // Minute and hour rows end before the day's: a cutoff an hour on removes those two.
-      const removed = await t.store.sweepRetention(T0 + HOUR, 1000);
-      expect(removed).toBeGreaterThanOrEqual(4); // the minute and hour rows of the tenant and of the webhook
+      await t.store.sweepRetention(T0 + HOUR, 1000);
       expect((await read({ webhookId: a.id })).rows).toEqual([]);
       const day = await t.store.readStats({
         span: STAT_BUCKETS["1d"],
