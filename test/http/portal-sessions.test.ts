@@ -13,6 +13,7 @@ import {
   createTestDaemon,
   GLOBEX_KEY,
   READER_KEY,
+  TEST_KEYS_YAML,
   type TestDaemon,
 } from "../support/daemon.ts";
 
@@ -352,6 +353,19 @@ describe("listing, revocation and expiry", () => {
         expect.stringContaining("session"),
       ]);
     }
+  });
+});
+
+describe("keys that look like session tokens", () => {
+  test("a configured key starting with hkp_ is still that key", async () => {
+    t = await createTestDaemon({
+      keysYaml: `${TEST_KEYS_YAML.trimEnd()}\n    - { name: lookalike, key: hkp_configured-key-0123456789, scopes: [webhooks:read] }`,
+    });
+    const res = await t.request("GET", "/v1/webhooks", { key: "hkp_configured-key-0123456789" });
+    expect(res.status).toBe(200);
+    expect(
+      (await t.request("POST", "/v1/webhooks", { key: "hkp_configured-key-0123456789", body: {} })).status,
+    ).toBe(403);
   });
 });
 
