@@ -104,7 +104,7 @@ function writeAggregates(
     events.event("", webhook.tenant_id, base + i);
     events.event(webhook.id, webhook.tenant_id, base + i);
   }
-  db.transaction(() => addStats(db, events.list()))();
+  db.transaction(() => addStats(db, { kind: "events", deltas: events.list() }))();
   const dayBefore = base - 86_400_000;
   for (let hour = 0; hour < 24; hour++) {
     const attempts = createStatDeltas();
@@ -115,7 +115,7 @@ function writeAggregates(
           attempts.attempt(webhook.id, webhook.tenant_id, at + k, k !== 6, 15 + k * 4);
       }
     }
-    db.transaction(() => addStats(db, attempts.list()))();
+    db.transaction(() => addStats(db, { kind: "attempts", deltas: attempts.list() }))();
   }
 }
 

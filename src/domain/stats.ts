@@ -76,6 +76,8 @@ export interface StatDelta extends StatCounts {
   start: number;
 }
 
+export type StatDeltas = ReturnType<typeof createStatDeltas>;
+
 /** Accumulates the deltas of one write batch, one per (webhook, span, start), in a stable order. */
 export function createStatDeltas(): {
   event(webhookId: string, tenantId: string, at: number, n?: number): void;

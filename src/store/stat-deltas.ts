@@ -1,6 +1,6 @@
 // The columns of webhook_stats both drivers write and read (the migrations spell them out), and the
 // deltas an ingest or a settle batch adds to them.
-import { createStatDeltas, DURATION_BUCKETS, type StatDelta } from "../domain/stats.ts";
+import { createStatDeltas, DURATION_BUCKETS, type StatDelta, type StatDeltas } from "../domain/stats.ts";
 import type { AttemptResult } from "./store.ts";
 
 /** d0..d27: attempts per duration bucket (domain/stats.ts DURATION_BOUNDS_MS). */
@@ -15,45 +15,43 @@ export const COUNT_COLUMNS: readonly string[] = [
   "failed",
   ...DURATION_COLUMNS,
 ];
+/** What a settle adds to (an ingest adds to `events` alone). */
+export const ATTEMPT_COLUMNS: readonly string[] = ["attempts", "succeeded", "failed", ...DURATION_COLUMNS];
 
-/** A delta as one JSON array: span, webhook_id, start, tenant_id, mode, then COUNT_COLUMNS. */
-export function deltaTuple(delta: StatDelta, mode: string): (string | number)[] {
-  return [
-    delta.span,
-    delta.webhookId,
-    delta.start,
-    delta.tenantId,
-    mode,
-    delta.events,
-    delta.attempts,
-    delta.succeeded,
-    delta.failed,
-    ...delta.durations,
-  ];
-}
+/** One write's deltas: an ingest's count events, a settle's count attempts. */
+export type StatWrite = { kind: "events"; deltas: StatDelta[] } | { kind: "attempts"; deltas: StatDelta[] };
 
-/** The first COUNT_COLUMNS position in a delta tuple. */
-export const TUPLE_COUNTS_AT = 5;
+/** An attempt delta's values in ATTEMPT_COLUMNS order. */
+export const attemptValues = (d: StatDelta): number[] => [d.attempts, d.succeeded, d.failed, ...d.durations];
 
 /** A settle batch's deltas: every attempt recorded (applied or not), by when it started. */
-export function settleDeltas(results: readonly AttemptResult[]): StatDelta[] {
+export function settleDeltas(results: readonly AttemptResult[]): StatWrite {
   const deltas = createStatDeltas();
   for (const { webhookId, attempt, settlement } of results) {
     // The tenant is the webhook's, looked up by the statement ("" = unknown here).
     deltas.attempt(webhookId, "", attempt.startedAt, settlement.action === "succeed", attempt.durationMs);
   }
-  return deltas.list();
+  return { kind: "attempts", deltas: deltas.list() };
 }
 
-/** An ingest's deltas: each event for the tenant (webhook ''), and once for each webhook it fans out to. */
-export function ingestDeltas(
+/** Adds an ingest's events to `deltas`: each for the tenant (webhook ''), and once for each webhook it fans out to. */
+export function recordIngest(
+  deltas: StatDeltas,
   tenantId: string,
   events: readonly { createdAt: number; webhookIds: readonly string[] }[],
-): StatDelta[] {
-  const deltas = createStatDeltas();
+): void {
   for (const event of events) {
     deltas.event("", tenantId, event.createdAt);
     for (const webhookId of event.webhookIds) deltas.event(webhookId, tenantId, event.createdAt);
   }
-  return deltas.list();
+}
+
+/** An ingest's deltas (recordIngest) as one write. */
+export function ingestDeltas(
+  tenantId: string,
+  events: readonly { createdAt: number; webhookIds: readonly string[] }[],
+): StatWrite {
+  const deltas = createStatDeltas();
+  recordIngest(deltas, tenantId, events);
+  return { kind: "events", deltas: deltas.list() };
 }

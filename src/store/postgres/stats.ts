@@ -6,8 +6,14 @@
 // of one instance seldom wait on the same row; a read sums the shards. Rows are written in the
 // table's key order and as the last statement of their transaction (after the subscription rows),
 // so two writers never lock them in opposite orders.
-import { STAT_SPANS, type StatCounts, type StatDelta } from "../../domain/stats.ts";
-import { COUNT_COLUMNS, DURATION_COLUMNS, deltaTuple, TUPLE_COUNTS_AT } from "../stat-deltas.ts";
+import { STAT_SPANS, type StatCounts } from "../../domain/stats.ts";
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  COUNT_COLUMNS,
+  DURATION_COLUMNS,
+  type StatWrite,
+} from "../stat-deltas.ts";
 import type { StatsQuery, StatsRead } from "../store.ts";
 import type { Query } from "./client.ts";
 import { num, numbered, numOrNull } from "./keyset.ts";
@@ -15,14 +21,23 @@ import type { DbTime } from "./time.ts";
 
 const SHARDS = 16;
 
-const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tenant_id, mode, ${COUNT_COLUMNS.join(", ")})
-  SELECT (t.j ->> 0)::bigint, t.j ->> 1, (t.j ->> 2)::bigint, $2, coalesce(t.j ->> 3, w.tenant_id), t.j ->> 4,
-    ${COUNT_COLUMNS.map((_, i) => `(t.j ->> ${TUPLE_COUNTS_AT + i})::bigint`).join(", ")}
-  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(j, n) LEFT JOIN webhooks w ON w.id = t.j ->> 1
-  WHERE coalesce(t.j ->> 3, w.tenant_id) IS NOT NULL
+const KEY = "(span, webhook_id, start, tenant_id, shard)";
+
+const EVENTS_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, events)
+  SELECT u.span, u.webhook_id, u.start, u.tenant_id, $6, $7, u.events
+  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) WITH ORDINALITY
+    AS u(span, webhook_id, start, tenant_id, events, n)
+  ORDER BY u.n
+  ON CONFLICT ${KEY} DO UPDATE SET events = webhook_stats.events + excluded.events`;
+
+// A settle's rows take their webhook's tenant; a webhook deleted meanwhile drops its row.
+const ATTEMPTS_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, ${ATTEMPT_COLUMNS.join(", ")})
+  SELECT (t.j ->> 0)::bigint, t.j ->> 1, (t.j ->> 2)::bigint, w.tenant_id, $2, $3,
+    ${ATTEMPT_COLUMNS.map((_, i) => `(t.j ->> ${i + 3})::bigint`).join(", ")}
+  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(j, n) JOIN webhooks w ON w.id = t.j ->> 1
   ORDER BY t.n
-  ON CONFLICT (span, webhook_id, start, tenant_id, shard) DO UPDATE SET
-    ${COUNT_COLUMNS.map((c) => `${c} = webhook_stats.${c} + excluded.${c}`).join(", ")}`;
+  ON CONFLICT ${KEY} DO UPDATE SET
+    ${ATTEMPT_COLUMNS.map((c) => `${c} = webhook_stats.${c} + excluded.${c}`).join(", ")}`;
 
 /** Picks the shard of each write: a rotation from a random start. */
 export function createShards(): () => number {
@@ -33,19 +48,24 @@ export function createShards(): () => number {
   };
 }
 
-/**
- * Adds one batch's deltas in one statement. A delta without a tenant (a settle's) takes its
- * webhook's; one whose webhook is gone is dropped.
- */
-export async function addStats(
-  q: Query,
-  deltas: readonly StatDelta[],
-  shard: number,
-  mode = "live",
-): Promise<void> {
+/** Adds one ingest's or settle's deltas, in one statement, to the rows of `shard`. */
+export async function addStats(q: Query, write: StatWrite, shard: number, mode = "live"): Promise<void> {
+  const { deltas } = write;
   if (deltas.length === 0) return;
-  const tuples = deltas.map((d) => deltaTuple(d, mode).map((v, i) => (i === 3 && v === "" ? null : v)));
-  await q(ADD_SQL, [JSON.stringify(tuples), shard]);
+  if (write.kind === "events") {
+    await q(EVENTS_SQL, [
+      deltas.map((d) => d.span),
+      deltas.map((d) => d.webhookId),
+      deltas.map((d) => d.start),
+      deltas.map((d) => d.tenantId),
+      deltas.map((d) => d.events),
+      shard,
+      mode,
+    ]);
+    return;
+  }
+  const tuples = deltas.map((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)]);
+  await q(ATTEMPTS_SQL, [JSON.stringify(tuples), shard, mode]);
 }
 
 const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")

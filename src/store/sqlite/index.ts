@@ -4,8 +4,9 @@
 import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { StorageUnavailableError } from "../../domain/errors.ts";
+import { createStatDeltas, type StatDeltas } from "../../domain/stats.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
-import { ingestDeltas, settleDeltas } from "../stat-deltas.ts";
+import { ingestDeltas, recordIngest, settleDeltas } from "../stat-deltas.ts";
 import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
@@ -53,7 +54,19 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   };
   const subscriptions = createSubscriptionIndex(db);
   const leases = dispatch.createLeaseCounter();
-  const batcher = createWriteBatcher(db, { afterCommit: () => durable(undefined) });
+  // The statistics of a batch's ingests, written once, before its COMMIT (stats.ts): a busy batch
+  // of many requests adds to a few rows rather than each request to its own.
+  let ingested = createStatDeltas();
+  const batcher = createWriteBatcher(db, {
+    afterCommit: () => durable(undefined),
+    beforeCommit: () => {
+      stats.addStats(db, { kind: "events", deltas: ingested.list() });
+      ingested = createStatDeltas();
+    },
+    onRollback: () => {
+      ingested = createStatDeltas();
+    },
+  });
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
       return tx(fn);
@@ -164,7 +177,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async ingest(request) {
       try {
-        return await batcher.write(() => ingest(db, request, ids, subscriptions));
+        return await batcher.write(() => ingest(db, request, ids, subscriptions, ingested));
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -362,6 +375,8 @@ function ingest(
   request: IngestRequest,
   ids: IdGenerator,
   subscriptions: SubscriptionIndex,
+  /** The batch's statistics: this request's events are added once it has written them all. */
+  statDeltas: StatDeltas,
 ): IngestResult {
   const { tenantId, now } = request;
   if (request.idempotency) {
@@ -403,7 +418,6 @@ function ingest(
     if (key) events.upsertIdempotencyKey(db, tenantId, key, [event.id]);
   }
   for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
-  stats.addStats(db, ingestDeltas(tenantId, fannedOut)); // the statistics aggregates (stats.ts)
   if (request.idempotency) {
     events.upsertIdempotencyKey(
       db,
@@ -412,6 +426,7 @@ function ingest(
       out.map((e) => e.id),
     );
   }
+  recordIngest(statDeltas, tenantId, fannedOut); // last: written with the batch (beforeCommit)
   return created === 0 && out.length > 0
     ? { kind: "replayed", events: out }
     : { kind: "accepted", events: out };

@@ -1,26 +1,49 @@
 // The statistics aggregates (domain/stats.ts) on SQLite: one upsert per ingest or settle batch,
 // the per-request rollup, the queue and webhook counts of GET /v1/stats, and their retention.
 import type { Database, SQLQueryBindings } from "bun:sqlite";
-import { STAT_SPANS, type StatCounts, type StatDelta } from "../../domain/stats.ts";
-import { COUNT_COLUMNS, DURATION_COLUMNS, deltaTuple, TUPLE_COUNTS_AT } from "../stat-deltas.ts";
+import { STAT_SPANS, type StatCounts } from "../../domain/stats.ts";
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  COUNT_COLUMNS,
+  DURATION_COLUMNS,
+  type StatWrite,
+} from "../stat-deltas.ts";
 import type { StatsQuery, StatsRead } from "../store.ts";
 
-const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tenant_id, mode, ${COUNT_COLUMNS.join(", ")})
-  SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, 0, coalesce(j.value ->> 3, w.tenant_id), j.value ->> 4,
-    ${COUNT_COLUMNS.map((_, i) => `j.value ->> ${TUPLE_COUNTS_AT + i}`).join(", ")}
-  FROM json_each(?) j LEFT JOIN webhooks w ON w.id = j.value ->> 1
-  WHERE coalesce(j.value ->> 3, w.tenant_id) IS NOT NULL
-  ON CONFLICT (span, webhook_id, start, tenant_id, shard) DO UPDATE SET
-    ${COUNT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`;
+const KEY = "(span, webhook_id, start, tenant_id, shard)";
+/** Rows a statement writes at most (a larger batch takes more than one). */
+const ROWS_PER_STATEMENT = 200;
+
+const eventsSql = (rows: number) =>
+  `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, events)
+   VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, 0, ?, ?)").join(", ")}
+   ON CONFLICT ${KEY} DO UPDATE SET events = events + excluded.events`;
+
+// A settle's rows take their webhook's tenant; a webhook deleted meanwhile drops its row.
+const attemptsSql = (rows: number) =>
+  `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, ${ATTEMPT_COLUMNS.join(", ")})
+   SELECT v.column1, v.column2, v.column3, w.tenant_id, 0, ?,
+     ${ATTEMPT_COLUMNS.map((_, i) => `v.column${i + 4}`).join(", ")}
+   FROM (VALUES ${Array.from({ length: rows }, () => `(${new Array(3 + ATTEMPT_COLUMNS.length).fill("?").join(", ")})`).join(", ")}) v
+   JOIN webhooks w ON w.id = v.column2 WHERE true
+   ON CONFLICT ${KEY} DO UPDATE SET ${ATTEMPT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`;
 
 /**
- * Adds one batch's deltas in one statement. A delta without a tenant (a settle's) takes its
- * webhook's; one whose webhook is gone is dropped.
+ * Adds one ingest's or settle's deltas: one statement (bound values, no JSON to parse) for up to
+ * ROWS_PER_STATEMENT rows, which is every ordinary batch.
  */
-export function addStats(db: Database, deltas: readonly StatDelta[], mode = "live"): void {
-  if (deltas.length === 0) return;
-  const tuples = deltas.map((d) => deltaTuple(d, mode).map((v, i) => (i === 3 && v === "" ? null : v)));
-  db.query(ADD_SQL).run(JSON.stringify(tuples));
+export function addStats(db: Database, write: StatWrite, mode = "live"): void {
+  for (let at = 0; at < write.deltas.length; at += ROWS_PER_STATEMENT) {
+    const chunk = write.deltas.slice(at, at + ROWS_PER_STATEMENT);
+    if (write.kind === "events") {
+      const params = chunk.flatMap((d) => [d.span, d.webhookId, d.start, d.tenantId, mode, d.events]);
+      db.query<never, SQLQueryBindings[]>(eventsSql(chunk.length)).run(...params);
+    } else {
+      const params = [mode, ...chunk.flatMap((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)])];
+      db.query<never, SQLQueryBindings[]>(attemptsSql(chunk.length)).run(...params);
+    }
+  }
 }
 
 const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")

@@ -29,6 +29,10 @@ export interface WriteBatcherOptions {
   busyRetryMs?: number;
   /** Awaited after each COMMIT before the batch's writes resolve (the WAL sync, for durability). */
   afterCommit?: () => Promise<void>;
+  /** Run inside the transaction after its writes, before COMMIT (what the writes add up to). */
+  beforeCommit?: () => void;
+  /** Told when a batch's transaction was rolled back (what beforeCommit would have written is void). */
+  onRollback?: () => void;
 }
 
 export function createWriteBatcher(db: Database, options: WriteBatcherOptions = {}): WriteBatcher {
@@ -61,9 +65,11 @@ export function createWriteBatcher(db: Database, options: WriteBatcherOptions = 
               outcomes.push({ ok: false, error });
             }
           }
+          options.beforeCommit?.();
           db.run("COMMIT");
         } catch (error) {
           if (db.inTransaction) db.run("ROLLBACK");
+          options.onRollback?.();
           throw error;
         }
       });
