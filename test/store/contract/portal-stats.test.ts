@@ -156,6 +156,32 @@ for (const driver of STORE_DRIVERS) {
       );
     });
 
+    test("concurrent ingests count once each; a refused one (idempotency conflict) or a replay counts nothing", async () => {
+      await t.store.insertWebhook(newWebhook(t.ids, t.clock.now()));
+      const key = { key: "k1", requestHash: "h1", expiresAt: t.clock.now() + 60_000 };
+      const one = (idempotency?: typeof key) =>
+        t.store.ingest({
+          tenantId: "t1",
+          now: t.clock.now(),
+          events: [
+            { id: t.ids.next("evt"), type: "a.b", accountId: null, payload: "{}", createdAt: t.clock.now() },
+          ],
+          ...(idempotency ? { idempotency } : {}),
+        });
+      const results = await Promise.all([
+        one(key),
+        one(),
+        one(),
+        one({ ...key, requestHash: "other" }),
+        one(key),
+      ]);
+      const accepted = results.filter((r) => r.kind === "accepted").length;
+      expect(results.filter((r) => r.kind === "conflict")).toHaveLength(1);
+      expect(accepted).toBe(3);
+      const counted = await read({ tenantId: "t1" });
+      expect(counted.rows).toEqual([expect.objectContaining({ start: T0, events: 3 })]);
+    });
+
     test("the queue's depth follows every path that queues or ends a delivery", async () => {
       const a = await t.store.insertWebhook(newWebhook(t.ids, t.clock.now(), { maxInFlight: 100 }));
       const b = await t.store.insertWebhook(newWebhook(t.ids, t.clock.now(), { maxInFlight: 100 }));
