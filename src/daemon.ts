@@ -3,7 +3,7 @@
 
 import type { LookupAddress } from "node:dns";
 import type { Server } from "bun";
-import type { Config } from "./config/schema.ts";
+import { type Config, defaultPublicUrl } from "./config/schema.ts";
 import { createDispatcher, type Dispatcher } from "./dispatcher/dispatcher.ts";
 import { createHttpClient } from "./dispatcher/http-client.ts";
 import { createMaintenance, type Maintenance } from "./dispatcher/maintenance.ts";
@@ -16,6 +16,7 @@ import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./http/auth.ts";
 import type { ReadinessCheck } from "./http/deps.ts";
 import { createOAuthClients } from "./http/oauth-clients.ts";
+import { createSessionTokens } from "./http/sessions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { type Clock, systemClock } from "./runtime/clock.ts";
 import { createIdGenerator } from "./runtime/ids.ts";
@@ -52,6 +53,38 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The store the config names, as `serve` opens it (also `hookd console-link`, beside a daemon or not). */
+export async function openStore(
+  config: Config,
+  deps: {
+    ids: ReturnType<typeof createIdGenerator>;
+    clock: Clock;
+    logger: Logger;
+    onFinal?: (status: "cancelled" | "failed", mode: Mode, count: number) => void;
+  },
+): Promise<Store> {
+  const { ids, clock, logger, onFinal } = deps;
+  return config.storage.driver === "postgres"
+    ? await createPostgresStore({
+        url: config.storage.postgres.url as string,
+        poolSize: config.storage.postgres.pool_size,
+        statementTimeoutMs: config.storage.postgres.statement_timeout,
+        ids,
+        clock,
+        logger: logger.child({ component: "postgres" }),
+        ...(onFinal ? { onFinal } : {}),
+        version: VERSION,
+        // The real clock may be stepped; an injected one (tests) is followed as it is.
+        timeBase: clock === systemClock ? "monotonic" : "clock",
+      })
+    : createSqliteStore({
+        path: config.storage.sqlite.path,
+        synchronous: config.storage.sqlite.synchronous,
+        ids,
+        ...(onFinal ? { onFinal } : {}),
+      });
+}
+
 const BOOTSTRAP_KEY_SETTING = "bootstrap_admin_key_sha256";
 const TOKEN_SIGNING_KEY_SETTING = "oauth_token_signing_key";
 
@@ -70,26 +103,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const onFinal = (status: "cancelled" | "failed", mode: Mode, count: number) => {
     if (count > 0) metrics.deliveries.inc({ status, mode }, count);
   };
-  const store: Store =
-    config.storage.driver === "postgres"
-      ? await createPostgresStore({
-          url: config.storage.postgres.url as string,
-          poolSize: config.storage.postgres.pool_size,
-          statementTimeoutMs: config.storage.postgres.statement_timeout,
-          ids,
-          clock,
-          logger: logger.child({ component: "postgres" }),
-          onFinal,
-          version: VERSION,
-          // The real clock may be stepped; an injected one (tests) is followed as it is.
-          timeBase: clock === systemClock ? "monotonic" : "clock",
-        })
-      : createSqliteStore({
-          path: config.storage.sqlite.path,
-          synchronous: config.storage.sqlite.synchronous,
-          ids,
-          onFinal,
-        });
+  const store = await openStore(config, { ids, clock, logger, onFinal });
   const instanceId = Buffer.from(random.bytes(6)).toString("hex");
   const allowedCidrs = config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr);
   const client = createHttpClient({
@@ -164,7 +178,12 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     ids,
     logger,
     catalog: createEventCatalog(config.event_types),
-    authenticator: createAuthenticator(config.auth.keys, adminHashes, oauthClients),
+    authenticator: createAuthenticator(
+      config.auth.keys,
+      adminHashes,
+      oauthClients,
+      createSessionTokens(store, clock),
+    ),
     ...(oauthClients ? { oauthClients } : {}),
     allowedCidrs,
     version: VERSION,
@@ -173,9 +192,13 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     dataValidators,
     wakeDispatcher: () => dispatcher.wake(),
     instances: () => liveInstances,
+    // Without server.public_url: from the address bound (port 0 becomes the port chosen).
+    publicUrl: () =>
+      config.server.public_url ?? defaultPublicUrl(config.server.host, boundPort ?? config.server.port),
   });
 
   let server: Server<undefined> | undefined;
+  let boundPort: number | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -205,6 +228,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       });
       const host = server.hostname ?? config.server.host;
       const port = server.port ?? config.server.port;
+      boundPort = port;
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
       dispatcher.start();
       maintenance.start();

@@ -1,17 +1,26 @@
 // What the HTTP layer shares between middleware and handlers.
 import type { Scope } from "../config/schema.ts";
 import type { Mode } from "../domain/mode.ts";
+import type { Capability } from "../domain/portal.ts";
 
 export interface Principal {
   /** The key's name from the config (never the key), or an OAuth2 client's client_id. */
   name: string;
-  /** "token" for an OAuth2 access token; absent for an API key. */
-  kind?: "token";
+  /**
+   * "token" for an OAuth2 access token, "portal" for a portal session's token, "console" for a
+   * console session's (hookd console-link); absent for an API key.
+   */
+  kind?: "token" | "portal" | "console";
   scopes: ReadonlySet<Scope | "*">;
   /** The tenant of a tenant key; undefined for an admin key. */
   tenantId?: string;
   /** The credential's own mode: what it sees and creates unless an admin asks for the other. */
   mode: Mode;
+  /** The portal or console session behind the token, and when it ends. */
+  sessionId?: string;
+  expiresAt?: number;
+  /** A portal session's capabilities. */
+  capabilities?: readonly Capability[];
 }
 
 export interface AppEnv {

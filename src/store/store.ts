@@ -5,6 +5,8 @@
 import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
 import type { Filter } from "../domain/filter.ts";
 import type { Mode } from "../domain/mode.ts";
+import type { Capability, SessionKind } from "../domain/portal.ts";
+import type { StatCounts } from "../domain/stats.ts";
 import type { DisabledReason, Ordering, SignatureScheme, Webhook } from "../domain/webhook.ts";
 
 export type SortDirection = "asc" | "desc";
@@ -229,6 +231,50 @@ export interface QueueStats {
   oldestDueAt: number | null;
 }
 
+/** A portal session (one tenant's) or a console session (hookd console-link, an admin's). */
+export interface PortalSession {
+  id: string;
+  kind: SessionKind;
+  /** null for a console session. */
+  tenantId: string | null;
+  mode: Mode;
+  capabilities: Capability[];
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface NewPortalSession extends PortalSession {
+  /** SHA-256 (hex) of the token: the token itself is never stored. */
+  tokenHash: string;
+}
+
+export interface PortalSessionFilter {
+  /** Only this tenant's; undefined for an admin (every tenant's and the console sessions). */
+  tenantId?: string;
+  mode?: Mode;
+  /** Live sessions only: those that expire after this. */
+  now: number;
+}
+
+/** What GET /v1/stats reads: the summed aggregates of one span, the queue and the webhooks. */
+export interface StatsQuery {
+  /** The span width in ms (domain/stats.ts STAT_SPANS). */
+  span: number;
+  since: number;
+  until: number;
+  tenantId?: string;
+  webhookId?: string;
+  mode?: Mode;
+  now: number;
+}
+
+export interface StatsRead {
+  /** One row per span start that has any count, summed over webhooks and shards. */
+  rows: ({ start: number } & StatCounts)[];
+  queue: QueueStats;
+  webhooks: { enabled: number; disabled: number; failing: number };
+}
+
 /** The tables a store keeps, in the order a copy writes them (parents first). */
 export const TABLES = [
   "settings",
@@ -238,6 +284,8 @@ export const TABLES = [
   "deliveries",
   "attempts",
   "idempotency_keys",
+  "portal_sessions",
+  "webhook_stats",
 ] as const;
 export type TableName = (typeof TABLES)[number];
 
@@ -374,7 +422,28 @@ export interface Store {
   /** Writes rows in the shared format (storage copy); all of one call in one transaction. */
   importRows(table: TableName, rows: readonly StoredRow[]): Promise<void>;
 
-  /** Removes final deliveries, their attempts and events older than `before`; at most `limit` rows each. */
+  insertPortalSession(session: NewPortalSession): Promise<void>;
+  /** The live session whose token has this hash, or null (unknown, revoked or expired at `now`). */
+  findPortalSessionByToken(tokenHash: string, now: number): Promise<PortalSession | null>;
+  /** A live session by id, within a tenant when one is given (another tenant's is null). */
+  findPortalSession(id: string, tenantId: string | undefined, now: number): Promise<PortalSession | null>;
+  listPortalSessions(
+    filter: PortalSessionFilter,
+    page: PageQuery<"-created_at">,
+  ): Promise<Page<PortalSession>>;
+  /** Revokes one live session; false when there was none (or it is another tenant's). */
+  deletePortalSession(id: string, tenantId: string | undefined, now: number): Promise<boolean>;
+  /** Revokes every live session of a tenant (undefined: every session), of one mode when given; answers how many. */
+  deletePortalSessions(tenantId: string | undefined, now: number, mode?: Mode): Promise<number>;
+
+  /** The statistics aggregates, queue and webhook counts for GET /v1/stats. */
+  readStats(query: StatsQuery): Promise<StatsRead>;
+
+  /**
+   * Removes final deliveries, their attempts and events older than `before`, at most `limit` rows
+   * each, and answers how many; in the same run, statistics aggregates and sessions that ended
+   * before it (not counted).
+   */
   sweepRetention(before: number, limit: number): Promise<number>;
   sweepIdempotencyKeys(now: number, limit: number): Promise<number>;
 }

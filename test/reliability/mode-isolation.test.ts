@@ -65,6 +65,9 @@ async function snapshot(world: ModeWorld): Promise<unknown> {
     delivery: await get(`/v1/deliveries/${world.delivery}`),
     attempts: await get(`/v1/deliveries/${world.delivery}/attempts`),
     webhookDeliveries: await get(`/v1/webhooks/${world.webhook}/deliveries`),
+    sessions: await get("/v1/portal-sessions?tenant_id=acme&limit=100"),
+    session: await get(`/v1/portal-sessions/${world.session}`),
+    stats: await get(`/v1/webhooks/${world.webhook}/stats`),
   };
 }
 
@@ -188,6 +191,36 @@ describe("a credential and another mode's objects", () => {
     // An unknown mode is a 422 naming the field.
     const bad = await t.request("GET", "/v1/webhooks?mode=staging", { key: ACME_TEST_KEY });
     expect([bad.status, bad.body.error.details[0].path]).toEqual([422, "mode"]);
+  });
+
+  test("statistics and portal sessions are per mode", async () => {
+    for (const { who, caller, other } of pairs()) {
+      const stats = await t.request("GET", "/v1/stats", { key: caller.key });
+      expect([who, stats.status, stats.body.totals.attempts, stats.body.webhooks.enabled]).toEqual([
+        who,
+        200,
+        1,
+        1,
+      ]);
+      const sessions = await t.request("GET", "/v1/portal-sessions", { key: caller.key });
+      const ids = sessions.body.data.map((s: { id: string }) => s.id);
+      expect([who, ids.includes(caller.session), ids.includes(other.session)]).toEqual([who, true, false]);
+      expect(sessions.body.data.every((s: { mode: string }) => s.mode === caller.mode)).toBe(true);
+    }
+    // A test session's token acts in test mode: live objects are not found.
+    const minted = await t.request("POST", "/v1/portal-sessions", { key: ACME_TEST_KEY, body: {} });
+    expect(minted.body.mode).toBe("test");
+    expect((await t.request("GET", `/v1/webhooks/${live.webhook}`, { key: minted.body.token })).status).toBe(
+      404,
+    );
+    expect(
+      (await t.request("GET", `/v1/webhooks/${testWorld.webhook}`, { key: minted.body.token })).status,
+    ).toBe(200);
+    const forged = await t.request("POST", "/v1/portal-sessions", {
+      key: ACME_TEST_KEY,
+      body: { mode: "live" },
+    });
+    expect(forged.status).toBe(403);
   });
 
   test("idempotency keys and client ids are per mode: the same key in the other mode neither replays nor conflicts", async () => {

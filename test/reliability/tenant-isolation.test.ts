@@ -49,6 +49,9 @@ async function snapshot(tenant: string, world: World): Promise<unknown> {
     delivery: await get(`/v1/deliveries/${world.delivery}`),
     attempts: await get(`/v1/deliveries/${world.delivery}/attempts`),
     webhookDeliveries: await get(`/v1/webhooks/${world.webhook}/deliveries`),
+    sessions: await get(`/v1/portal-sessions?tenant_id=${tenant}&limit=100`),
+    session: await get(`/v1/portal-sessions/${world.session}`),
+    stats: await get(`/v1/webhooks/${world.webhook}/stats`),
   };
 }
 
@@ -215,6 +218,10 @@ describe("a tenant key and another tenant's objects", () => {
       ["GET", "/v1/webhooks?tenant_id=globex", undefined],
       ["GET", "/v1/events?tenant_id=globex", undefined],
       ["GET", "/v1/deliveries?tenant_id=globex", undefined],
+      ["GET", "/v1/stats?tenant_id=globex", undefined],
+      ["GET", "/v1/portal-sessions?tenant_id=globex", undefined],
+      ["POST", "/v1/portal-sessions", { tenant_id: "globex" }],
+      ["POST", "/v1/portal-sessions/revoke", { tenant_id: "globex" }],
     ] as const) {
       const res = await t.request(method, path, { key: ACME_KEY, ...(body ? { body } : {}) });
       // (A batch may refuse the unknown field itself first: still not accepted.)

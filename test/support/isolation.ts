@@ -10,19 +10,28 @@ export interface World {
   webhook: string;
   event: string;
   delivery: string;
+  /** A portal session minted with the world's key. */
+  session: string;
 }
 
 export const label = (r: RouteSpec) => `${r.method.toUpperCase()} ${r.path}`;
 
 export const resourceOf = (route: RouteSpec) =>
-  (/^\/v1\/(webhooks|events|deliveries)\/:id/.exec(route.path)?.[1] ?? "") as
+  (/^\/v1\/(webhooks|events|deliveries|portal-sessions)\/:id/.exec(route.path)?.[1] ?? "") as
     | "webhooks"
     | "events"
     | "deliveries"
+    | "portal-sessions"
     | "";
 
 export const idOf = (world: World, resource: string) =>
-  resource === "webhooks" ? world.webhook : resource === "events" ? world.event : world.delivery;
+  resource === "webhooks"
+    ? world.webhook
+    : resource === "events"
+      ? world.event
+      : resource === "portal-sessions"
+        ? world.session
+        : world.delivery;
 
 /** A well-formed id of the same kind and length that names nothing. */
 export const ghostOf = (id: string) => `${id.slice(0, -6)}ZZZZZZ`;
@@ -66,8 +75,8 @@ export function send(
 }
 
 /**
- * A webhook taking every event, one event, and its delivery settled as failed with one attempt (so
- * retry and recover have work to do), all made with `key`. The dispatcher is not started: the
+ * A webhook taking every event, one event, its delivery settled as failed with one attempt (so
+ * retry and recover have work to do), and a portal session, all made with `key`. The dispatcher is not started: the
  * delivery is claimed and settled through the store, as the dispatcher would.
  */
 export async function makeWorld(
@@ -122,5 +131,7 @@ export async function makeWorld(
     () => `evt_internal_${name}`,
   );
   expect(outcome.applied).toEqual([true]);
-  return { webhook: webhook.body.id, event: event.body.id, delivery };
+  const session = await t.request("POST", "/v1/portal-sessions", { key, body: {} });
+  expect([session.status, session.body.mode]).toEqual([201, mode]);
+  return { webhook: webhook.body.id, event: event.body.id, delivery, session: session.body.id };
 }

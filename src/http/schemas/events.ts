@@ -44,7 +44,7 @@ export const batchBody = z.strictObject({
   mode: MODE.optional().describe(MODE_ON_PUBLISH),
 });
 
-const isoTime = z
+export const isoTime = z
   .string()
   .refine((text) => parseIsoTime(text) !== null, {
     message: "must be an ISO 8601 date or date-time, such as 2026-01-31T12:00:00Z",

@@ -6,6 +6,7 @@ import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { Logger } from "../../runtime/logger.ts";
+import { ingestDeltas, settleDeltas } from "../stat-deltas.ts";
 import {
   addFinal,
   type DisabledWebhook,
@@ -22,6 +23,8 @@ import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
 import { migrate } from "./migrate.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import * as rows from "./rows.ts";
+import * as sessions from "./sessions.ts";
+import * as stats from "./stats.ts";
 import { type DbTime, measureDbTime, type TimeBase } from "./time.ts";
 import * as webhooks from "./webhooks.ts";
 
@@ -70,6 +73,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const { ids } = options;
   const fanout = createFanout();
   const q = client.query;
+  const shard = stats.createShards();
 
   /** A transaction that changes subscriptions: the fan-out lock first, then the change. */
   const changeWebhooks = <T>(fn: (q: Query) => Promise<T>) =>
@@ -167,7 +171,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async ingest(request) {
       try {
-        return await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+        return await client.tx((tx) => ingest(tx, time, request, ids, fanout, shard()));
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -184,6 +188,15 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
         await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
+        await stats.addStats(
+          tx,
+          ingestDeltas(
+            webhook.tenantId,
+            [{ createdAt: event.createdAt, webhookIds: [webhook.id] }],
+            webhook.mode,
+          ),
+          shard(),
+        );
         await tx(dispatch.NOTIFY_WORK);
         return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
       });
@@ -249,6 +262,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
             disabled.push(done.disabled);
             addFinal(finals, "failed", done.mode, done.failedDeliveries);
           }
+          // The statistics aggregates (stats.ts): one statement, last, after the subscription rows.
+          await stats.addStats(tx, settleDeltas(results), shard());
           return { applied: outcome.applied, disabled, finals };
         });
       try {
@@ -312,7 +327,23 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     exportRows: (table, after, limit) => rows.exportRows(q, time, table, after, limit),
     importRows: (table, given) => rows.importRows(client, time, table, given),
 
-    sweepRetention: (before, limit) => client.tx((tx) => dispatch.sweepRetention(tx, before, limit)),
+    sweepRetention: (before, limit) =>
+      client.tx(async (tx) => {
+        // The queue deltas folded, aggregates and ended sessions removed in the same run; the count
+        // is of history rows alone.
+        await stats.foldQueueDeltas(tx);
+        await stats.sweepStats(tx, before, limit);
+        await sessions.deleteEndedSessions(tx, before, limit);
+        return dispatch.sweepRetention(tx, before, limit);
+      }),
+
+    insertPortalSession: (session) => sessions.insertSession(q, session),
+    findPortalSessionByToken: (tokenHash, now) => sessions.selectSessionByToken(q, tokenHash, now),
+    findPortalSession: (id, tenantId, now) => sessions.selectSession(q, id, tenantId, now),
+    listPortalSessions: (filter, page) => sessions.selectSessionPage(q, filter, page),
+    deletePortalSession: (id, tenantId, now) => sessions.deleteSession(q, id, tenantId, now),
+    deletePortalSessions: (tenantId, now, mode) => sessions.deleteSessions(q, tenantId, now, mode),
+    readStats: (query) => stats.readStats(q, time, query),
     sweepIdempotencyKeys: (now, limit) => events.deleteExpiredIdempotencyKeys(q, now, limit),
   };
 }
@@ -324,6 +355,7 @@ async function ingest(
   request: IngestRequest,
   ids: IdGenerator,
   fanout: Fanout,
+  shard: number,
 ): Promise<IngestResult> {
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
@@ -397,6 +429,18 @@ async function ingest(
   }
   // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
   await deliveries.markDueBy(q, due);
+  // The statistics aggregates (stats.ts): one statement, after the subscription rows.
+  const targetsOf = new Map<string, string[]>();
+  for (const d of newDeliveries) {
+    const targets = targetsOf.get(d.eventId);
+    if (targets) targets.push(d.webhookId);
+    else targetsOf.set(d.eventId, [d.webhookId]);
+  }
+  const fannedOut = fresh.map(({ event }) => ({
+    createdAt: event.createdAt,
+    webhookIds: targetsOf.get(event.id) ?? [],
+  }));
+  await stats.addStats(q, ingestDeltas(tenantId, fannedOut, mode), shard);
   if (newDeliveries.length > 0) await q(dispatch.NOTIFY_WORK);
   return created === 0 && records.length > 0
     ? { kind: "replayed", events: records }

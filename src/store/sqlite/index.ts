@@ -5,7 +5,9 @@ import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { StorageUnavailableError } from "../../domain/errors.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
+import { createStatDeltas, type StatDeltas } from "../../domain/stats.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
+import { ingestDeltas, recordIngest, settleDeltas } from "../stat-deltas.ts";
 import type {
   ClaimedDelivery,
   IngestRequest,
@@ -20,6 +22,8 @@ import { guard } from "./errors.ts";
 import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
 import * as rows from "./rows.ts";
+import * as sessions from "./sessions.ts";
+import * as stats from "./stats.ts";
 import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
 import { createWalSync, noWalSync } from "./wal-sync.ts";
 import * as webhooks from "./webhooks.ts";
@@ -65,14 +69,35 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   // overlaps the sync instead of following the 202 (an event can be delivered before its sync
   // ends; its 202 still waits for it, so nothing acknowledged is lost).
   const workListeners = new Set<() => void>();
+  // The statistics of a batch's ingests, written once, before its COMMIT (stats.ts): a busy batch
+  // of many requests adds to a few rows rather than each request to its own.
+  let ingested = createStatDeltas();
   const batcher = createWriteBatcher(db, {
     afterCommit: () => durable(undefined),
     onCommit: () => {
       for (const listener of workListeners) listener();
     },
+    beforeCommit: () => {
+      stats.addStats(db, { kind: "events", deltas: ingested.list() });
+      ingested = createStatDeltas();
+    },
+    onRollback: () => {
+      ingested = createStatDeltas();
+    },
   });
   // max_in_flight per subscription for claims (dispatch.claimDue), forgotten on any change.
   const caps = new Map<string, number>();
+  /** A settle batch's rows and its statistics aggregates (stats.ts), inside the caller's transaction. */
+  const settleRows = (
+    results: Parameters<Store["settle"]>[0],
+    now: number,
+    health: Parameters<Store["settle"]>[2],
+    newEventId: () => string,
+  ): SettleOutcome => {
+    const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
+    stats.addStats(db, settleDeltas(results));
+    return outcome;
+  };
   const changedWebhooks = <T>(fn: () => T): T => {
     try {
       return tx(fn);
@@ -191,7 +216,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async ingest(request) {
       try {
-        return await batcher.write(() => ingest(db, request, ids, subscriptions));
+        return await batcher.write(() => ingest(db, request, ids, subscriptions, ingested));
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -213,6 +238,14 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
             now: event.createdAt,
           });
           deliveries.markDueBy(db, webhook.id, event.createdAt);
+          stats.addStats(
+            db,
+            ingestDeltas(
+              webhook.tenantId,
+              [{ createdAt: event.createdAt, webhookIds: [webhook.id] }],
+              webhook.mode,
+            ),
+          );
           return { event: record, delivery: deliveries.selectDelivery(db, id)! };
         }),
       );
@@ -272,7 +305,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async settle(results, now, health, newEventId) {
-      const outcome = tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      const outcome = tx(() => {
+        return settleRows(results, now, health, newEventId);
+      });
       // Settled (or found lost): either way the attempt is over.
       for (const result of results) leases.remove(result.deliveryId, result.leaseOwner);
       for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
@@ -286,7 +321,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       let done: { outcome: SettleOutcome; claimed: ClaimedDelivery[] };
       try {
         done = tx(() => {
-          const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
+          const outcome = settleRows(results, now, health, newEventId);
           for (const r of results) restore.push(leases.take(r.deliveryId, r.leaseOwner));
           for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
           const claimed = request.limit > 0 ? dispatch.claimDue(db, request, leases, caps) : [];
@@ -351,7 +386,41 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async sweepRetention(before, limit) {
-      return tx(() => dispatch.sweepRetention(db, before, limit));
+      return tx(() => {
+        // Aggregates and ended sessions go in the same run; the count is of history rows alone.
+        stats.sweepStats(db, before, limit);
+        sessions.deleteEndedSessions(db, before, limit);
+        return dispatch.sweepRetention(db, before, limit);
+      });
+    },
+
+    async insertPortalSession(session) {
+      await durable(read(() => sessions.insertSession(db, session)));
+    },
+
+    async findPortalSessionByToken(tokenHash, now) {
+      return read(() => sessions.selectSessionByToken(db, tokenHash, now));
+    },
+
+    async findPortalSession(id, tenantId, now) {
+      return read(() => sessions.selectSession(db, id, tenantId, now));
+    },
+
+    async listPortalSessions(filter, page) {
+      return read(() => sessions.selectSessionPage(db, filter, page));
+    },
+
+    async deletePortalSession(id, tenantId, now) {
+      return durable(read(() => sessions.deleteSession(db, id, tenantId, now)));
+    },
+
+    async deletePortalSessions(tenantId, now, mode) {
+      return durable(read(() => sessions.deleteSessions(db, tenantId, now, mode)));
+    },
+
+    async readStats(query) {
+      // One read transaction, so the counts, the queue and the webhooks agree with one another.
+      return read(() => db.transaction(() => stats.readStats(db, query)).deferred());
     },
 
     async sweepIdempotencyKeys(now, limit) {
@@ -373,6 +442,8 @@ function ingest(
   request: IngestRequest,
   ids: IdGenerator,
   subscriptions: SubscriptionIndex,
+  /** The batch's statistics: this request's events are added once it has written them all. */
+  statDeltas: StatDeltas,
 ): IngestResult {
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
@@ -386,6 +457,7 @@ function ingest(
   const out = [];
   let created = 0;
   const dueBy = new Map<string, number>();
+  const fannedOut: { createdAt: number; webhookIds: readonly string[] }[] = [];
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
     if (key) {
@@ -398,6 +470,7 @@ function ingest(
     }
     const targets = subscriptions.match(tenantId, mode, event);
     out.push(events.insertEvent(db, tenantId, mode, event, targets.length));
+    fannedOut.push({ createdAt: event.createdAt, webhookIds: targets });
     created++;
     for (const webhookId of targets) {
       deliveries.insertDelivery(db, {
@@ -423,6 +496,7 @@ function ingest(
       out.map((e) => e.id),
     );
   }
+  recordIngest(statDeltas, tenantId, fannedOut, mode); // last: written with the batch (beforeCommit)
   return created === 0 && out.length > 0
     ? { kind: "replayed", events: out }
     : { kind: "accepted", events: out };

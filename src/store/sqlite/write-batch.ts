@@ -31,6 +31,10 @@ export interface WriteBatcherOptions {
   afterCommit?: () => Promise<void>;
   /** Told right after each COMMIT, before afterCommit (work is visible to this connection). */
   onCommit?: () => void;
+  /** Run inside the transaction after its writes, before COMMIT (what the writes add up to). */
+  beforeCommit?: () => void;
+  /** Told when a batch's transaction was rolled back (what beforeCommit would have written is void). */
+  onRollback?: () => void;
 }
 
 export function createWriteBatcher(db: Database, options: WriteBatcherOptions = {}): WriteBatcher {
@@ -63,9 +67,11 @@ export function createWriteBatcher(db: Database, options: WriteBatcherOptions = 
               outcomes.push({ ok: false, error });
             }
           }
+          options.beforeCommit?.();
           db.run("COMMIT");
         } catch (error) {
           if (db.inTransaction) db.run("ROLLBACK");
+          options.onRollback?.();
           throw error;
         }
       });
