@@ -130,6 +130,17 @@ const eventType = strict({
     .optional(),
 });
 
+/**
+ * A CSP frame-ancestors source (SPEC §7 console.frame_ancestors): an origin, a wildcard-subdomain
+ * origin or 'self'. Nothing that could end the directive (spaces, ';', ',') gets through.
+ */
+const frameAncestor = z
+  .string()
+  .regex(
+    /^(?:'self'|https?:\/\/(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?)$/,
+    "must be an origin such as https://app.example.com (or https://*.example.com, or 'self')",
+  );
+
 const cidr = z.string().refine((text) => parseCidr(text) !== null, "must be a CIDR range such as 10.0.0.0/8");
 
 export const configSchema = strict({
@@ -163,6 +174,10 @@ export const configSchema = strict({
         });
       }
     }),
+  console: strict({
+    enabled: bool().default(true),
+    frame_ancestors: z.array(frameAncestor).max(50).default([]),
+  }).prefault({}),
   auth: strict({
     keys: z.array(apiKey).default([]),
     oauth_clients: z.array(oauthClient).default([]),
