@@ -3,7 +3,7 @@
 
 import type { LookupAddress } from "node:dns";
 import type { Server } from "bun";
-import type { Config } from "./config/schema.ts";
+import { type Config, defaultPublicUrl } from "./config/schema.ts";
 import { createDispatcher, type Dispatcher } from "./dispatcher/dispatcher.ts";
 import { createHttpClient } from "./dispatcher/http-client.ts";
 import { createMaintenance, type Maintenance } from "./dispatcher/maintenance.ts";
@@ -15,6 +15,7 @@ import { createApp } from "./http/app.ts";
 import { createAuthenticator } from "./http/auth.ts";
 import type { ReadinessCheck } from "./http/deps.ts";
 import { createOAuthClients } from "./http/oauth-clients.ts";
+import { createSessionTokens } from "./http/sessions.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { type Clock, systemClock } from "./runtime/clock.ts";
 import { createIdGenerator } from "./runtime/ids.ts";
@@ -163,7 +164,12 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     ids,
     logger,
     catalog: createEventCatalog(config.event_types),
-    authenticator: createAuthenticator(config.auth.keys, adminHashes, oauthClients),
+    authenticator: createAuthenticator(
+      config.auth.keys,
+      adminHashes,
+      oauthClients,
+      createSessionTokens(store, clock),
+    ),
     ...(oauthClients ? { oauthClients } : {}),
     allowedCidrs,
     version: VERSION,
@@ -172,9 +178,13 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     dataValidators,
     wakeDispatcher: () => dispatcher.wake(),
     instances: () => liveInstances,
+    // Without server.public_url: from the address bound (port 0 becomes the port chosen).
+    publicUrl: () =>
+      config.server.public_url ?? defaultPublicUrl(config.server.host, boundPort ?? config.server.port),
   });
 
   let server: Server<undefined> | undefined;
+  let boundPort: number | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -204,6 +214,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       });
       const host = server.hostname ?? config.server.host;
       const port = server.port ?? config.server.port;
+      boundPort = port;
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
       dispatcher.start();
       maintenance.start();

@@ -14,6 +14,7 @@ export const SCOPES = [
   "events:write",
   "deliveries:read",
   "deliveries:write",
+  "portal:write",
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -141,12 +142,44 @@ const frameAncestor = z
     "must be an origin such as https://app.example.com (or https://*.example.com, or 'self')",
   );
 
+function isPublicUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (
+      (url.protocol === "http:" || url.protocol === "https:") &&
+      url.username === "" &&
+      url.password === "" &&
+      url.search === "" &&
+      url.hash === "" &&
+      !text.includes("?") &&
+      !text.includes("#")
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The public URL when server.public_url is not set: http://<host>:<port>, a wildcard host
+ * (0.0.0.0, ::) read as 127.0.0.1, since a browser cannot open it.
+ */
+export function defaultPublicUrl(host: string, port: number): string {
+  const shown = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host;
+  return `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}`;
+}
+
 const cidr = z.string().refine((text) => parseCidr(text) !== null, "must be a CIDR range such as 10.0.0.0/8");
 
 export const configSchema = strict({
   server: strict({
     host: z.string().min(1).default("127.0.0.1"),
     port: int(0, 65535).default(8080),
+    /** How browsers reach this server (portal and console links); default from host and port. */
+    public_url: z
+      .string()
+      .refine(isPublicUrl, "must be an http:// or https:// URL without credentials, query or fragment")
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
   }).prefault({}),
   storage: strict({
     driver: z.enum(["sqlite", "postgres"]).default("sqlite"),

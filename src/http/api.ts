@@ -18,6 +18,11 @@ export interface RouteSpec {
   tag: string;
   /** The scope required; "any" = any valid key; null = no authentication. */
   auth: Scope | "any" | null;
+  /**
+   * The scope a portal session needs here instead of `auth`, where its capabilities map otherwise
+   * (the webhook test action: `replay`, that is deliveries:write, not webhooks:write).
+   */
+  sessionAuth?: Scope;
   rate?: RateClass;
   query?: z.ZodObject;
   body?: z.ZodType;
@@ -55,7 +60,7 @@ export function createApi(
       const pattern = new RegExp(`^${spec.path.replace(/:[a-z_]+/g, "[^/]+")}$`);
       matchers.push({ pattern, method: spec.method.toUpperCase() });
       const middleware = [];
-      if (spec.auth !== null) middleware.push(requireScope(deps.authenticator, spec.auth));
+      if (spec.auth !== null) middleware.push(requireScope(deps.authenticator, spec.auth, spec.sessionAuth));
       if (spec.rate) middleware.push(deps.rateLimiter.middleware(spec.rate));
       app.on(
         spec.method.toUpperCase(),

@@ -12,6 +12,8 @@ import { registerEventTypeRoutes } from "./routes/event-types.ts";
 import { registerEventRoutes } from "./routes/events.ts";
 import { registerOAuthRoutes } from "./routes/oauth.ts";
 import { registerOperationRoutes } from "./routes/operations.ts";
+import { registerPortalSessionRoutes } from "./routes/portal-sessions.ts";
+import { registerStatsRoutes } from "./routes/stats.ts";
 import { registerWebhookRoutes } from "./routes/webhooks.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -58,6 +60,8 @@ export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   registerEventRoutes(api, deps);
   registerDeliveryRoutes(api, deps);
   registerConsoleRoutes(app, deps.config.console);
+  registerStatsRoutes(api, deps);
+  registerPortalSessionRoutes(api, deps);
 
   app.notFound((c) => {
     const allowed = api.allowedMethods(c.req.path);

@@ -1,9 +1,12 @@
-// API key and OAuth2 access token authentication, scopes and tenancy (SPEC §2 Authentication and
-// tenancy): a token stands for its client exactly as a key does.
+// API key, OAuth2 access token and portal/console session authentication, scopes and tenancy
+// (SPEC §2 Authentication and tenancy, Portal sessions): a token stands for its client exactly as
+// a key does; a session token for its session, looked up in the database on every request (so a
+// revocation holds at once on every instance).
 import type { Context, MiddlewareHandler } from "hono";
 import type { ApiKeyConfig, Scope } from "../config/schema.ts";
 import { TOKEN_PREFIX } from "../domain/access-token.ts";
 import { ApiError } from "../domain/errors.ts";
+import { isSessionToken } from "../domain/portal.ts";
 import { digestsEqual, sha256Hex } from "../domain/secrets.ts";
 import type { AppEnv, Principal } from "./context.ts";
 
@@ -16,7 +19,12 @@ interface KnownKey {
 
 export interface Authenticator {
   /** The principal for a presented key, or null. Compares against every key in constant time. */
-  identify(presented: string): Principal | null;
+  identify(presented: string): Principal | null | Promise<Principal | null>;
+}
+
+/** Portal and console session tokens (`hkp_…`, `hkc_…`): resolved through the store. */
+export interface SessionTokens {
+  identify(token: string): Promise<Principal | null>;
 }
 
 export function createAuthenticator(
@@ -24,6 +32,7 @@ export function createAuthenticator(
   extraAdminHashes: readonly string[] = [],
   /** OAuth2 access tokens (`hkt_…`), when clients are configured. */
   tokens?: { identify(token: string): Principal | null },
+  sessions?: SessionTokens,
 ): Authenticator {
   const known: KnownKey[] = keys.map((key) => ({
     hash: key.key_sha256 ?? sha256Hex(key.key as string),
@@ -38,6 +47,7 @@ export function createAuthenticator(
 
   return {
     identify(presented) {
+      if (sessions && isSessionToken(presented)) return sessions.identify(presented);
       if (tokens && presented.startsWith(TOKEN_PREFIX)) {
         const principal = tokens.identify(presented);
         if (principal) return principal;
@@ -66,13 +76,26 @@ function unauthorized(message: string, challenge = 'Bearer realm="hookd"'): ApiE
   return new ApiError("unauthorized", message, undefined, { "WWW-Authenticate": challenge });
 }
 
-/** Authenticates the request and checks `scope` ("any" = any valid key). */
-export function requireScope(authenticator: Authenticator, scope: Scope | "any"): MiddlewareHandler<AppEnv> {
+/**
+ * Authenticates the request and checks `scope` ("any" = any valid key); a portal session is
+ * checked for `sessionScope` instead when the route names one.
+ */
+export function requireScope(
+  authenticator: Authenticator,
+  scope: Scope | "any",
+  sessionScope?: Scope,
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = presentedKey(c);
     if (key === null)
       throw unauthorized("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'");
-    const principal = authenticator.identify(key);
+    const principal = await authenticator.identify(key);
+    if (!principal && isSessionToken(key)) {
+      throw unauthorized(
+        "the session is not valid: it has expired or was revoked; ask for a new link",
+        'Bearer realm="hookd", error="invalid_token"',
+      );
+    }
     if (!principal && key.startsWith(TOKEN_PREFIX)) {
       // Which check failed (expiry, signature, client, secret) is not said (RFC 6750 §3.1).
       throw unauthorized(
@@ -82,9 +105,15 @@ export function requireScope(authenticator: Authenticator, scope: Scope | "any")
     }
     if (!principal) throw unauthorized("the API key is not valid");
     c.set("principal", principal);
-    if (scope !== "any" && !principal.scopes.has("*") && !principal.scopes.has(scope)) {
-      const what = principal.kind === "token" ? "access token" : "API key";
-      throw new ApiError("forbidden", `this ${what} does not have the '${scope}' scope`);
+    const needed = principal.kind === "portal" && sessionScope ? sessionScope : scope;
+    if (needed !== "any" && !principal.scopes.has("*") && !principal.scopes.has(needed)) {
+      const what =
+        principal.kind === "token"
+          ? "access token"
+          : principal.kind === "portal" || principal.kind === "console"
+            ? "session"
+            : "API key";
+      throw new ApiError("forbidden", `this ${what} does not have the '${needed}' scope`);
     }
     await next();
   };

@@ -37,6 +37,8 @@ export interface HttpDeps {
   dataValidators: ReadonlyMap<string, DataValidator>;
   /** Tells the dispatcher that deliveries became due now. */
   wakeDispatcher(): void;
+  /** How browsers reach this server (server.public_url, or from the bound address): portal links. */
+  publicUrl(): string;
   /** Live instances sharing the database (1 on SQLite): each enforces its share of a key's rate limit. */
   instances?: () => number;
 }

@@ -6,7 +6,7 @@ import type { Random } from "./random.ts";
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-export type IdPrefix = "wh" | "evt" | "dlv" | "atm" | "msg";
+export type IdPrefix = "wh" | "evt" | "dlv" | "atm" | "msg" | "ps";
 
 export interface IdGenerator {
   next(prefix: IdPrefix): string;

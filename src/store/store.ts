@@ -3,6 +3,8 @@
 // database, SPEC §6). Every method is async and speaks domain types; every guarantee below holds
 // across instances on PostgreSQL (caps and leases are counted in the database, never in a process).
 import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
+import type { Capability, Mode, SessionKind } from "../domain/portal.ts";
+import type { StatCounts } from "../domain/stats.ts";
 import type { DisabledReason, Webhook } from "../domain/webhook.ts";
 
 export type SortDirection = "asc" | "desc";
@@ -188,6 +190,49 @@ export interface QueueStats {
   oldestDueAt: number | null;
 }
 
+/** A portal session (one tenant's) or a console session (hookd console-link, an admin's). */
+export interface PortalSession {
+  id: string;
+  kind: SessionKind;
+  /** null for a console session. */
+  tenantId: string | null;
+  mode: Mode;
+  capabilities: Capability[];
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface NewPortalSession extends PortalSession {
+  /** SHA-256 (hex) of the token: the token itself is never stored. */
+  tokenHash: string;
+}
+
+export interface PortalSessionFilter {
+  /** Only this tenant's; undefined for an admin (every tenant's and the console sessions). */
+  tenantId?: string;
+  /** Live sessions only: those that expire after this. */
+  now: number;
+}
+
+/** What GET /v1/stats reads: the summed aggregates of one span, the queue and the webhooks. */
+export interface StatsQuery {
+  /** The span width in ms (domain/stats.ts STAT_SPANS). */
+  span: number;
+  since: number;
+  until: number;
+  tenantId?: string;
+  webhookId?: string;
+  mode?: Mode;
+  now: number;
+}
+
+export interface StatsRead {
+  /** One row per span start that has any count, summed over webhooks and shards. */
+  rows: ({ start: number } & StatCounts)[];
+  queue: QueueStats;
+  webhooks: { enabled: number; disabled: number; failing: number };
+}
+
 /** The tables a store keeps, in the order a copy writes them (parents first). */
 export const TABLES = [
   "settings",
@@ -197,6 +242,8 @@ export const TABLES = [
   "deliveries",
   "attempts",
   "idempotency_keys",
+  "portal_sessions",
+  "webhook_stats",
 ] as const;
 export type TableName = (typeof TABLES)[number];
 
@@ -320,7 +367,27 @@ export interface Store {
   /** Writes rows in the shared format (storage copy); all of one call in one transaction. */
   importRows(table: TableName, rows: readonly StoredRow[]): Promise<void>;
 
-  /** Removes final deliveries, their attempts and events older than `before`; at most `limit` rows each. */
+  insertPortalSession(session: NewPortalSession): Promise<void>;
+  /** The live session whose token has this hash, or null (unknown, revoked or expired at `now`). */
+  findPortalSessionByToken(tokenHash: string, now: number): Promise<PortalSession | null>;
+  /** A live session by id, within a tenant when one is given (another tenant's is null). */
+  findPortalSession(id: string, tenantId: string | undefined, now: number): Promise<PortalSession | null>;
+  listPortalSessions(
+    filter: PortalSessionFilter,
+    page: PageQuery<"-created_at">,
+  ): Promise<Page<PortalSession>>;
+  /** Revokes one live session; false when there was none (or it is another tenant's). */
+  deletePortalSession(id: string, tenantId: string | undefined, now: number): Promise<boolean>;
+  /** Revokes every live session of a tenant (undefined: every session); answers how many. */
+  deletePortalSessions(tenantId: string | undefined, now: number): Promise<number>;
+
+  /** The statistics aggregates, queue and webhook counts for GET /v1/stats. */
+  readStats(query: StatsQuery): Promise<StatsRead>;
+
+  /**
+   * Removes final deliveries, their attempts and events older than `before`, and statistics and
+   * sessions that ended before it; at most `limit` rows each.
+   */
   sweepRetention(before: number, limit: number): Promise<number>;
   sweepIdempotencyKeys(now: number, limit: number): Promise<number>;
 }

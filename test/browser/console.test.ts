@@ -35,7 +35,8 @@ beforeAll(async () => {
   receiver.always("*", { status: 200, body: "ok" });
   statsMissing = (await hookd.call("GET", "/v1/stats")).status === 404;
   portalMissing = (await hookd.call("GET", "/v1/portal-sessions")).status === 404;
-  if (statsMissing || portalMissing) console.log("note: /v1/stats or /v1/portal-sessions is missing (branch portal not merged)");
+  if (statsMissing || portalMissing)
+    console.log("note: /v1/stats or /v1/portal-sessions is missing (branch portal not merged)");
 }, 180_000);
 
 afterAll(async () => {

@@ -54,6 +54,7 @@ const FULL_YAML = `
 server:
   host: 0.0.0.0
   port: 9090
+  public_url: https://hooks.example.com/
 storage:
   driver: postgres
   sqlite:
@@ -189,6 +190,7 @@ describe("every documented key", () => {
       [
         "server.host",
         "server.port",
+        "server.public_url",
         "storage.driver",
         "storage.sqlite.path",
         "storage.sqlite.synchronous",
@@ -246,7 +248,7 @@ describe("every documented key", () => {
   test("a value for every key is parsed; durations become milliseconds", () => {
     const config = parseConfig(FULL_YAML, "full.yaml", {});
     expect(config).toEqual({
-      server: { host: "0.0.0.0", port: 9090 },
+      server: { host: "0.0.0.0", port: 9090, public_url: "https://hooks.example.com" },
       storage: {
         driver: "postgres",
         sqlite: { path: "/var/lib/hookd/other.db", synchronous: "normal" },

@@ -50,6 +50,8 @@ const VALID_BODIES: Record<string, unknown> = {
   "POST /v1/webhooks/:id/recover": { since: "2000-01-01T00:00:00.000Z" },
   "POST /v1/events": VALID_EVENT,
   "POST /v1/events/batch": { events: [VALID_EVENT] },
+  "POST /v1/portal-sessions": { ttl_seconds: 600 },
+  "POST /v1/portal-sessions/revoke": {},
 };
 
 let t: TestDaemon;
@@ -71,6 +73,11 @@ const FIXTURES: Record<string, () => Promise<string>> = {
     const published = await t.request("POST", "/v1/events", { key: ACME_KEY, body: VALID_EVENT });
     expect(published.status).toBe(202);
     return published.body.id;
+  },
+  "portal-sessions": async () => {
+    const minted = await t.request("POST", "/v1/portal-sessions", { key: ACME_KEY, body: {} });
+    expect(minted.status).toBe(201);
+    return minted.body.id;
   },
   deliveries: async () => {
     const webhookId = await fixture("webhooks");
@@ -303,7 +310,10 @@ describe.each(LISTS_WITH_TENANT.map((r) => [label(r), r] as const))("%s?tenant_i
 
 test("tenant_id is checked on every create and list route that takes one", () => {
   expect(CREATES_WITH_TENANT.map(label)).toContain("POST /v1/webhooks");
+  expect(CREATES_WITH_TENANT.map(label)).toContain("POST /v1/portal-sessions");
   expect(LISTS_WITH_TENANT.map(label)).toContain("GET /v1/webhooks");
+  expect(LISTS_WITH_TENANT.map(label)).toContain("GET /v1/stats");
+  expect(LISTS_WITH_TENANT.map(label)).toContain("GET /v1/portal-sessions");
 });
 
 describe("tenant_id", () => {

@@ -23,19 +23,28 @@ interface World {
   webhook: string;
   event: string;
   delivery: string;
+  /** A portal session of the tenant. */
+  session: string;
 }
 let acme: World;
 let globex: World;
 
 const label = (r: RouteSpec) => `${r.method.toUpperCase()} ${r.path}`;
 const resourceOf = (route: RouteSpec) =>
-  (/^\/v1\/(webhooks|events|deliveries)\/:id/.exec(route.path)?.[1] ?? "") as
+  (/^\/v1\/(webhooks|events|deliveries|portal-sessions)\/:id/.exec(route.path)?.[1] ?? "") as
     | "webhooks"
     | "events"
     | "deliveries"
+    | "portal-sessions"
     | "";
 const idOf = (world: World, resource: string) =>
-  resource === "webhooks" ? world.webhook : resource === "events" ? world.event : world.delivery;
+  resource === "webhooks"
+    ? world.webhook
+    : resource === "events"
+      ? world.event
+      : resource === "portal-sessions"
+        ? world.session
+        : world.delivery;
 
 /** A well-formed id of the same kind and length that names nothing. */
 const ghostOf = (id: string) => `${id.slice(0, -6)}ZZZZZZ`;
@@ -96,7 +105,9 @@ async function makeWorld(key: string, tenant: string): Promise<World> {
     () => `evt_internal_${tenant}`,
   );
   expect(outcome.applied).toEqual([true]);
-  return { webhook: webhook.body.id, event: event.body.id, delivery };
+  const session = await t.request("POST", "/v1/portal-sessions", { key, body: {} });
+  expect(session.status).toBe(201);
+  return { webhook: webhook.body.id, event: event.body.id, delivery, session: session.body.id };
 }
 
 beforeAll(async () => {
@@ -123,6 +134,9 @@ async function snapshot(tenant: string, world: World): Promise<unknown> {
     delivery: await get(`/v1/deliveries/${world.delivery}`),
     attempts: await get(`/v1/deliveries/${world.delivery}/attempts`),
     webhookDeliveries: await get(`/v1/webhooks/${world.webhook}/deliveries`),
+    sessions: await get(`/v1/portal-sessions?tenant_id=${tenant}&limit=100`),
+    session: await get(`/v1/portal-sessions/${world.session}`),
+    stats: await get(`/v1/webhooks/${world.webhook}/stats`),
   };
 }
 
@@ -311,6 +325,10 @@ describe("a tenant key and another tenant's objects", () => {
       ["GET", "/v1/webhooks?tenant_id=globex", undefined],
       ["GET", "/v1/events?tenant_id=globex", undefined],
       ["GET", "/v1/deliveries?tenant_id=globex", undefined],
+      ["GET", "/v1/stats?tenant_id=globex", undefined],
+      ["GET", "/v1/portal-sessions?tenant_id=globex", undefined],
+      ["POST", "/v1/portal-sessions", { tenant_id: "globex" }],
+      ["POST", "/v1/portal-sessions/revoke", { tenant_id: "globex" }],
     ] as const) {
       const res = await t.request(method, path, { key: ACME_KEY, ...(body ? { body } : {}) });
       // (A batch may refuse the unknown field itself first: still not accepted.)

@@ -254,6 +254,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       summary: "Send a webhook.test event to this subscription alone",
       tag: TAG,
       auth: "webhooks:write",
+      // A portal session tests with its `replay` capability (SPEC §2 Portal sessions).
+      sessionAuth: "deliveries:write",
       rate: "write",
       responses: {
         202: { description: "The test delivery, queued", schema: deliveryResource },

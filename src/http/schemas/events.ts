@@ -39,7 +39,7 @@ export const batchBody = z.strictObject({
   tenant_id: TENANT_ID.optional().describe("Admin keys only."),
 });
 
-const isoTime = z
+export const isoTime = z
   .string()
   .refine((text) => parseIsoTime(text) !== null, {
     message: "must be an ISO 8601 date or date-time, such as 2026-01-31T12:00:00Z",

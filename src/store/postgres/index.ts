@@ -5,6 +5,7 @@ import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.
 import type { Clock } from "../../runtime/clock.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { Logger } from "../../runtime/logger.ts";
+import { ingestDeltas, settleDeltas } from "../stat-deltas.ts";
 import type { DisabledWebhook, IngestRequest, IngestResult, SettleOutcome, Store } from "../store.ts";
 import { createPgClient, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
@@ -14,6 +15,8 @@ import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
 import { migrate } from "./migrate.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import * as rows from "./rows.ts";
+import * as sessions from "./sessions.ts";
+import * as stats from "./stats.ts";
 import { type DbTime, measureDbTime, type TimeBase } from "./time.ts";
 import * as webhooks from "./webhooks.ts";
 
@@ -62,6 +65,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const { ids } = options;
   const fanout = createFanout();
   const q = client.query;
+  const shard = stats.createShards();
 
   /** A transaction that changes subscriptions: the fan-out lock first, then the change. */
   const changeWebhooks = <T>(fn: (q: Query) => Promise<T>) =>
@@ -152,7 +156,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async ingest(request) {
       try {
-        return await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+        return await client.tx((tx) => ingest(tx, time, request, ids, fanout, shard()));
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -167,6 +171,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
         await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
+        await stats.addStats(
+          tx,
+          ingestDeltas(webhook.tenantId, [{ createdAt: event.createdAt, webhookIds: [webhook.id] }]),
+          shard(),
+        );
         await tx(dispatch.NOTIFY_WORK);
         return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
       });
@@ -232,6 +241,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
             disabled.push(done.disabled);
             if (done.failedDeliveries > 0) finals.failed = (finals.failed ?? 0) + done.failedDeliveries;
           }
+          // The statistics aggregates (stats.ts): one statement, last, after the subscription rows.
+          await stats.addStats(tx, settleDeltas(results), shard());
           return { applied: outcome.applied, disabled, finals };
         });
       try {
@@ -295,7 +306,21 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     exportRows: (table, after, limit) => rows.exportRows(q, time, table, after, limit),
     importRows: (table, given) => rows.importRows(client, time, table, given),
 
-    sweepRetention: (before, limit) => client.tx((tx) => dispatch.sweepRetention(tx, before, limit)),
+    sweepRetention: (before, limit) =>
+      client.tx(
+        async (tx) =>
+          (await dispatch.sweepRetention(tx, before, limit)) +
+          (await stats.sweepStats(tx, before, limit)) +
+          (await sessions.deleteEndedSessions(tx, before, limit)),
+      ),
+
+    insertPortalSession: (session) => sessions.insertSession(q, session),
+    findPortalSessionByToken: (tokenHash, now) => sessions.selectSessionByToken(q, tokenHash, now),
+    findPortalSession: (id, tenantId, now) => sessions.selectSession(q, id, tenantId, now),
+    listPortalSessions: (filter, page) => sessions.selectSessionPage(q, filter, page),
+    deletePortalSession: (id, tenantId, now) => sessions.deleteSession(q, id, tenantId, now),
+    deletePortalSessions: (tenantId, now) => sessions.deleteSessions(q, tenantId, now),
+    readStats: (query) => stats.readStats(q, time, query),
     sweepIdempotencyKeys: (now, limit) => events.deleteExpiredIdempotencyKeys(q, now, limit),
   };
 }
@@ -307,6 +332,7 @@ async function ingest(
   request: IngestRequest,
   ids: IdGenerator,
   fanout: Fanout,
+  shard: number,
 ): Promise<IngestResult> {
   const { tenantId, now } = request;
   if (request.idempotency) {
@@ -377,6 +403,14 @@ async function ingest(
   }
   // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
   await deliveries.markDueBy(q, due);
+  // The statistics aggregates (stats.ts): one statement, after the subscription rows.
+  const targetsOf = new Map<string, string[]>();
+  for (const d of newDeliveries) targetsOf.set(d.eventId, [...(targetsOf.get(d.eventId) ?? []), d.webhookId]);
+  const fannedOut = fresh.map(({ event }) => ({
+    createdAt: event.createdAt,
+    webhookIds: targetsOf.get(event.id) ?? [],
+  }));
+  await stats.addStats(q, ingestDeltas(tenantId, fannedOut), shard);
   if (newDeliveries.length > 0) await q(dispatch.NOTIFY_WORK);
   return created === 0 && records.length > 0
     ? { kind: "replayed", events: records }

@@ -3,6 +3,7 @@
 // delivery's next_attempt_at is its lease end; due times are turned between database time and the
 // caller's. The columns only several instances need (in_flight, lease_check_at) are not shared: they
 // are recounted after an import.
+import { COUNT_COLUMNS } from "../stat-deltas.ts";
 import type { StoredRow, TableName } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
 import { num } from "./keyset.ts";
@@ -108,6 +109,16 @@ const TABLES: Record<TableName, TableSpec> = {
     keys: ["tenant_id", "key"],
     columns: ["tenant_id", "key", "request_hash", "event_ids", "expires_at"],
     numbers: ["expires_at"],
+  },
+  portal_sessions: {
+    keys: ["id"],
+    columns: ["id", "token_hash", "kind", "tenant_id", "mode", "capabilities", "created_at", "expires_at"],
+    numbers: ["created_at", "expires_at"],
+  },
+  webhook_stats: {
+    keys: ["span", "webhook_id", "start", "shard"],
+    columns: ["span", "webhook_id", "start", "shard", "tenant_id", "mode", ...COUNT_COLUMNS],
+    numbers: ["span", "start", "shard", ...COUNT_COLUMNS],
   },
 };
 

@@ -5,6 +5,7 @@ import type { Database } from "bun:sqlite";
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { StorageUnavailableError } from "../../domain/errors.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
+import { ingestDeltas, settleDeltas } from "../stat-deltas.ts";
 import type { IngestRequest, IngestResult, NewWebhook, Store } from "../store.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
@@ -12,6 +13,8 @@ import { guard } from "./errors.ts";
 import * as events from "./events.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
 import * as rows from "./rows.ts";
+import * as sessions from "./sessions.ts";
+import * as stats from "./stats.ts";
 import { createSubscriptionIndex, type SubscriptionIndex } from "./subscriptions.ts";
 import { createWalSync, noWalSync } from "./wal-sync.ts";
 import * as webhooks from "./webhooks.ts";
@@ -182,6 +185,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
             now: event.createdAt,
           });
           deliveries.markDueBy(db, webhook.id, event.createdAt);
+          stats.addStats(
+            db,
+            ingestDeltas(webhook.tenantId, [{ createdAt: event.createdAt, webhookIds: [webhook.id] }]),
+          );
           return { event: record, delivery: deliveries.selectDelivery(db, id)! };
         }),
       );
@@ -241,7 +248,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async settle(results, now, health, newEventId) {
-      const outcome = tx(() => dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId }));
+      const outcome = tx(() => {
+        const settled = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
+        stats.addStats(db, settleDeltas(results)); // the statistics aggregates (stats.ts)
+        return settled;
+      });
       // Settled (or found lost): either way the attempt is over.
       for (const result of results) leases.remove(result.deliveryId, result.leaseOwner);
       for (const d of outcome.disabled) leases.forgetWebhook(d.webhookId);
@@ -295,7 +306,41 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async sweepRetention(before, limit) {
-      return tx(() => dispatch.sweepRetention(db, before, limit));
+      return tx(
+        () =>
+          dispatch.sweepRetention(db, before, limit) +
+          stats.sweepStats(db, before, limit) +
+          sessions.deleteEndedSessions(db, before, limit),
+      );
+    },
+
+    async insertPortalSession(session) {
+      await durable(read(() => sessions.insertSession(db, session)));
+    },
+
+    async findPortalSessionByToken(tokenHash, now) {
+      return read(() => sessions.selectSessionByToken(db, tokenHash, now));
+    },
+
+    async findPortalSession(id, tenantId, now) {
+      return read(() => sessions.selectSession(db, id, tenantId, now));
+    },
+
+    async listPortalSessions(filter, page) {
+      return read(() => sessions.selectSessionPage(db, filter, page));
+    },
+
+    async deletePortalSession(id, tenantId, now) {
+      return durable(read(() => sessions.deleteSession(db, id, tenantId, now)));
+    },
+
+    async deletePortalSessions(tenantId, now) {
+      return durable(read(() => sessions.deleteSessions(db, tenantId, now)));
+    },
+
+    async readStats(query) {
+      // One read transaction, so the counts, the queue and the webhooks agree with one another.
+      return read(() => db.transaction(() => stats.readStats(db, query)).deferred());
     },
 
     async sweepIdempotencyKeys(now, limit) {
@@ -329,6 +374,7 @@ function ingest(
   const out = [];
   let created = 0;
   const dueBy = new Map<string, number>();
+  const fannedOut: { createdAt: number; webhookIds: readonly string[] }[] = [];
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
     if (key) {
@@ -341,6 +387,7 @@ function ingest(
     }
     const targets = subscriptions.match(tenantId, event.type, event.accountId);
     out.push(events.insertEvent(db, tenantId, event, targets.length));
+    fannedOut.push({ createdAt: event.createdAt, webhookIds: targets });
     created++;
     for (const webhookId of targets) {
       deliveries.insertDelivery(db, {
@@ -356,6 +403,7 @@ function ingest(
     if (key) events.upsertIdempotencyKey(db, tenantId, key, [event.id]);
   }
   for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
+  stats.addStats(db, ingestDeltas(tenantId, fannedOut)); // the statistics aggregates (stats.ts)
   if (request.idempotency) {
     events.upsertIdempotencyKey(
       db,

@@ -12,6 +12,8 @@ const KEYS: Record<TableName, string[]> = {
   deliveries: ["id"],
   attempts: ["id"],
   idempotency_keys: ["tenant_id", "key"],
+  portal_sessions: ["id"],
+  webhook_stats: ["span", "webhook_id", "start", "shard"],
 };
 
 export function exportRows(

@@ -1,0 +1,150 @@
+// The statistics aggregates (domain/stats.ts) on PostgreSQL: one upsert per ingest or settle
+// transaction, the per-request rollup, the queue and webhook counts of GET /v1/stats, retention.
+//
+// Contention: a writer adds to the rows of its own shard, which changes from one transaction to the
+// next (SHARDS of them, starting at random per instance), so instances and concurrent transactions
+// of one instance seldom wait on the same row; a read sums the shards. Rows are written in the
+// table's key order and as the last statement of their transaction (after the subscription rows),
+// so two writers never lock them in opposite orders.
+import { STAT_SPANS, type StatCounts, type StatDelta } from "../../domain/stats.ts";
+import { COUNT_COLUMNS, DURATION_COLUMNS, deltaTuple, TUPLE_COUNTS_AT } from "../stat-deltas.ts";
+import type { StatsQuery, StatsRead } from "../store.ts";
+import type { Query } from "./client.ts";
+import { num, numbered, numOrNull } from "./keyset.ts";
+import type { DbTime } from "./time.ts";
+
+const SHARDS = 16;
+
+const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tenant_id, mode, ${COUNT_COLUMNS.join(", ")})
+  SELECT (t.j ->> 0)::bigint, t.j ->> 1, (t.j ->> 2)::bigint, $2, coalesce(t.j ->> 3, w.tenant_id), t.j ->> 4,
+    ${COUNT_COLUMNS.map((_, i) => `(t.j ->> ${TUPLE_COUNTS_AT + i})::bigint`).join(", ")}
+  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(j, n) LEFT JOIN webhooks w ON w.id = t.j ->> 1
+  WHERE coalesce(t.j ->> 3, w.tenant_id) IS NOT NULL
+  ORDER BY t.n
+  ON CONFLICT (span, webhook_id, start, shard) DO UPDATE SET
+    ${COUNT_COLUMNS.map((c) => `${c} = webhook_stats.${c} + excluded.${c}`).join(", ")}`;
+
+/** Picks the shard of each write: a rotation from a random start. */
+export function createShards(): () => number {
+  let next = (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0) % SHARDS;
+  return () => {
+    next = (next + 1) % SHARDS;
+    return next;
+  };
+}
+
+/**
+ * Adds one batch's deltas in one statement. A delta without a tenant (a settle's) takes its
+ * webhook's; one whose webhook is gone is dropped.
+ */
+export async function addStats(
+  q: Query,
+  deltas: readonly StatDelta[],
+  shard: number,
+  mode = "live",
+): Promise<void> {
+  if (deltas.length === 0) return;
+  const tuples = deltas.map((d) => deltaTuple(d, mode).map((v, i) => (i === 3 && v === "" ? null : v)));
+  await q(ADD_SQL, [JSON.stringify(tuples), shard]);
+}
+
+const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")
+  .map((c) => `sum(${c})::bigint AS ${c}`)
+  .join(", ");
+
+export async function readStats(q: Query, time: DbTime, query: StatsQuery): Promise<StatsRead> {
+  const where = ["span = ?", "start >= ?", "start < ?"];
+  const params: unknown[] = [query.webhookId ?? "", query.span, query.since, query.until];
+  if (query.tenantId !== undefined) {
+    where.push("tenant_id = ?");
+    params.push(query.tenantId);
+  }
+  if (query.webhookId !== undefined) {
+    where.push("webhook_id = ?");
+    params.push(query.webhookId);
+  }
+  if (query.mode !== undefined) {
+    where.push("mode = ?");
+    params.push(query.mode);
+  }
+  // Events: the tenant's own rows ('') count events accepted; a webhook's, those fanned out to it.
+  const raw = await q<Record<string, unknown>>(
+    numbered(
+      `SELECT start, sum(CASE WHEN webhook_id = ? THEN events ELSE 0 END)::bigint AS events, ${SUMS}
+       FROM webhook_stats WHERE ${where.join(" AND ")} GROUP BY start`,
+    ),
+    params,
+  );
+  return {
+    rows: raw.map(toCounts),
+    queue: await queue(q, time, query),
+    webhooks: await webhookCounts(q, query),
+  };
+}
+
+function toCounts(row: Record<string, unknown>): { start: number } & StatCounts {
+  return {
+    start: num(row.start),
+    events: num(row.events ?? 0),
+    attempts: num(row.attempts ?? 0),
+    succeeded: num(row.succeeded ?? 0),
+    failed: num(row.failed ?? 0),
+    durations: DURATION_COLUMNS.map((c) => num(row[c] ?? 0)),
+  };
+}
+
+function webhookScope(query: StatsQuery): { sql: string; params: string[] } {
+  const where = ["true"];
+  const params: string[] = [];
+  if (query.webhookId !== undefined) {
+    params.push(query.webhookId);
+    where.push(`w.id = $${params.length}`);
+  }
+  if (query.tenantId !== undefined) {
+    params.push(query.tenantId);
+    where.push(`w.tenant_id = $${params.length}`);
+  }
+  return { sql: where.join(" AND "), params };
+}
+
+async function queue(q: Query, time: DbTime, query: StatsQuery): Promise<StatsRead["queue"]> {
+  const scope = webhookScope(query);
+  const within =
+    query.webhookId === undefined && query.tenantId === undefined
+      ? ""
+      : `AND webhook_id IN (SELECT w.id FROM webhooks w WHERE ${scope.sql})`;
+  const [row] = await q<{ depth: number; oldest: string | number | null }>(
+    `SELECT count(*)::int AS depth,
+       min(CASE WHEN lease_owner IS NOT NULL THEN leased_until ELSE next_attempt_at END) AS oldest
+     FROM deliveries WHERE status IN ('pending', 'retrying') ${within}`,
+    scope.params,
+  );
+  return { depth: row?.depth ?? 0, oldestDueAt: time.fromDbOrNull(numOrNull(row?.oldest ?? null)) };
+}
+
+async function webhookCounts(q: Query, query: StatsQuery): Promise<StatsRead["webhooks"]> {
+  const scope = webhookScope(query);
+  const [row] = await q<{ enabled: number; disabled: number; failing: number }>(
+    `SELECT count(*) FILTER (WHERE w.enabled)::int AS enabled, count(*) FILTER (WHERE NOT w.enabled)::int AS disabled,
+       count(*) FILTER (WHERE w.enabled AND w.consecutive_failures > 0)::int AS failing
+     FROM webhooks w WHERE ${scope.sql}`,
+    scope.params,
+  );
+  return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
+}
+
+/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+export async function sweepStats(q: Query, before: number, limit: number): Promise<number> {
+  let removed = 0;
+  for (const span of STAT_SPANS) {
+    const [row] = await q<{ n: number }>(
+      `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, shard) IN (
+         SELECT span, webhook_id, start, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
+      [span, before, limit],
+    );
+    removed += row?.n ?? 0;
+  }
+  return removed;
+}

@@ -1,0 +1,127 @@
+// The statistics aggregates (domain/stats.ts) on SQLite: one upsert per ingest or settle batch,
+// the per-request rollup, the queue and webhook counts of GET /v1/stats, and their retention.
+import type { Database, SQLQueryBindings } from "bun:sqlite";
+import { STAT_SPANS, type StatCounts, type StatDelta } from "../../domain/stats.ts";
+import { COUNT_COLUMNS, DURATION_COLUMNS, deltaTuple, TUPLE_COUNTS_AT } from "../stat-deltas.ts";
+import type { StatsQuery, StatsRead } from "../store.ts";
+
+const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tenant_id, mode, ${COUNT_COLUMNS.join(", ")})
+  SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, 0, coalesce(j.value ->> 3, w.tenant_id), j.value ->> 4,
+    ${COUNT_COLUMNS.map((_, i) => `j.value ->> ${TUPLE_COUNTS_AT + i}`).join(", ")}
+  FROM json_each(?) j LEFT JOIN webhooks w ON w.id = j.value ->> 1
+  WHERE coalesce(j.value ->> 3, w.tenant_id) IS NOT NULL
+  ON CONFLICT (span, webhook_id, start, shard) DO UPDATE SET
+    ${COUNT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`;
+
+/**
+ * Adds one batch's deltas in one statement. A delta without a tenant (a settle's) takes its
+ * webhook's; one whose webhook is gone is dropped.
+ */
+export function addStats(db: Database, deltas: readonly StatDelta[], mode = "live"): void {
+  if (deltas.length === 0) return;
+  const tuples = deltas.map((d) => deltaTuple(d, mode).map((v, i) => (i === 3 && v === "" ? null : v)));
+  db.query(ADD_SQL).run(JSON.stringify(tuples));
+}
+
+const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")
+  .map((c) => `sum(${c}) AS ${c}`)
+  .join(", ");
+
+export function readStats(db: Database, query: StatsQuery): StatsRead {
+  const where = ["span = ?", "start >= ?", "start < ?"];
+  const params: SQLQueryBindings[] = [query.webhookId ?? "", query.span, query.since, query.until];
+  if (query.tenantId !== undefined) {
+    where.push("tenant_id = ?");
+    params.push(query.tenantId);
+  }
+  if (query.webhookId !== undefined) {
+    where.push("webhook_id = ?");
+    params.push(query.webhookId);
+  }
+  if (query.mode !== undefined) {
+    where.push("mode = ?");
+    params.push(query.mode);
+  }
+  // Events: the tenant's own rows ('') count events accepted; a webhook's, those fanned out to it.
+  const rows = db
+    .query<Record<string, number>, SQLQueryBindings[]>(
+      `SELECT start, sum(CASE WHEN webhook_id = ? THEN events ELSE 0 END) AS events, ${SUMS}
+       FROM webhook_stats WHERE ${where.join(" AND ")} GROUP BY start`,
+    )
+    .all(...params)
+    .map((row) => toCounts(row));
+  return { rows, queue: queue(db, query), webhooks: webhookCounts(db, query) };
+}
+
+function toCounts(row: Record<string, number>): { start: number } & StatCounts {
+  return {
+    start: row.start as number,
+    events: row.events ?? 0,
+    attempts: row.attempts ?? 0,
+    succeeded: row.succeeded ?? 0,
+    failed: row.failed ?? 0,
+    durations: DURATION_COLUMNS.map((c) => row[c] ?? 0),
+  };
+}
+
+/** Which webhooks a query covers, as a condition on `webhooks w`. */
+function webhookScope(query: StatsQuery): { sql: string; params: string[] } {
+  const where = ["1"];
+  const params: string[] = [];
+  if (query.webhookId !== undefined) {
+    where.push("w.id = ?");
+    params.push(query.webhookId);
+  }
+  if (query.tenantId !== undefined) {
+    where.push("w.tenant_id = ?");
+    params.push(query.tenantId);
+  }
+  return { sql: where.join(" AND "), params };
+}
+
+function queue(db: Database, query: StatsQuery): StatsRead["queue"] {
+  const scope = webhookScope(query);
+  // Both walk the due index (webhook_id, next_attempt_at) of the webhooks in scope.
+  const depth =
+    query.webhookId === undefined && query.tenantId === undefined
+      ? db
+          .query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE next_attempt_at IS NOT NULL")
+          .get()?.n
+      : db
+          .query<{ n: number }, string[]>(
+            `SELECT count(*) AS n FROM webhooks w JOIN deliveries d ON d.webhook_id = w.id
+             WHERE ${scope.sql} AND d.next_attempt_at IS NOT NULL`,
+          )
+          .get(...scope.params)?.n;
+  const oldest = db
+    .query<{ at: number | null }, string[]>(
+      `SELECT min((SELECT min(d.next_attempt_at) FROM deliveries d
+         WHERE d.webhook_id = w.id AND d.next_attempt_at IS NOT NULL)) AS at
+       FROM webhooks w WHERE w.next_due_at IS NOT NULL AND ${scope.sql}`,
+    )
+    .get(...scope.params)?.at;
+  return { depth: depth ?? 0, oldestDueAt: oldest ?? null };
+}
+
+function webhookCounts(db: Database, query: StatsQuery): StatsRead["webhooks"] {
+  const scope = webhookScope(query);
+  const row = db
+    .query<{ enabled: number | null; disabled: number | null; failing: number | null }, string[]>(
+      `SELECT sum(w.enabled) AS enabled, sum(1 - w.enabled) AS disabled,
+         sum(w.enabled = 1 AND w.consecutive_failures > 0) AS failing
+       FROM webhooks w WHERE ${scope.sql}`,
+    )
+    .get(...scope.params);
+  return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
+}
+
+/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+export function sweepStats(db: Database, before: number, limit: number): number {
+  let removed = 0;
+  const remove = db.query<never, [number, number, number, number]>(
+    `DELETE FROM webhook_stats WHERE (span, webhook_id, start, shard) IN (
+       SELECT span, webhook_id, start, shard FROM webhook_stats WHERE span = ? AND start <= ? - ? LIMIT ?)`,
+  );
+  for (const span of STAT_SPANS) removed += remove.run(span, before, span, limit).changes;
+  return removed;
+}
