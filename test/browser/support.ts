@@ -143,9 +143,11 @@ export async function guardedPage(
     if (url.protocol === "data:") return;
     if (url.hostname !== "127.0.0.1") problems.push(`request left loopback: ${request.url()}`);
   });
-  page.on("requestfailed", (request) =>
-    problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`),
-  );
+  page.on("requestfailed", (request) => {
+    // A navigation cancels the calls of the view it leaves; anything else is a failure.
+    if (request.failure()?.errorText === "net::ERR_ABORTED") return;
+    problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`);
+  });
   page.on("response", (response) => {
     const url = new URL(response.url());
     if (url.pathname.startsWith("/console") || url.pathname.startsWith("/portal")) {

@@ -174,9 +174,11 @@ export interface Stats {
 
 export interface PortalSession {
   id: string;
+  kind?: "portal" | "console";
   token?: string;
   url?: string;
-  tenant_id: string;
+  /** null for a console session (hookd console-link without --tenant). */
+  tenant_id: string | null;
   mode: string;
   capabilities: string[];
   expires_at: string;

@@ -25,7 +25,7 @@ export function StatsChart({ stats, label }: { stats: Stats; label: string }) {
   const last = series[series.length - 1];
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={summary} preserveAspectRatio="none">
+      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={summary}>
         <title>{summary}</title>
         <line class="axis" x1={PAD.left} x2={WIDTH - PAD.right} y1={PAD.top + innerH} y2={PAD.top + innerH} />
         <text class="tick" x={PAD.left - 4} y={PAD.top + 8} text-anchor="end">

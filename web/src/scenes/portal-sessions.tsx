@@ -154,7 +154,7 @@ export function PortalSessions() {
                     <Copyable value={s.id} what="session id" />
                   </td>
                   <td class="mono">
-                    {s.tenant_id} · {s.mode}
+                    {s.tenant_id === null ? "console (every tenant)" : s.tenant_id} · {s.mode}
                   </td>
                   <td>{s.capabilities.join(", ")}</td>
                   <td>
@@ -174,25 +174,27 @@ export function PortalSessions() {
                     >
                       Revoke
                     </button>
-                    <button
-                      type="button"
-                      class="button small"
-                      aria-label={`Revoke every session of ${s.tenant_id}`}
-                      onClick={() =>
-                        revoke(async () => {
-                          const answer = await api<{ revoked: number }>(
-                            "POST",
-                            "/v1/portal-sessions/revoke",
-                            {
-                              tenant_id: s.tenant_id,
-                            },
-                          );
-                          return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
-                        })
-                      }
-                    >
-                      Revoke all of tenant
-                    </button>
+                    {s.tenant_id !== null && (
+                      <button
+                        type="button"
+                        class="button small"
+                        aria-label={`Revoke every session of ${s.tenant_id}`}
+                        onClick={() =>
+                          revoke(async () => {
+                            const answer = await api<{ revoked: number }>(
+                              "POST",
+                              "/v1/portal-sessions/revoke",
+                              {
+                                tenant_id: s.tenant_id,
+                              },
+                            );
+                            return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
+                          })
+                        }
+                      >
+                        Revoke all of tenant
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}
