@@ -119,9 +119,11 @@ export interface Guarded {
 /** A fresh context and page with every guard attached. */
 export async function guardedPage(
   browser: Browser,
-  options: { width?: number; height?: number; colorScheme?: "light" | "dark" } = {},
+  options: { width?: number; height?: number; colorScheme?: "light" | "dark"; bypassCSP?: boolean } = {},
 ): Promise<Guarded> {
   const context = await browser.newContext({
+    // Only the hostile-content test sets it: markup must stay text even with no CSP to stop it.
+    bypassCSP: options.bypassCSP ?? false,
     viewport: { width: options.width ?? 1280, height: options.height ?? 860 },
     colorScheme: options.colorScheme ?? "light",
     timezoneId: "Europe/Paris",
