@@ -57,9 +57,16 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function verify(options: Record<string, string>): Promise<number> {
-  const secret = options.secret ?? process.env.WEBHOOK_SECRET;
+  const publicKey = options["public-key"] ?? process.env.WEBHOOK_PUBLIC_KEY;
+  if (options.secret !== undefined && options["public-key"] !== undefined) {
+    process.stderr.write("hookd verify: give --secret (v1) or --public-key (v1a), not both\n");
+    return 2;
+  }
+  // An explicit option wins over the environment; of the two variables, the secret.
+  const secret =
+    options["public-key"] !== undefined ? undefined : (options.secret ?? process.env.WEBHOOK_SECRET);
   const missing = ["id", "timestamp", "signature"].filter((name) => options[name] === undefined);
-  if (!secret) missing.unshift("secret");
+  if (!secret && !publicKey) missing.unshift("secret (or --public-key)");
   if (missing.length > 0) {
     process.stderr.write(
       `hookd verify: missing ${missing.map((m) => `--${m}`).join(", ")} (see hookd --help)\n`,
@@ -70,7 +77,7 @@ async function verify(options: Record<string, string>): Promise<number> {
     ? await Bun.file(options["body-file"]).text()
     : await new Response(Bun.stdin.stream()).text();
   const result = verifySignature({
-    secret: secret as string,
+    ...(secret ? { secret } : { publicKey: publicKey as string }),
     id: options.id as string,
     timestamp: options.timestamp as string,
     signature: options.signature as string,

@@ -26,9 +26,10 @@ Options:
 
 hookd verify options (the body is read from --body-file, else stdin):
   --secret whsec_...      the webhook's secret (or set WEBHOOK_SECRET)
+  --public-key whpk_...   a v1a webhook's public key (or set WEBHOOK_PUBLIC_KEY)
   --id ID                 the webhook-id header
   --timestamp SECONDS     the webhook-timestamp header
-  --signature "v1,..."    the webhook-signature header
+  --signature "v1,..."    the webhook-signature header ("v1a,..." for a v1a webhook)
   --body-file FILE        the raw request body
   --tolerance SECONDS     accepted clock difference (default 300)
   --now SECONDS           check as of this unix time (default: now)
@@ -40,7 +41,16 @@ hookd storage copy options (stop hookd first; after a failure, run the same comm
 With no config, hookd listens on 127.0.0.1:8080, keeps its database in ./data/hookd.db, and creates
 an admin API key on first start, printed once.`;
 
-const VERIFY_OPTIONS = new Set(["secret", "id", "timestamp", "signature", "body-file", "tolerance", "now"]);
+const VERIFY_OPTIONS = new Set([
+  "secret",
+  "public-key",
+  "id",
+  "timestamp",
+  "signature",
+  "body-file",
+  "tolerance",
+  "now",
+]);
 const STORAGE_COPY_OPTIONS = new Set(["from", "to"]);
 /** Which command each option belongs to. */
 const OPTION_OWNERS: Record<string, { command: Command["name"]; phrase: string }> = {

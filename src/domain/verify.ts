@@ -1,10 +1,14 @@
 // Signature verification for subscribers, with reasons (`hookd verify`): the Standard Webhooks
-// check, plus the diagnoses of the usual mistakes when it fails.
-import { createHmac, timingSafeEqual } from "node:crypto";
-import { decodeSecret, SECRET_PREFIX } from "./secrets.ts";
+// check, with a `whsec_` secret (`v1`, HMAC-SHA256) or a `whpk_` public key (`v1a`, Ed25519), plus
+// the diagnoses of the usual mistakes when it fails.
+import { createHmac, type KeyObject, timingSafeEqual, verify } from "node:crypto";
+import { decodePublicKey, decodeSecret, PUBLIC_KEY_PREFIX, SECRET_PREFIX } from "./secrets.ts";
 
 export interface VerifyInput {
-  secret: string;
+  /** The webhook's secret (v1); give this or `publicKey`. */
+  secret?: string;
+  /** The webhook's public key (v1a); give this or `secret`. */
+  publicKey?: string;
   id: string;
   timestamp: string;
   signature: string;
@@ -16,8 +20,29 @@ export interface VerifyInput {
 
 export type VerifyResult = { valid: true; reason: string } | { valid: false; reason: string };
 
-function sign(key: Uint8Array, id: string, timestamp: string, body: string): string {
-  return createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64");
+/** How one scheme checks a content against the header's entries: the index of the match, or -1. */
+interface Scheme {
+  version: "v1" | "v1a";
+  findMatch(content: string, entries: readonly string[]): number;
+}
+
+function hmacScheme(key: Uint8Array): Scheme {
+  return {
+    version: "v1",
+    findMatch: (content, entries) =>
+      matches(createHmac("sha256", key).update(content).digest("base64"), entries),
+  };
+}
+
+function ed25519Scheme(key: KeyObject): Scheme {
+  return {
+    version: "v1a",
+    findMatch: (content, entries) =>
+      entries.findIndex((entry) => {
+        const signature = Buffer.from(entry, "base64");
+        return signature.length === 64 && verify(null, Buffer.from(content), key, signature);
+      }),
+  };
 }
 
 function matches(expected: string, candidates: readonly string[]): number {
@@ -28,14 +53,32 @@ function matches(expected: string, candidates: readonly string[]): number {
   });
 }
 
-export function verifySignature(input: VerifyInput): VerifyResult {
-  const key = decodeSecret(input.secret);
-  if (!key) {
-    const hint = input.secret.startsWith(SECRET_PREFIX)
+/** The scheme of the key given, or why the key is not one. */
+function schemeOf(input: VerifyInput): Scheme | string {
+  if (input.publicKey !== undefined) {
+    const key = decodePublicKey(input.publicKey);
+    if (key) return ed25519Scheme(key);
+    const hint = input.publicKey.startsWith(SECRET_PREFIX)
+      ? "it is a whsec_ secret: verify a v1 webhook with --secret"
+      : input.publicKey.startsWith(PUBLIC_KEY_PREFIX)
+        ? "the part after 'whpk_' is not base64 of 32 bytes"
+        : "it does not start with 'whpk_' (copy the whole public_key the API shows for the webhook)";
+    return `the public key is not a hookd public key: ${hint}`;
+  }
+  const secret = input.secret ?? "";
+  const key = decodeSecret(secret);
+  if (key) return hmacScheme(key);
+  const hint = secret.startsWith(PUBLIC_KEY_PREFIX)
+    ? "it is a whpk_ public key: verify a v1a webhook with --public-key"
+    : secret.startsWith(SECRET_PREFIX)
       ? "the part after 'whsec_' is not base64 of 24-64 bytes"
       : "it does not start with 'whsec_' (copy the whole secret shown when the webhook was created or rotated)";
-    return { valid: false, reason: `the secret is not a hookd secret: ${hint}` };
-  }
+  return `the secret is not a hookd secret: ${hint}`;
+}
+
+export function verifySignature(input: VerifyInput): VerifyResult {
+  const scheme = schemeOf(input);
+  if (typeof scheme === "string") return { valid: false, reason: scheme };
   if (!/^\d+$/.test(input.timestamp.trim())) {
     return { valid: false, reason: "webhook-timestamp must be unix seconds (digits only)" };
   }
@@ -48,30 +91,40 @@ export function verifySignature(input: VerifyInput): VerifyResult {
     };
   }
   const entries = input.signature.trim().split(/\s+/).filter(Boolean);
-  const versioned = entries.filter((e) => e.startsWith("v1,")).map((e) => e.slice(3));
+  const prefix = `${scheme.version},`;
+  const versioned = entries.filter((e) => e.startsWith(prefix)).map((e) => e.slice(prefix.length));
   if (versioned.length === 0) {
-    return { valid: false, reason: "webhook-signature has no 'v1,<base64>' entry" };
+    const other = scheme.version === "v1" ? "v1a" : "v1";
+    const why = entries.some((e) => e.startsWith(`${other},`))
+      ? scheme.version === "v1"
+        ? ": it has v1a entries, so the webhook signs with Ed25519: verify with --public-key"
+        : ": it has v1 entries, so the webhook signs with HMAC: verify with --secret"
+      : "";
+    return { valid: false, reason: `webhook-signature has no '${prefix}<base64>' entry${why}` };
   }
-  const expected = sign(key, input.id, input.timestamp, input.body);
-  const index = matches(expected, versioned);
+  const content = (body: string) => `${input.id}.${input.timestamp}.${body}`;
+  const index = scheme.findMatch(content(input.body), versioned);
   if (index >= 0) {
+    const what = scheme.version === "v1" ? "secret" : "key";
     return {
       valid: true,
       reason:
         versioned.length > 1
-          ? `signature ${index + 1} of ${versioned.length} matches (a secret rotation is in progress)`
+          ? `signature ${index + 1} of ${versioned.length} matches (a ${what} rotation is in progress)`
           : "the signature matches",
     };
   }
 
   // Diagnose the usual mistakes.
-  const rawKey = Buffer.from(input.secret.slice(SECRET_PREFIX.length), "utf8");
-  if (matches(sign(rawKey, input.id, input.timestamp, input.body), versioned) >= 0) {
-    return {
-      valid: false,
-      reason:
-        "matches only when the secret is used as text: base64-decode the part after 'whsec_' to get the key",
-    };
+  if (scheme.version === "v1" && input.secret !== undefined) {
+    const rawKey = Buffer.from(input.secret.slice(SECRET_PREFIX.length), "utf8");
+    if (hmacScheme(rawKey).findMatch(content(input.body), versioned) >= 0) {
+      return {
+        valid: false,
+        reason:
+          "matches only when the secret is used as text: base64-decode the part after 'whsec_' to get the key",
+      };
+    }
   }
   for (const [variant, why] of [
     [
@@ -84,18 +137,17 @@ export function verifySignature(input: VerifyInput): VerifyResult {
       "the body was parsed and re-serialized: verify the raw request body, not a re-encoded copy",
     ],
   ] as const) {
-    if (
-      variant !== null &&
-      variant !== input.body &&
-      matches(sign(key, input.id, input.timestamp, variant), versioned) >= 0
-    ) {
+    if (variant !== null && variant !== input.body && scheme.findMatch(content(variant), versioned) >= 0) {
       return { valid: false, reason: why };
     }
   }
+  const key =
+    scheme.version === "v1"
+      ? "the secret is this webhook's current (or, during a rotation, previous) secret"
+      : "the public key is this webhook's current public_key (or, during a rotation, one of its previous_public_keys)";
   return {
     valid: false,
-    reason:
-      "no signature matches: check that the secret is this webhook's current (or, during a rotation, previous) secret and that webhook-id, webhook-timestamp and the body are exactly as received",
+    reason: `no signature matches: check that ${key} and that webhook-id, webhook-timestamp and the body are exactly as received`,
   };
 }
 

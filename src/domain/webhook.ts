@@ -1,9 +1,17 @@
 // The subscription model and its field rules that are not plain shapes: the target URL policy and
 // the custom header names a subscription may not set (SPEC §2 Webhooks).
+import type { Filter } from "./filter.ts";
 import { type AddressPolicy, addressBlockReason, parseIp } from "./ip.ts";
 
 export const DISABLED_REASONS = ["manual", "failing", "gone"] as const;
 export type DisabledReason = (typeof DISABLED_REASONS)[number];
+
+export const ORDERINGS = ["unordered", "fifo"] as const;
+export type Ordering = (typeof ORDERINGS)[number];
+/** `v1`: HMAC-SHA256 with a `whsec_` secret; `v1a`: Ed25519 with a key pair hookd makes. */
+export const SIGNATURE_SCHEMES = ["v1", "v1a"] as const;
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
+export const MAX_RATE_LIMIT = 10_000;
 
 export interface Webhook {
   id: string;
@@ -19,9 +27,16 @@ export interface Webhook {
   headers: Record<string, string>;
   metadata: Record<string, string>;
   maxInFlight: number;
-  /** The current signing secret. */
+  /** Matched against each event at fan-out; null delivers every event of its types and accounts. */
+  filter: Filter | null;
+  /** Stored and validated here; enforced by the claim. */
+  ordering: Ordering;
+  /** At most this many attempts a second (stored and validated here; enforced by the claim). */
+  rateLimit: number | null;
+  signatureScheme: SignatureScheme;
+  /** The current signing secret (`whsec_…`), or for `v1a` the Ed25519 private key (`whsk_…`). */
   secret: string;
-  /** Earlier secrets still inside their rotation grace period; the dispatcher signs with these too. */
+  /** Earlier secrets (or keys) still inside their rotation grace period; the dispatcher signs with these too. */
   previousSecrets: { secret: string; expiresAt: number }[];
   consecutiveFailures: number;
   /** Last success, creation or re-enabling: the start of the auto-disable window. */

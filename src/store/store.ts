@@ -3,9 +3,10 @@
 // database, SPEC §6). Every method is async and speaks domain types; every guarantee below holds
 // across instances on PostgreSQL (caps and leases are counted in the database, never in a process).
 import type { Attempt, Delivery, DeliveryStatus, EventStatus } from "../domain/delivery.ts";
+import type { Filter } from "../domain/filter.ts";
 import type { Capability, Mode, SessionKind } from "../domain/portal.ts";
 import type { StatCounts } from "../domain/stats.ts";
-import type { DisabledReason, Webhook } from "../domain/webhook.ts";
+import type { DisabledReason, Ordering, SignatureScheme, Webhook } from "../domain/webhook.ts";
 
 export type SortDirection = "asc" | "desc";
 
@@ -46,12 +47,17 @@ export interface WebhookFilter {
   enabled?: boolean;
   /** Subscriptions that would receive this account's events (including those with no account filter). */
   accountId?: string;
+  ordering?: Ordering;
 }
+
+/** The delivery controls default to none: no filter, unordered, no rate limit, v1 signatures. */
+type WebhookControls = "filter" | "ordering" | "rateLimit" | "signatureScheme";
 
 export type NewWebhook = Omit<
   Webhook,
-  "previousSecrets" | "consecutiveFailures" | "healthSince" | "updatedAt"
->;
+  "previousSecrets" | "consecutiveFailures" | "healthSince" | "updatedAt" | WebhookControls
+> &
+  Partial<Pick<Webhook, WebhookControls>>;
 
 export interface WebhookChanges {
   name?: string;
@@ -65,6 +71,13 @@ export interface WebhookChanges {
   headers?: Record<string, string>;
   metadata?: Record<string, string>;
   maxInFlight?: number;
+  filter?: Filter | null;
+  ordering?: Ordering;
+  rateLimit?: number | null;
+  /** A new scheme comes with new key material (`secret`); earlier secrets stop signing at once. */
+  signatureScheme?: SignatureScheme;
+  /** Replaces the signing secret or key and ends every previous one (a change of scheme). */
+  secret?: string;
   /** Restart the auto-disable window at this time and clear the failure count. */
   resetHealthAt?: number;
 }
@@ -76,6 +89,11 @@ export interface NewEvent {
   /** The exact body every delivery of this event sends. */
   payload: string;
   createdAt: number;
+  /**
+   * The event's data, when the caller has it parsed, for the subscriptions' filters; read from
+   * `payload` when absent. Not stored on its own.
+   */
+  data?: unknown;
 }
 
 export interface EventRecord extends NewEvent {

@@ -88,6 +88,10 @@ async function serveSqliteHookd(): Promise<Source> {
     description: "paid invoices ✓",
     metadata: { team: "billing" },
     headers: { "X-Team": "billing" },
+    // The delivery controls are columns too: a filter the invoice below matches, FIFO, a rate limit.
+    filter: { "data.invoice": { $startsWith: "in_" }, $not: { "data.test": true } },
+    ordering: "fifo",
+    rate_limit: 50,
   });
   const rotating = await api.createWebhook({
     name: "beta",
@@ -98,7 +102,13 @@ async function serveSqliteHookd(): Promise<Source> {
     grace_period_seconds: 3600,
   });
   expect(rotation.status).toBe(200);
-  await api.createWebhook({ name: "gamma", url: gone.url("/c"), events: ["refund.*"], tenant_id: "t2" });
+  await api.createWebhook({
+    name: "gamma",
+    url: gone.url("/c"),
+    events: ["refund.*"],
+    tenant_id: "t2",
+    signature_scheme: "v1a",
+  });
   const disabled = await api.createWebhook({ name: "delta", url: ok.url("/d"), events: ["invoice.*"] });
   expect((await api.call("PATCH", `/v1/webhooks/${disabled.id}`, { enabled: false })).status).toBe(200);
 
@@ -161,6 +171,16 @@ describe.skipIf(skip)("hookd storage copy", () => {
     // subscription that answered 410.
     expect([rows.webhooks.length, rows.webhook_previous_secrets.length, rows.events.length]).toEqual([
       4, 1, 5,
+    ]);
+    // The delivery controls are in the rows compared below, not left at their defaults.
+    const controls = rows.webhooks
+      .map((w) => [w.name, w.ordering, w.rate_limit, w.signature_scheme, w.filter === null ? null : "filter"])
+      .sort();
+    expect(controls).toEqual([
+      ["alpha", "fifo", 50, "v1", "filter"],
+      ["beta", "unordered", null, "v1", null],
+      ["delta", "unordered", null, "v1", null],
+      ["gamma", "unordered", null, "v1a", null],
     ]);
     expect(run.stderr).toMatch(/^copied \d+ rows/m);
     expectPasswordHidden(run, target);

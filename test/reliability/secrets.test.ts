@@ -149,6 +149,24 @@ describe("in process, log level debug", () => {
       secrets.addWebhookSecret("a rotated secret", rotated.body.secret);
     }
 
+    // A v1a webhook: its Ed25519 private keys (the current one and a rotated one, still signing)
+    // are stored like secrets and must not appear either.
+    const signing = await api.createWebhook({
+      url: r.url("/boom"),
+      signature_scheme: "v1a",
+      timeout_seconds: 1,
+    });
+    const firstKey = (await t.daemon.store.findWebhook(signing.id))?.secret ?? "";
+    const rotatedKey = await t.request("POST", `/v1/webhooks/${signing.id}/rotate-secret`, {
+      body: { grace_period_seconds: 3600 },
+    });
+    expect(rotatedKey.status).toBe(200);
+    for (const key of [firstKey, (await t.daemon.store.findWebhook(signing.id))?.secret ?? ""]) {
+      expect(key).toMatch(/^whsk_[A-Za-z0-9+/]{43}=$/);
+      secrets.add("a v1a private key", key);
+      secrets.add("a v1a private key (base64 part)", key.slice("whsk_".length));
+    }
+
     // Deliveries through every fault; the healthy one must still succeed (signed with three secrets).
     const events: Json[] = [];
     for (let i = 0; i < 3; i++) events.push(await api.publish("invoice.paid", { i }));

@@ -79,6 +79,7 @@ export function registerEventRoutes(api: Api, deps: HttpDeps): void {
         accountId,
         dataJson: JSON.stringify(input.data),
       }),
+      data: input.data,
     };
   };
 

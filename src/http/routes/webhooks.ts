@@ -1,9 +1,10 @@
 // /v1/webhooks: create, read, list, update, delete and rotate-secret (SPEC §2 Webhooks).
 import { z } from "zod";
 import { ApiError, notFound } from "../../domain/errors.ts";
-import { generateSecret } from "../../domain/secrets.ts";
+import { generateSecret, generateSigningKey, isSigningKey, publicKeyOf } from "../../domain/secrets.ts";
 import { buildPayload } from "../../domain/signer.ts";
-import type { Webhook } from "../../domain/webhook.ts";
+import type { SignatureScheme, Webhook } from "../../domain/webhook.ts";
+import { toIso } from "../../runtime/clock.ts";
 import type { WebhookChanges, WebhookOrder } from "../../store/store.ts";
 import type { Api } from "../api.ts";
 import { principalOf, tenantForRead, tenantForWrite } from "../auth.ts";
@@ -19,6 +20,7 @@ import {
 import {
   createWebhookSchemas,
   renderWebhook,
+  renderWithSecret,
   webhookResource,
   webhookWithSecret,
 } from "../schemas/webhooks.ts";
@@ -42,6 +44,10 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     maxInFlightCap: config.delivery.max_in_flight,
   });
 
+  /** New key material for a scheme: a whsec_ secret (v1) or a whsk_ Ed25519 private key (v1a). */
+  const newKeyFor = (scheme: SignatureScheme, own?: string): string =>
+    scheme === "v1a" ? generateSigningKey(random) : (own ?? generateSecret(random));
+
   const findOr404 = async (id: string, tenantId: string | undefined): Promise<Webhook> => {
     const webhook = await store.findWebhook(id, tenantId);
     if (!webhook) throw notFound("webhook");
@@ -52,7 +58,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     {
       method: "post",
       path: "/v1/webhooks",
-      summary: "Create a subscription; the answer is the only time its secret is shown",
+      summary:
+        "Create a subscription; the answer is the only time its secret is shown (v1a: its public_key instead)",
       tag: TAG,
       auth: "webhooks:write",
       rate: "write",
@@ -79,11 +86,15 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
         headers: input.headers ?? {},
         metadata: input.metadata ?? {},
         maxInFlight: input.max_in_flight ?? defaultMaxInFlight,
-        secret: input.secret ?? generateSecret(random),
+        filter: input.filter ?? null,
+        ordering: input.ordering ?? "unordered",
+        rateLimit: input.rate_limit ?? null,
+        signatureScheme: input.signature_scheme ?? "v1",
+        secret: newKeyFor(input.signature_scheme ?? "v1", input.secret),
         createdAt: now,
       });
       c.header("Location", `/v1/webhooks/${webhook.id}`);
-      return c.json({ ...renderWebhook(webhook), secret: webhook.secret }, 201);
+      return c.json(renderWithSecret(webhook), 201);
     },
   );
 
@@ -109,6 +120,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
           eventType: query.event,
           enabled: query.enabled === undefined ? undefined : query.enabled === "true",
           accountId: query.account_id,
+          ordering: query.ordering,
         },
         toPageQuery(query, order, valueType),
       );
@@ -158,6 +170,15 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     if (input.headers !== undefined) changes.headers = input.headers ?? {};
     if (input.metadata !== undefined) changes.metadata = input.metadata ?? {};
     if (input.max_in_flight !== undefined) changes.maxInFlight = input.max_in_flight ?? defaultMaxInFlight;
+    if (input.filter !== undefined) changes.filter = input.filter;
+    if (input.ordering !== undefined) changes.ordering = input.ordering;
+    if (input.rate_limit !== undefined) changes.rateLimit = input.rate_limit;
+    const schemeChanged =
+      input.signature_scheme !== undefined && input.signature_scheme !== current.signatureScheme;
+    if (schemeChanged && input.signature_scheme !== undefined) {
+      changes.signatureScheme = input.signature_scheme;
+      changes.secret = newKeyFor(input.signature_scheme);
+    }
     if (input.enabled === true && !current.enabled) {
       changes.enabled = true;
       changes.disabledReason = null;
@@ -168,7 +189,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     }
     const updated = await store.updateWebhook(current.id, principal.tenantId, changes, now);
     if (!updated) throw notFound("webhook");
-    return c.json(renderWebhook(updated));
+    // A change of scheme made new key material: a v1 secret is shown here, once.
+    return c.json(schemeChanged ? renderWithSecret(updated) : renderWebhook(updated));
   };
 
   for (const method of ["patch", "put"] as const) {
@@ -182,7 +204,10 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
         rate: "write",
         body: schemas.update,
         responses: {
-          200: { description: "The updated subscription", schema: webhookResource },
+          200: {
+            description: "The updated subscription (with its new secret when signature_scheme changed to v1)",
+            schema: webhookWithSecret,
+          },
           404: { description: "Not found" },
         },
       },
@@ -211,7 +236,8 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
     {
       method: "post",
       path: "/v1/webhooks/:id/rotate-secret",
-      summary: "Replace the signing secret; the old one keeps signing during the grace period",
+      summary:
+        "Replace the signing secret (v1a: the key pair); the old one keeps signing during the grace period",
       tag: TAG,
       auth: "webhooks:write",
       rate: "write",
@@ -219,8 +245,17 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       bodyOptional: true,
       responses: {
         200: {
-          description: "The subscription with its new full secret",
-          schema: webhookWithSecret.extend({ previous_secret_expires_at: z.string().nullable() }),
+          description: "The subscription with its new full secret (v1a: its new public_key)",
+          schema: webhookWithSecret.extend({
+            previous_secret_expires_at: z
+              .string()
+              .nullable()
+              .describe("When the previous secret or key stops signing; null when it stopped at once."),
+            previous_public_keys: z
+              .array(z.object({ public_key: z.string(), expires_at: z.string() }))
+              .optional()
+              .describe("v1a: the earlier public keys still signing, with when each stops."),
+          }),
         },
         404: { description: "Not found" },
       },
@@ -229,20 +264,33 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
       const principal = principalOf(c);
       const body = await readJson(c, limit, { optional: true });
       const input = validate(schemas.rotate, body === undefined ? {} : body);
+      const current = await findOr404(idParam(c), principal.tenantId);
+      if (current.signatureScheme === "v1a" && input.secret !== undefined) {
+        throw new ApiError("validation_failed", "the request is not valid", [
+          { path: "secret", message: "a v1a webhook has no secret: hookd makes its new Ed25519 key pair" },
+        ]);
+      }
       const now = clock.now();
       const graceUntil = now + (input.grace_period_seconds ?? 0) * 1000;
       const rotated = await store.rotateWebhookSecret(
-        idParam(c),
+        current.id,
         principal.tenantId,
-        input.secret ?? generateSecret(random),
+        newKeyFor(current.signatureScheme, input.secret),
         now,
         graceUntil,
       );
       if (!rotated) throw notFound("webhook");
+      const previous = rotated.previousSecrets.filter((p) => p.expiresAt > now);
       return c.json({
-        ...renderWebhook(rotated),
-        secret: rotated.secret,
-        previous_secret_expires_at: graceUntil > now ? new Date(graceUntil).toISOString() : null,
+        ...renderWithSecret(rotated),
+        previous_secret_expires_at: graceUntil > now ? toIso(graceUntil) : null,
+        ...(rotated.signatureScheme === "v1a"
+          ? {
+              previous_public_keys: previous
+                .filter((p) => isSigningKey(p.secret))
+                .map((p) => ({ public_key: publicKeyOf(p.secret), expires_at: toIso(p.expiresAt) })),
+            }
+          : {}),
       });
     },
   );

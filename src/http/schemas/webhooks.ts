@@ -3,11 +3,15 @@
 import { z } from "zod";
 import type { EventCatalog } from "../../domain/event-types.ts";
 import { isValidEventPattern, isValidEventTypeName } from "../../domain/event-types.ts";
-import { decodeSecret, secretLast4 } from "../../domain/secrets.ts";
+import { type Filter, filterProblems, MAX_FILTER_BYTES, MAX_FILTER_DEPTH } from "../../domain/filter.ts";
+import { decodeSecret, isSigningKey, publicKeyOf, secretLast4 } from "../../domain/secrets.ts";
 import {
   DISABLED_REASONS,
   headerNameProblem,
   headerValueProblem,
+  MAX_RATE_LIMIT,
+  ORDERINGS,
+  SIGNATURE_SCHEMES,
   type UrlPolicy,
   type Webhook,
   webhookUrlProblem,
@@ -90,6 +94,44 @@ const headersField = stringMap({ maxEntries: 50, maxKey: 256, maxValue: 4096 })
   })
   .describe("Custom headers added to every delivery.");
 
+/** A payload filter (docs/filters.md); each fault is reported at its own path, `filter.data.amount.$gt`. */
+const filterField = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (value === null) return;
+    for (const problem of filterProblems(value)) {
+      ctx.addIssue({
+        code: "custom",
+        path: problem.path === "" ? [] : [problem.path],
+        message: problem.message,
+      });
+    }
+  })
+  .transform((value) => value as Filter | null)
+  .meta({
+    type: "object",
+    nullable: true,
+    additionalProperties: true,
+    description: `Matched against each event's {type, account_id, data} at fan-out; an event that does not match creates no delivery for this webhook (the test event is not filtered). Dotted paths to literals (equality) or operators ($eq $neq $gt $gte $lt $lte $in $nin $exists $startsWith $endsWith $contains), combined with $and, $or, $not; at most ${MAX_FILTER_BYTES} bytes and ${MAX_FILTER_DEPTH} levels. null for none. See docs/filters.md.`,
+    example: { "data.amount": { $gte: 1000 }, "data.customer.country": { $in: ["DE", "FR"] } },
+  });
+
+const orderingField = z
+  .enum(ORDERINGS, { error: "must be 'unordered' or 'fifo'" })
+  .describe("fifo: one attempt at a time, in the order the events were created (SPEC §3 Order).");
+const rateLimitField = z
+  .number({ error: "must be a whole number or null" })
+  .int("must be a whole number")
+  .min(1)
+  .max(MAX_RATE_LIMIT)
+  .nullable()
+  .describe(`At most this many attempts a second to this webhook, 1-${MAX_RATE_LIMIT}; null for no limit.`);
+const signatureSchemeField = z
+  .enum(SIGNATURE_SCHEMES, { error: "must be 'v1' or 'v1a'" })
+  .describe(
+    "v1: HMAC-SHA256 with a whsec_ secret; v1a: Ed25519, hookd makes the key pair and shows its public_key.",
+  );
+
 export function createWebhookSchemas(options: {
   catalog: EventCatalog;
   urlPolicy: UrlPolicy;
@@ -152,23 +194,38 @@ export function createWebhookSchemas(options: {
   const timeoutSeconds = z.number().int("must be a whole number").min(1).max(60);
   const maxInFlight = z.number().int("must be a whole number").min(1).max(options.maxInFlightCap);
 
-  const create = z.strictObject({
-    url,
-    events,
-    name: name.optional().describe("Defaults to the URL's host."),
-    description: description.optional(),
-    account_ids: accountIds.optional(),
-    enabled: z.boolean().optional(),
-    timeout_seconds: timeoutSeconds.optional().describe("Defaults to delivery.timeout."),
-    headers: headersField.optional(),
-    metadata: metadataField.optional(),
-    max_in_flight: maxInFlight.optional().describe("Defaults to delivery.max_in_flight_per_webhook."),
-    secret: z
-      .string()
-      .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
-      .optional(),
-    tenant_id: TENANT_ID.optional().describe("Admin keys only; defaults to 'default'."),
-  });
+  const create = z
+    .strictObject({
+      url,
+      events,
+      name: name.optional().describe("Defaults to the URL's host."),
+      description: description.optional(),
+      account_ids: accountIds.optional(),
+      enabled: z.boolean().optional(),
+      timeout_seconds: timeoutSeconds.optional().describe("Defaults to delivery.timeout."),
+      headers: headersField.optional(),
+      metadata: metadataField.optional(),
+      max_in_flight: maxInFlight.optional().describe("Defaults to delivery.max_in_flight_per_webhook."),
+      filter: filterField.optional(),
+      ordering: orderingField.optional().describe("Default unordered."),
+      rate_limit: rateLimitField.optional(),
+      signature_scheme: signatureSchemeField.optional().describe("Default v1."),
+      secret: z
+        .string()
+        .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
+        .optional()
+        .describe("v1 only: your own secret; generated when absent."),
+      tenant_id: TENANT_ID.optional().describe("Admin keys only; defaults to 'default'."),
+    })
+    .superRefine((input, ctx) => {
+      if (input.secret !== undefined && input.signature_scheme === "v1a") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["secret"],
+          message: "a v1a webhook has no secret: hookd makes its Ed25519 key pair",
+        });
+      }
+    });
 
   const readOnly = z.unknown().optional().describe("Read-only; ignored.");
   const update = z.strictObject({
@@ -182,10 +239,19 @@ export function createWebhookSchemas(options: {
     headers: headersField.nullable().optional().describe("null clears every custom header."),
     metadata: metadataField.nullable().optional().describe("null clears the metadata."),
     max_in_flight: maxInFlight.nullable().optional().describe("null resets to the configured default."),
+    filter: filterField.optional().describe("null removes the filter."),
+    ordering: orderingField.optional(),
+    rate_limit: rateLimitField.optional().describe("null removes the limit."),
+    signature_scheme: signatureSchemeField
+      .optional()
+      .describe(
+        "A change makes new key material at once (a secret for v1, a key pair for v1a), shown in this answer; the old secret or key stops signing at once.",
+      ),
     secret: z.never({ error: "cannot be changed here: use POST /v1/webhooks/{id}/rotate-secret" }).optional(),
     tenant_id: TENANT_ID.optional().describe("Read-only: must equal the current tenant when given."),
     id: readOnly,
     secret_last4: readOnly,
+    public_key: readOnly,
     disabled_reason: readOnly,
     created_at: readOnly,
     updated_at: readOnly,
@@ -206,6 +272,7 @@ export function createWebhookSchemas(options: {
       .max(255)
       .optional()
       .describe("Subscriptions that would receive this account's events."),
+    ordering: z.enum(ORDERINGS, { error: "must be 'unordered' or 'fifo'" }).optional(),
     tenant_id: TENANT_ID.optional().describe("Admin keys only."),
   });
 
@@ -221,7 +288,7 @@ export function createWebhookSchemas(options: {
       .string()
       .refine((s) => decodeSecret(s) !== null, "must be 'whsec_' followed by the base64 of 24 to 64 bytes")
       .optional()
-      .describe("Your own new secret; generated when absent."),
+      .describe("v1 only: your own new secret; generated when absent."),
   });
 
   return { create, update, list, rotate };
@@ -241,14 +308,33 @@ export const webhookResource = z.object({
   headers: z.record(z.string(), z.string()),
   metadata: z.record(z.string(), z.string()),
   max_in_flight: z.number(),
-  secret_last4: z.string(),
+  filter: z.record(z.string(), z.unknown()).nullable(),
+  ordering: z.enum(ORDERINGS),
+  rate_limit: z.number().nullable(),
+  signature_scheme: z.enum(SIGNATURE_SCHEMES),
+  public_key: z
+    .string()
+    .nullable()
+    .describe(
+      "v1a: the Ed25519 public key receivers verify with ('whpk_' + base64 of 32 bytes); null for v1.",
+    ),
+  secret_last4: z.string().describe("The last 4 characters of the secret (v1) or of public_key (v1a)."),
   created_at: z.string(),
   updated_at: z.string(),
 });
 
-export const webhookWithSecret = webhookResource.extend({ secret: z.string() });
+export const webhookWithSecret = webhookResource.extend({
+  secret: z.string().optional().describe("v1 only: the full secret, shown here and at rotation only."),
+});
 
 export type WebhookResource = z.output<typeof webhookResource>;
+
+/** A webhook as answered with its new key material: the full secret for v1, nothing more for v1a. */
+export function renderWithSecret(w: Webhook): WebhookResource & { secret?: string } {
+  return w.signatureScheme === "v1" && !isSigningKey(w.secret)
+    ? { ...renderWebhook(w), secret: w.secret }
+    : renderWebhook(w);
+}
 
 export function renderWebhook(w: Webhook): WebhookResource {
   return {
@@ -265,6 +351,11 @@ export function renderWebhook(w: Webhook): WebhookResource {
     headers: w.headers,
     metadata: w.metadata,
     max_in_flight: w.maxInFlight,
+    filter: w.filter,
+    ordering: w.ordering,
+    rate_limit: w.rateLimit,
+    signature_scheme: w.signatureScheme,
+    public_key: isSigningKey(w.secret) ? publicKeyOf(w.secret) : null,
     secret_last4: secretLast4(w.secret),
     created_at: toIso(w.createdAt),
     updated_at: toIso(w.updatedAt),

@@ -295,7 +295,7 @@ async function publishInternal(
 ): Promise<EventRecord> {
   // The fan-out lock is already held exclusively here; the cache is refreshed against the version.
   await deps.fanout.begin(q);
-  const targets = await deps.fanout.match(q, tenantId, event.type, null);
+  const targets = await deps.fanout.match(q, tenantId, { ...event, accountId: null });
   const [record] = await insertEvents(q, tenantId, [
     {
       event: {

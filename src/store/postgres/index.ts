@@ -120,6 +120,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       let failed = 0;
       const result = await changeWebhooks(async (tx) => {
         if (!(await webhooks.updateWebhook(tx, id, tenantId, changes, now))) return null;
+        if (changes.secret !== undefined) {
+          // New key material (a change of scheme): every earlier secret stops signing now.
+          await webhooks.capPreviousSecrets(tx, id, now);
+          await webhooks.deleteExpiredSecrets(tx, id, now);
+        }
         if (changes.enabled === false) {
           failed = await deliveries.endQueued(tx, id, "failed", now);
           await deliveries.refreshDue(tx, id, time.toDb(now));
@@ -368,7 +373,7 @@ async function ingest(
         continue;
       }
     }
-    const targets = await fanout.match(q, tenantId, event.type, event.accountId);
+    const targets = await fanout.match(q, tenantId, event);
     out.push({ event });
     fresh.push({ event, deliveriesCount: targets.length });
     created++;

@@ -1,7 +1,7 @@
 // SQL for subscriptions on PostgreSQL: one function per statement. Every change to a subscription
 // also bumps the fan-out version in its transaction (fanout.ts), so no instance fans out against a
 // cached copy older than the commit.
-import type { DisabledReason, Webhook } from "../../domain/webhook.ts";
+import type { DisabledReason, Ordering, SignatureScheme, Webhook } from "../../domain/webhook.ts";
 import type { NewWebhook, Page, PageQuery, WebhookChanges, WebhookFilter, WebhookOrder } from "../store.ts";
 import type { Query } from "./client.ts";
 import { keysetPage, num, numbered } from "./keyset.ts";
@@ -21,6 +21,10 @@ interface WebhookRow {
   metadata: string;
   max_in_flight: number;
   secret: string;
+  filter: string | null;
+  ordering: string;
+  rate_limit: number | null;
+  signature_scheme: string;
   consecutive_failures: number;
   health_since: string | number;
   created_at: string | number;
@@ -30,7 +34,7 @@ interface WebhookRow {
 
 export const WEBHOOK_SELECT = `SELECT w.id, w.tenant_id, w.name, w.description, w.url, w.events, w.account_ids,
     w.enabled, w.disabled_reason, w.timeout_seconds, w.headers, w.metadata, w.max_in_flight, w.secret,
-    w.consecutive_failures, w.health_since, w.created_at, w.updated_at,
+    w.filter, w.ordering, w.rate_limit, w.signature_scheme, w.consecutive_failures, w.health_since, w.created_at, w.updated_at,
     (SELECT json_agg(json_build_object('secret', p.secret, 'expires_at', p.expires_at))::text
        FROM webhook_previous_secrets p WHERE p.webhook_id = w.id) AS previous_secrets
   FROM webhooks w`;
@@ -51,6 +55,10 @@ export function toWebhook(row: WebhookRow): Webhook {
     headers: JSON.parse(row.headers),
     metadata: JSON.parse(row.metadata),
     maxInFlight: row.max_in_flight,
+    filter: row.filter === null ? null : JSON.parse(row.filter),
+    ordering: row.ordering as Ordering,
+    rateLimit: row.rate_limit,
+    signatureScheme: row.signature_scheme as SignatureScheme,
     secret: row.secret,
     previousSecrets: previous.map((p) => ({ secret: p.secret, expiresAt: num(p.expires_at) })),
     consecutiveFailures: row.consecutive_failures,
@@ -69,8 +77,9 @@ export async function bumpFanoutVersion(q: Query): Promise<void> {
 export async function insertWebhook(q: Query, w: NewWebhook): Promise<void> {
   await q(
     `INSERT INTO webhooks (id, tenant_id, name, description, url, events, account_ids, enabled, disabled_reason,
-       timeout_seconds, headers, metadata, max_in_flight, secret, consecutive_failures, health_since, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $15, $15)`,
+       timeout_seconds, headers, metadata, max_in_flight, secret, filter, ordering, rate_limit, signature_scheme,
+       consecutive_failures, health_since, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 0, $19, $19, $19)`,
     [
       w.id,
       w.tenantId,
@@ -86,6 +95,10 @@ export async function insertWebhook(q: Query, w: NewWebhook): Promise<void> {
       JSON.stringify(w.metadata),
       w.maxInFlight,
       w.secret,
+      w.filter == null ? null : JSON.stringify(w.filter),
+      w.ordering ?? "unordered",
+      w.rateLimit ?? null,
+      w.signatureScheme ?? "v1",
       w.createdAt,
     ],
   );
@@ -124,6 +137,10 @@ export function selectWebhookPage(
     );
     params.push(filter.accountId);
   }
+  if (filter.ordering !== undefined) {
+    where.push("w.ordering = ?");
+    params.push(filter.ordering);
+  }
   if (filter.eventType !== undefined) {
     where.push(MATCHES_EVENT);
     params.push(filter.eventType, filter.eventType);
@@ -149,6 +166,11 @@ const COLUMNS: Record<Exclude<keyof WebhookChanges, "resetHealthAt">, [string, (
   headers: ["headers", (v: Record<string, string>) => JSON.stringify(v)],
   metadata: ["metadata", (v: Record<string, string>) => JSON.stringify(v)],
   maxInFlight: ["max_in_flight", (v: number) => v],
+  filter: ["filter", (v: object | null) => (v === null ? null : JSON.stringify(v))],
+  ordering: ["ordering", (v: string) => v],
+  rateLimit: ["rate_limit", (v: number | null) => v],
+  signatureScheme: ["signature_scheme", (v: string) => v],
+  secret: ["secret", (v: string) => v],
 };
 
 export async function updateWebhook(

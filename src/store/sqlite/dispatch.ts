@@ -303,7 +303,7 @@ function publishInternal(
   event: { id: string; type: string; payload: string; now: number },
   deps: { ids: IdGenerator; subscriptions: SubscriptionIndex },
 ): EventRecord {
-  const targets = deps.subscriptions.match(tenantId, event.type, null);
+  const targets = deps.subscriptions.match(tenantId, { ...event, accountId: null });
   const record = insertEvent(
     db,
     tenantId,

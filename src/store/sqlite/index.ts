@@ -125,6 +125,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return durable(
         changedWebhooks(() => {
           if (!webhooks.updateWebhook(db, id, tenantId, changes, now)) return null;
+          if (changes.secret !== undefined) {
+            // New key material (a change of scheme): every earlier secret stops signing now.
+            webhooks.capPreviousSecrets(db, id, now);
+            webhooks.deleteExpiredSecrets(db, id, now);
+          }
           if (changes.enabled === false) {
             leases.forgetWebhook(id);
             const failed = deliveries.failQueued(db, id, now);
@@ -385,7 +390,7 @@ function ingest(
         continue;
       }
     }
-    const targets = subscriptions.match(tenantId, event.type, event.accountId);
+    const targets = subscriptions.match(tenantId, event);
     out.push(events.insertEvent(db, tenantId, event, targets.length));
     fannedOut.push({ createdAt: event.createdAt, webhookIds: targets });
     created++;

@@ -1,6 +1,6 @@
 // SQL for subscriptions: one function per statement.
 import type { Database, SQLQueryBindings } from "bun:sqlite";
-import type { DisabledReason, Webhook } from "../../domain/webhook.ts";
+import type { DisabledReason, Ordering, SignatureScheme, Webhook } from "../../domain/webhook.ts";
 import type { NewWebhook, Page, PageQuery, WebhookChanges, WebhookFilter, WebhookOrder } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
 
@@ -19,6 +19,10 @@ interface WebhookRow {
   metadata: string;
   max_in_flight: number;
   secret: string;
+  filter: string | null;
+  ordering: string;
+  rate_limit: number | null;
+  signature_scheme: string;
   consecutive_failures: number;
   health_since: number;
   created_at: number;
@@ -48,6 +52,10 @@ function toWebhook(row: WebhookRow): Webhook {
     headers: JSON.parse(row.headers),
     metadata: JSON.parse(row.metadata),
     maxInFlight: row.max_in_flight,
+    filter: row.filter === null ? null : JSON.parse(row.filter),
+    ordering: row.ordering as Ordering,
+    rateLimit: row.rate_limit,
+    signatureScheme: row.signature_scheme as SignatureScheme,
     secret: row.secret,
     previousSecrets: previous.map((p) => ({ secret: p.secret, expiresAt: p.expires_at })),
     consecutiveFailures: row.consecutive_failures,
@@ -63,8 +71,9 @@ const tenantClause = (tenantId: string | undefined): [string, SQLQueryBindings[]
 export function insertWebhook(db: Database, w: NewWebhook): void {
   db.query(
     `INSERT INTO webhooks (id, tenant_id, name, description, url, events, account_ids, enabled, disabled_reason,
-       timeout_seconds, headers, metadata, max_in_flight, secret, consecutive_failures, health_since, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+       timeout_seconds, headers, metadata, max_in_flight, secret, filter, ordering, rate_limit, signature_scheme,
+       consecutive_failures, health_since, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
   ).run(
     w.id,
     w.tenantId,
@@ -80,6 +89,10 @@ export function insertWebhook(db: Database, w: NewWebhook): void {
     JSON.stringify(w.metadata),
     w.maxInFlight,
     w.secret,
+    w.filter == null ? null : JSON.stringify(w.filter),
+    w.ordering ?? "unordered",
+    w.rateLimit ?? null,
+    w.signatureScheme ?? "v1",
     w.createdAt,
     w.createdAt,
     w.createdAt,
@@ -120,6 +133,10 @@ export function selectWebhookPage(
     );
     params.push(filter.accountId);
   }
+  if (filter.ordering !== undefined) {
+    where.push("w.ordering = ?");
+    params.push(filter.ordering);
+  }
   if (filter.eventType !== undefined) {
     where.push(MATCHES_EVENT);
     params.push(filter.eventType, filter.eventType);
@@ -148,6 +165,11 @@ const COLUMNS: Record<
   headers: ["headers", (v: Record<string, string>) => JSON.stringify(v)],
   metadata: ["metadata", (v: Record<string, string>) => JSON.stringify(v)],
   maxInFlight: ["max_in_flight", (v: number) => v],
+  filter: ["filter", (v: object | null) => (v === null ? null : JSON.stringify(v))],
+  ordering: ["ordering", (v: string) => v],
+  rateLimit: ["rate_limit", (v: number | null) => v],
+  signatureScheme: ["signature_scheme", (v: string) => v],
+  secret: ["secret", (v: string) => v],
 };
 
 export function updateWebhook(

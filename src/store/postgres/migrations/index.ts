@@ -1,6 +1,7 @@
 // The PostgreSQL schema migrations, embedded in the binary as text. Forward only: append, never edit.
 // Their numbering is this driver's own (SQLite's versions 1 and 2 are this version 1).
 import m0001 from "./0001_init.sql" with { type: "text" };
+import m0003 from "./0003_webhook_controls.sql" with { type: "text" };
 import m0004 from "./0004_portal_stats.sql" with { type: "text" };
 
 export interface Migration {
@@ -11,5 +12,6 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "init", sql: m0001 },
+  { version: 3, name: "webhook_controls", sql: m0003 },
   { version: 4, name: "portal_stats", sql: m0004 },
 ];

@@ -1,6 +1,7 @@
 // The schema migrations, embedded in the binary as text. Forward only: append, never edit.
 import m0001 from "./0001_init.sql" with { type: "text" };
 import m0002 from "./0002_delivery.sql" with { type: "text" };
+import m0004 from "./0004_webhook_controls.sql" with { type: "text" };
 import m0005 from "./0005_portal_stats.sql" with { type: "text" };
 
 export interface Migration {
@@ -12,5 +13,6 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "init", sql: m0001 },
   { version: 2, name: "delivery", sql: m0002 },
+  { version: 4, name: "webhook_controls", sql: m0004 },
   { version: 5, name: "portal_stats", sql: m0005 },
 ];
