@@ -228,6 +228,10 @@ describe("the console", () => {
       await page.getByLabel("Custom headers").fill("X-Team: billing");
       await page.getByLabel("Metadata").fill("owner=ledger");
       await page.getByLabel("Timeout").fill("7");
+      await page.getByLabel("Filter").fill('{"data.amount": {"$gt": 50}}');
+      await page.getByLabel("Ordering").selectOption("fifo");
+      await page.getByLabel("Rate limit").fill("5");
+      await page.getByLabel("Max in flight").fill("3");
       await page.getByRole("button", { name: "Save" }).click();
       await page.getByText("Saved.").waitFor();
       await page.reload();
@@ -235,6 +239,10 @@ describe("the console", () => {
       expect(await page.getByLabel("Timeout").inputValue()).toBe("7");
       const saved = (await hookd.call("GET", `/v1/webhooks/${webhookId}`)).body;
       expect(saved).toMatchObject({
+        filter: { "data.amount": { $gt: 50 } },
+        ordering: "fifo",
+        rate_limit: 5,
+        max_in_flight: 3,
         description: "Sends invoices to the ledger",
         headers: { "X-Team": "billing" },
         metadata: { owner: "ledger" },
@@ -267,6 +275,18 @@ describe("the console", () => {
       await dialog.getByRole("button", { name: "Delete" }).click();
       await page.getByText("No webhooks yet").waitFor();
       expect((await hookd.call("GET", `/v1/webhooks/${webhookId}`)).status).toBe(404);
+
+      // An Ed25519 (v1a) webhook: its public key is shown, with the hookd verify command.
+      await page.getByRole("link", { name: "Create webhook" }).click();
+      await page.getByLabel("URL").fill(receiver.url("/ed25519"));
+      await page.getByLabel("user.created").check();
+      await page.getByText("More settings").click();
+      await page.getByLabel("Signature scheme").selectOption("v1a");
+      await page.getByRole("button", { name: "Create webhook" }).click();
+      await page.getByText("its new public key").waitFor();
+      const publicKey = (await page.locator(".reveal .value").textContent()) ?? "";
+      expect(publicKey).toMatch(/^whpk_/);
+      await page.getByText(`hookd verify --public-key '${publicKey}'`, { exact: false }).waitFor();
 
       // Event types.
       await page.getByRole("link", { name: "Event types" }).click();
