@@ -312,6 +312,46 @@ describe("the console", () => {
   );
 
   it(
+    "pages are in the address: next page, reload and back keep the page, and the tab says where it is",
+    async () => {
+      const { page, problems } = await open();
+      const batch = await hookd.call("POST", "/v1/events/batch", {
+        events: Array.from({ length: 25 }, (_, i) => ({
+          type: "user.created",
+          data: { n: i },
+          account_id: "acct_pages",
+        })),
+      });
+      expect(batch.status).toBe(202);
+      await signIn(page);
+      await page.goto(`${hookd.url}/console/events?type=user.created`);
+      const rows = page.locator("tbody tr");
+      await rows.nth(19).waitFor();
+      expect(await rows.count()).toBe(20);
+      expect(await page.title()).toBe("Events · hookd console");
+      await page.getByRole("button", { name: "Next page" }).click();
+      await waitFor(async () => (await rows.count()) === 5, { what: "the second page" });
+      const url = new URL(page.url());
+      expect(url.searchParams.get("after")).toBeTruthy();
+      expect(url.searchParams.get("type")).toBe("user.created");
+      const firstOnSecond = await rows.first().locator("a").textContent();
+      await page.reload();
+      await rows.first().waitFor();
+      expect(await rows.count()).toBe(5);
+      expect(await rows.first().locator("a").textContent()).toBe(firstOnSecond);
+      await page.goBack();
+      await waitFor(async () => (await rows.count()) === 20, { what: "the first page again" });
+      await page.getByRole("button", { name: "Previous page" }).waitFor();
+      expect(await page.getByRole("button", { name: "Previous page" }).isDisabled()).toBe(true);
+      await rows.first().click();
+      await page.getByRole("heading", { name: "Payload" }).waitFor();
+      expect(await page.title()).toMatch(/^Event evt_\S+ · hookd console$/);
+      expect(problems()).toEqual([]);
+    },
+    WALK_TIMEOUT,
+  );
+
+  it(
     "creating a webhook with the keyboard alone",
     async () => {
       const { page, problems } = await open();

@@ -44,6 +44,10 @@ function SignedIn() {
   }, [caps]);
   const section = route.value.parts[0] ?? "";
   const title = appKind === "portal" ? "Webhooks portal" : "hookd console";
+  const [, id] = route.value.parts;
+  useEffect(() => {
+    document.title = `${pageTitle(section, id)} · ${title}`;
+  }, [section, id, title]);
   return (
     <div class="frame">
       <a class="skip" href="#main">
@@ -71,6 +75,24 @@ function SignedIn() {
       </main>
     </div>
   );
+}
+
+const TITLES: Record<string, [string, string]> = {
+  "": ["Overview", "Overview"],
+  webhooks: ["Webhooks", "Webhook"],
+  events: ["Events", "Event"],
+  deliveries: ["Deliveries", "Delivery"],
+  "event-types": ["Event types", "Event types"],
+  "portal-sessions": ["Portal sessions", "Portal sessions"],
+  instances: ["Instances", "Instances"],
+};
+
+/** The tab's title for a view: its list's name, or the kind of object it opens. */
+function pageTitle(section: string, id: string | undefined): string {
+  const names = TITLES[section];
+  if (!names) return "Not found";
+  if (section === "webhooks" && id === "new") return "Create webhook";
+  return id ? `${names[1]} ${id}` : names[0];
 }
 
 function View() {

@@ -1,6 +1,6 @@
 // Console sign-in with an API key or an OAuth2 access token (checked against the API before it is
 // kept), and the portal's page for a session that ended or a link that is missing.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { endedMessage, signIn } from "../session.ts";
 
 async function checkCredential(token: string): Promise<string | null> {
@@ -18,6 +18,9 @@ async function checkCredential(token: string): Promise<string | null> {
 }
 
 export function SignIn() {
+  useEffect(() => {
+    document.title = "Sign in · hookd console";
+  }, []);
   const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -72,6 +75,9 @@ export function SignIn() {
 }
 
 export function PortalEnded() {
+  useEffect(() => {
+    document.title = "Webhooks portal";
+  }, []);
   return (
     <main class="sign-in" id="main">
       <h1>Webhooks portal</h1>
