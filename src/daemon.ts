@@ -52,6 +52,38 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The store the config names, as `serve` opens it (also `hookd console-link`, beside a daemon or not). */
+export async function openStore(
+  config: Config,
+  deps: {
+    ids: ReturnType<typeof createIdGenerator>;
+    clock: Clock;
+    logger: Logger;
+    onFinal?: (status: "cancelled" | "failed", count: number) => void;
+  },
+): Promise<Store> {
+  const { ids, clock, logger, onFinal } = deps;
+  return config.storage.driver === "postgres"
+    ? await createPostgresStore({
+        url: config.storage.postgres.url as string,
+        poolSize: config.storage.postgres.pool_size,
+        statementTimeoutMs: config.storage.postgres.statement_timeout,
+        ids,
+        clock,
+        logger: logger.child({ component: "postgres" }),
+        ...(onFinal ? { onFinal } : {}),
+        version: VERSION,
+        // The real clock may be stepped; an injected one (tests) is followed as it is.
+        timeBase: clock === systemClock ? "monotonic" : "clock",
+      })
+    : createSqliteStore({
+        path: config.storage.sqlite.path,
+        synchronous: config.storage.sqlite.synchronous,
+        ids,
+        ...(onFinal ? { onFinal } : {}),
+      });
+}
+
 const BOOTSTRAP_KEY_SETTING = "bootstrap_admin_key_sha256";
 const TOKEN_SIGNING_KEY_SETTING = "oauth_token_signing_key";
 
@@ -70,26 +102,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const onFinal = (status: "cancelled" | "failed", count: number) => {
     if (count > 0) metrics.deliveries.inc({ status }, count);
   };
-  const store: Store =
-    config.storage.driver === "postgres"
-      ? await createPostgresStore({
-          url: config.storage.postgres.url as string,
-          poolSize: config.storage.postgres.pool_size,
-          statementTimeoutMs: config.storage.postgres.statement_timeout,
-          ids,
-          clock,
-          logger: logger.child({ component: "postgres" }),
-          onFinal,
-          version: VERSION,
-          // The real clock may be stepped; an injected one (tests) is followed as it is.
-          timeBase: clock === systemClock ? "monotonic" : "clock",
-        })
-      : createSqliteStore({
-          path: config.storage.sqlite.path,
-          synchronous: config.storage.sqlite.synchronous,
-          ids,
-          onFinal,
-        });
+  const store = await openStore(config, { ids, clock, logger, onFinal });
   const instanceId = Buffer.from(random.bytes(6)).toString("hex");
   const allowedCidrs = config.delivery.allowed_cidrs.map((text) => parseCidr(text) as Cidr);
   const client = createHttpClient({

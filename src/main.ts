@@ -1,5 +1,6 @@
 // The hookd executable: argv → config → daemon; signals.
 import { HELP, parseArgs, UsageError } from "./cli/args.ts";
+import { consoleLink } from "./cli/console-link.ts";
 import { storageCopy } from "./cli/storage-copy.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createDaemon, type Daemon } from "./daemon.ts";
@@ -51,6 +52,12 @@ async function main(argv: string[]): Promise<number> {
       return verify(command.options);
     case "storage-copy":
       return storageCopy({ from: command.options.from as string, to: command.options.to as string });
+    case "console-link":
+      return consoleLink({
+        ...(command.configPath !== undefined ? { configPath: command.configPath } : {}),
+        ...(command.options.tenant !== undefined ? { tenant: command.options.tenant } : {}),
+        ...(command.options.ttl !== undefined ? { ttl: command.options.ttl } : {}),
+      });
     case "serve":
       return serve(command.configPath);
   }

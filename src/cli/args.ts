@@ -1,9 +1,17 @@
 // Command-line parsing: `hookd [command] [options]`.
 
 export interface Command {
-  name: "serve" | "config-check" | "key-hash" | "version" | "help" | "verify" | "storage-copy";
+  name:
+    | "serve"
+    | "config-check"
+    | "key-hash"
+    | "version"
+    | "help"
+    | "verify"
+    | "storage-copy"
+    | "console-link";
   configPath?: string;
-  /** `hookd verify` and `hookd storage copy` options, by long name without dashes. */
+  /** `hookd verify`, `hookd storage copy` and `hookd console-link` options, by long name without dashes. */
   options: Record<string, string>;
 }
 
@@ -18,6 +26,9 @@ Usage:
   hookd verify [options]             check a delivery's signature, and say why it fails
   hookd storage copy --from FILE --to URL
                                      copy a SQLite hookd's whole state into an empty PostgreSQL database
+  hookd console-link [--config FILE] [--tenant T] [--ttl 1h]
+                                     print a URL that signs its opener in: the console (admin), or
+                                     with --tenant that tenant's portal; stored hashed, revocable
   hookd version                      print the version
   hookd --help                       this text
 
@@ -38,6 +49,10 @@ hookd storage copy options (stop hookd first; after a failure, run the same comm
   --from FILE             the SQLite database (storage.sqlite.path); it must exist
   --to postgres://...     an empty PostgreSQL database (it is migrated); its password is never printed
 
+hookd console-link options:
+  --tenant T              a portal session for tenant T (default: a console session, every scope)
+  --ttl DURATION          how long the link works, 60s to 24h (default 1h)
+
 With no config, hookd listens on 127.0.0.1:8080, keeps its database in ./data/hookd.db, and creates
 an admin API key on first start, printed once.`;
 
@@ -52,11 +67,15 @@ const VERIFY_OPTIONS = new Set([
   "now",
 ]);
 const STORAGE_COPY_OPTIONS = new Set(["from", "to"]);
+const CONSOLE_LINK_OPTIONS = new Set(["tenant", "ttl"]);
 /** Which command each option belongs to. */
 const OPTION_OWNERS: Record<string, { command: Command["name"]; phrase: string }> = {
   ...Object.fromEntries([...VERIFY_OPTIONS].map((o) => [o, { command: "verify", phrase: "hookd verify" }])),
   ...Object.fromEntries(
     [...STORAGE_COPY_OPTIONS].map((o) => [o, { command: "storage-copy", phrase: "hookd storage copy" }]),
+  ),
+  ...Object.fromEntries(
+    [...CONSOLE_LINK_OPTIONS].map((o) => [o, { command: "console-link", phrase: "hookd console-link" }]),
   ),
 };
 
@@ -101,6 +120,7 @@ export function parseArgs(argv: readonly string[]): Command {
       help: "help",
       verify: "verify",
       "storage copy": "storage-copy",
+      "console-link": "console-link",
     } as const
   )[phrase];
   if (!name) throw new UsageError(`unknown command '${phrase}'`);

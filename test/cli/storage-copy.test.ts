@@ -57,6 +57,8 @@ interface Source {
   rotated: { id: string; oldSecret: string; newSecret: string };
   firstEvent: Json;
   adminKey: string;
+  /** A portal session's token, minted before the copy. */
+  portalToken: string;
 }
 
 let source: Source | null = null;
@@ -131,6 +133,9 @@ async function serveSqliteHookd(): Promise<Source> {
     },
     { timeoutMs: 10_000, what: "the SQLite hookd's deliveries to settle" },
   );
+  // A portal session (its hash and expiry are copied; its token works on the copy).
+  const portal = await api.call("POST", "/v1/portal-sessions", { tenant_id: "t2", ttl_seconds: 86_400 });
+  expect(portal.status).toBe(201);
   const before = await api.snapshot();
   expect(await hookd.stop("SIGTERM")).toBe(0);
   return {
@@ -142,6 +147,7 @@ async function serveSqliteHookd(): Promise<Source> {
     rotated: { id: rotating.id, oldSecret: rotating.secret, newSecret: rotation.body.secret },
     firstEvent: first.body,
     adminKey,
+    portalToken: portal.body.token as string,
   };
 }
 
@@ -200,6 +206,10 @@ describe.skipIf(skip)("hookd storage copy", () => {
       what: "hookd to use the copied admin key",
     });
     expect(hookd.stderr()).not.toMatch(/hk_/);
+    // The portal session came along: its token signs in to its tenant, t2.
+    const portalView = await childApi(url, src().portalToken).call("GET", "/v1/webhooks");
+    expect(portalView.status).toBe(200);
+    expect(portalView.body.data.map((w: Json) => w.tenant_id)).toEqual(["t2"]);
     const delivered = (await flaky.waitForRequests(flakyBefore + 2, "/b", 20_000)).slice(flakyBefore);
 
     const queued = before.deliveries.filter((d: Json) => d.status === "retrying");
@@ -286,7 +296,7 @@ describe.skipIf(skip)("hookd storage copy", () => {
     const again = await copy(src().dbPath, target);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(
-      "webhooks, webhook_previous_secrets, events, deliveries, attempts, idempotency_keys)",
+      "webhooks, webhook_previous_secrets, events, deliveries, attempts, idempotency_keys, portal_sessions, webhook_stats)",
     );
     expect(again.stderr).toContain("already holds data (");
     expect(again.stderr).toContain("Nothing was changed");

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ConfigError, type ConfigProblem, loadConfig, parseConfig } from "../../src/config/load.ts";
-import { type Config, configSchema } from "../../src/config/schema.ts";
+import { type Config, configSchema, defaultPublicUrl } from "../../src/config/schema.ts";
 import { tempDir } from "../support/temp.ts";
 
 const EXAMPLE_PATH = join(import.meta.dir, "..", "..", "config.example.yaml");
@@ -54,7 +54,7 @@ const FULL_YAML = `
 server:
   host: 0.0.0.0
   port: 9090
-  public_url: https://hooks.example.com/
+  public_url: https://hooks.example.com/hookd/
 storage:
   driver: postgres
   sqlite:
@@ -248,7 +248,7 @@ describe("every documented key", () => {
   test("a value for every key is parsed; durations become milliseconds", () => {
     const config = parseConfig(FULL_YAML, "full.yaml", {});
     expect(config).toEqual({
-      server: { host: "0.0.0.0", port: 9090, public_url: "https://hooks.example.com" },
+      server: { host: "0.0.0.0", port: 9090, public_url: "https://hooks.example.com/hookd" },
       storage: {
         driver: "postgres",
         sqlite: { path: "/var/lib/hookd/other.db", synchronous: "normal" },
@@ -358,6 +358,11 @@ describe("bad values are named by their YAML path", () => {
     ["server:\n  port: 80.5\n", "server.port"],
     ["server:\n  port: http\n", "server.port"],
     ["server:\n  host: ''\n", "server.host"],
+    ["server:\n  public_url: hooks.example.com\n", "server.public_url"],
+    ["server:\n  public_url: ftp://hooks.example.com\n", "server.public_url"],
+    ["server:\n  public_url: https://u:p@hooks.example.com\n", "server.public_url"],
+    ["server:\n  public_url: https://hooks.example.com/?a=1\n", "server.public_url"],
+    ["server:\n  public_url: https://hooks.example.com/#x\n", "server.public_url"],
     ["storage:\n  driver: mysql\n", "storage.driver"],
     ["storage:\n  driver: postgres\n", "storage.postgres.url"],
     ["storage:\n  sqlite:\n    synchronous: off\n", "storage.sqlite.synchronous"],
@@ -742,5 +747,16 @@ describe("console", () => {
       ]);
     }
     expect(pathsOf("console:\n  enabled: maybe\n")).toEqual(["console.enabled"]);
+  });
+});
+
+describe("server.public_url", () => {
+  test("unset: portal links use http://<host>:<port>, a wildcard host read as 127.0.0.1", () => {
+    expect(parseConfig("", "empty", {}).server.public_url).toBeUndefined();
+    expect(defaultPublicUrl("127.0.0.1", 8080)).toBe("http://127.0.0.1:8080");
+    expect(defaultPublicUrl("0.0.0.0", 9000)).toBe("http://127.0.0.1:9000");
+    expect(defaultPublicUrl("::", 9000)).toBe("http://127.0.0.1:9000");
+    expect(defaultPublicUrl("::1", 9000)).toBe("http://[::1]:9000");
+    expect(defaultPublicUrl("hooks.internal", 80)).toBe("http://hooks.internal:80");
   });
 });

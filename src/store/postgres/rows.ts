@@ -121,7 +121,7 @@ const TABLES: Record<TableName, TableSpec> = {
     numbers: ["created_at", "expires_at"],
   },
   webhook_stats: {
-    keys: ["span", "webhook_id", "start", "shard"],
+    keys: ["span", "webhook_id", "start", "tenant_id", "shard"],
     columns: ["span", "webhook_id", "start", "shard", "tenant_id", "mode", ...COUNT_COLUMNS],
     numbers: ["span", "start", "shard", ...COUNT_COLUMNS],
   },

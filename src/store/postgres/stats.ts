@@ -21,7 +21,7 @@ const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tena
   FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(j, n) LEFT JOIN webhooks w ON w.id = t.j ->> 1
   WHERE coalesce(t.j ->> 3, w.tenant_id) IS NOT NULL
   ORDER BY t.n
-  ON CONFLICT (span, webhook_id, start, shard) DO UPDATE SET
+  ON CONFLICT (span, webhook_id, start, tenant_id, shard) DO UPDATE SET
     ${COUNT_COLUMNS.map((c) => `${c} = webhook_stats.${c} + excluded.${c}`).join(", ")}`;
 
 /** Picks the shard of each write: a rotation from a random start. */
@@ -138,8 +138,8 @@ export async function sweepStats(q: Query, before: number, limit: number): Promi
   let removed = 0;
   for (const span of STAT_SPANS) {
     const [row] = await q<{ n: number }>(
-      `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, shard) IN (
-         SELECT span, webhook_id, start, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
+      `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
+         SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
          RETURNING 1)
        SELECT count(*)::int AS n FROM gone`,
       [span, before, limit],

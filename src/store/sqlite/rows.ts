@@ -13,7 +13,7 @@ const KEYS: Record<TableName, string[]> = {
   attempts: ["id"],
   idempotency_keys: ["tenant_id", "key"],
   portal_sessions: ["id"],
-  webhook_stats: ["span", "webhook_id", "start", "shard"],
+  webhook_stats: ["span", "webhook_id", "start", "tenant_id", "shard"],
 };
 
 export function exportRows(

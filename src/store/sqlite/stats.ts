@@ -10,7 +10,7 @@ const ADD_SQL = `INSERT INTO webhook_stats (span, webhook_id, start, shard, tena
     ${COUNT_COLUMNS.map((_, i) => `j.value ->> ${TUPLE_COUNTS_AT + i}`).join(", ")}
   FROM json_each(?) j LEFT JOIN webhooks w ON w.id = j.value ->> 1
   WHERE coalesce(j.value ->> 3, w.tenant_id) IS NOT NULL
-  ON CONFLICT (span, webhook_id, start, shard) DO UPDATE SET
+  ON CONFLICT (span, webhook_id, start, tenant_id, shard) DO UPDATE SET
     ${COUNT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`;
 
 /**
@@ -119,8 +119,8 @@ function webhookCounts(db: Database, query: StatsQuery): StatsRead["webhooks"] {
 export function sweepStats(db: Database, before: number, limit: number): number {
   let removed = 0;
   const remove = db.query<never, [number, number, number, number]>(
-    `DELETE FROM webhook_stats WHERE (span, webhook_id, start, shard) IN (
-       SELECT span, webhook_id, start, shard FROM webhook_stats WHERE span = ? AND start <= ? - ? LIMIT ?)`,
+    `DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
+       SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = ? AND start <= ? - ? LIMIT ?)`,
   );
   for (const span of STAT_SPANS) removed += remove.run(span, before, span, limit).changes;
   return removed;

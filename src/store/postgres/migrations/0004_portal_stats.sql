@@ -60,7 +60,7 @@ CREATE TABLE webhook_stats (
   d25 bigint NOT NULL DEFAULT 0,
   d26 bigint NOT NULL DEFAULT 0,
   d27 bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (span, webhook_id, start, shard)
+  PRIMARY KEY (span, webhook_id, start, tenant_id, shard)
 ) WITH (fillfactor = 70);
 
 CREATE INDEX webhook_stats_tenant ON webhook_stats (span, tenant_id, start);

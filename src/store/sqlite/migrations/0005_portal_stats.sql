@@ -20,7 +20,7 @@ CREATE INDEX portal_sessions_expiry ON portal_sessions (expires_at);
 
 -- Counts per webhook per span (60000: a minute, 3600000: an hour, 86400000: a UTC day) starting at
 -- start (epoch ms), added to by the ingest and settle transactions (src/domain/stats.ts). webhook_id
--- '' is the tenant's own row: events accepted. d0..d27: attempts per duration bucket
+-- '' is the tenant's own row (hence tenant_id in the key): events accepted. d0..d27: attempts per duration bucket
 -- (DURATION_BOUNDS_MS). shard is always 0 on SQLite (one writer); PostgreSQL spreads writers.
 CREATE TABLE webhook_stats (
   span       INTEGER NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE webhook_stats (
   d25 INTEGER NOT NULL DEFAULT 0,
   d26 INTEGER NOT NULL DEFAULT 0,
   d27 INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (span, webhook_id, start, shard)
+  PRIMARY KEY (span, webhook_id, start, tenant_id, shard)
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX webhook_stats_tenant ON webhook_stats (span, tenant_id, start);
