@@ -44,12 +44,22 @@ export function signingKeyObject(stored: string): KeyObject | null {
   return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_HEADER, seed]), format: "der", type: "pkcs8" });
 }
 
+// Public keys by their private key's text: deriving one costs tens of µs, and every answer about a
+// v1a webhook (a list of 100 too) shows it. A memo: the same key always gives the same public key.
+const publicKeys = new Map<string, string>();
+const MAX_MEMO = 10_000;
+
 /** The `whpk_` public key of a `whsk_` signing key. */
 export function publicKeyOf(stored: string): string {
+  const known = publicKeys.get(stored);
+  if (known !== undefined) return known;
   const key = signingKeyObject(stored);
   if (!key) throw new Error("not a whsk_ signing key");
   const spki = createPublicKey(key).export({ format: "der", type: "spki" });
-  return PUBLIC_KEY_PREFIX + spki.subarray(ED25519_SPKI_HEADER.length).toString("base64");
+  const publicKey = PUBLIC_KEY_PREFIX + spki.subarray(ED25519_SPKI_HEADER.length).toString("base64");
+  if (publicKeys.size >= MAX_MEMO) publicKeys.clear();
+  publicKeys.set(stored, publicKey);
+  return publicKey;
 }
 
 /** The public key object of a `whpk_` key, or null when it is not `whpk_` + base64 of 32 bytes. */

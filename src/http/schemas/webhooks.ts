@@ -239,7 +239,9 @@ export function createWebhookSchemas(options: {
     headers: headersField.nullable().optional().describe("null clears every custom header."),
     metadata: metadataField.nullable().optional().describe("null clears the metadata."),
     max_in_flight: maxInFlight.nullable().optional().describe("null resets to the configured default."),
-    filter: filterField.optional().describe("null removes the filter."),
+    filter: filterField
+      .optional()
+      .describe("The payload filter, as on create (see docs/filters.md); null removes it."),
     ordering: orderingField.optional(),
     rate_limit: rateLimitField.optional().describe("null removes the limit."),
     signature_scheme: signatureSchemeField

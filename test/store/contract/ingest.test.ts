@@ -49,6 +49,46 @@ for (const driver of STORE_DRIVERS) {
       return result.events;
     };
 
+    test("filters: a webhook whose filter an event does not match gets no delivery; the event says how many did", async () => {
+      const all = await webhook({});
+      const big = await webhook({ filter: { "data.amount": { $gte: 100 } } });
+      const eu = await webhook({ filter: { $or: [{ "data.country": "DE" }, { "data.country": "FR" }] } });
+      const withData = (data: unknown, given?: "given") => {
+        const e = event("invoice.paid");
+        const payload = JSON.stringify({ id: e.id, type: e.type, data });
+        return { ...e, payload, ...(given ? { data } : {}) };
+      };
+      // Data given parsed (as the API does) or read from the payload (as hookd's own events are).
+      const result = eventsOf(
+        await t.store.ingest(
+          request({
+            events: [
+              withData({ amount: 5, country: "DE" }, "given"),
+              withData({ amount: 500, country: "US" }),
+              withData({ amount: "500", country: ["DE"] }),
+            ],
+          }),
+        ),
+      );
+      expect(result.map((e) => e.deliveriesCount)).toEqual([2, 2, 1]);
+      const targets = (await allRows(t.store, "deliveries")).map((d) => [d.event_id, d.webhook_id]);
+      const [first, second, third] = result.map((e) => e.id);
+      expect(targets.sort()).toEqual(
+        [
+          [first, all.id],
+          [first, eu.id],
+          [second, all.id],
+          [second, big.id],
+          [third, all.id],
+        ].sort(),
+      );
+      // The filter is a column like the others; a change applies to the next event.
+      expect((await t.store.findWebhook(big.id))?.filter).toEqual({ "data.amount": { $gte: 100 } });
+      await t.store.updateWebhook(big.id, undefined, { filter: null }, t.clock.now());
+      const after = eventsOf(await t.store.ingest(request({ events: [withData({ amount: 1 })] })));
+      expect(after[0]?.deliveriesCount).toBe(2);
+    });
+
     test("fans out by pattern, account and tenant; the subscription cache follows changes", async () => {
       const invoices = await webhook({ events: ["invoice.*"] });
       const acct = await webhook({ accountIds: ["acct_1"] });
