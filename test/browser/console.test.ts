@@ -4,7 +4,7 @@
 // sign out), the same creation by keyboard alone, and the accessibility of the main views.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
-import { killStarted } from "../support/hookd-process.ts";
+import { killStarted, startHookd } from "../support/hookd-process.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { waitFor } from "../support/wait-for.ts";
 import {
@@ -346,6 +346,54 @@ describe("the console", () => {
       await rows.first().click();
       await page.getByRole("heading", { name: "Payload" }).waitFor();
       expect(await page.title()).toMatch(/^Event evt_\S+ · hookd console$/);
+      expect(problems()).toEqual([]);
+    },
+    WALK_TIMEOUT,
+  );
+
+  it(
+    "a hookd console-link URL signs its opener in, leaves the address bar, and is listed and revocable",
+    async () => {
+      const guarded = await open();
+      const { page, problems } = guarded;
+      const cli = startHookd("binary", ["console-link", "--config", hookd.configPath, "--ttl", "10m"], {
+        cwd: hookd.dir,
+      });
+      expect(await cli.exited()).toBe(0);
+      const link = cli.lines.map((line) => line.trim()).find((line) => line.includes("/console/#token="));
+      expect(link).toBeDefined();
+      const hash = new URL(link as string).hash;
+      const token = hash.slice("#token=".length);
+      await page.goto(`${hookd.url}/console/webhooks${hash}`);
+      await page.getByRole("heading", { name: "Webhooks" }).waitFor();
+      expect(page.url()).toBe(`${hookd.url}/console/webhooks`);
+      expect(await page.evaluate(() => sessionStorage.getItem("hookd.credential.console"))).toBe(token);
+      await page.getByRole("link", { name: "Portal sessions" }).click();
+      const row = page.getByRole("row", { name: /console \(every tenant\)/ });
+      await row.first().waitFor();
+      // Mint a read-only portal link for acme from the form; it opens acme's portal.
+      await page.getByLabel("Tenant").fill("acme");
+      await page.getByLabel(/Manage webhooks/).uncheck();
+      await page.getByLabel(/Replay/).uncheck();
+      await page.getByRole("button", { name: "Mint link" }).click();
+      await page.getByText("Portal link for acme").waitFor();
+      const portalLink = (await page.locator(".reveal .value").textContent()) ?? "";
+      expect(portalLink).toContain("/portal/#token=");
+      await page
+        .getByRole("row", { name: /acme · live/ })
+        .getByText("read")
+        .waitFor();
+      const listed = (await hookd.call("GET", "/v1/portal-sessions?tenant_id=acme")).body.data;
+      expect(listed.map((s: { capabilities: string[] }) => s.capabilities)).toContainEqual(["read"]);
+      await screenshot(page, "portal-sessions");
+      // Revoking its own session ends this page's session at the next call.
+      guarded.expect({ status: 401, path: /^\/v1\// });
+      await row
+        .first()
+        .getByRole("button", { name: /^Revoke session/ })
+        .click();
+      await page.getByText("Your session has ended").waitFor();
+      await page.getByLabel("API key").waitFor();
       expect(problems()).toEqual([]);
     },
     WALK_TIMEOUT,

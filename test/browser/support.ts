@@ -28,6 +28,9 @@ export const CSP =
 
 export interface Hookd {
   url: string;
+  /** Its config file and working directory (for `hookd console-link` beside it). */
+  configPath: string;
+  dir: string;
   hookd: HookdProcess;
   /** A call to the API as a test client (not the browser), admin key by default. */
   // biome-ignore lint/suspicious/noExplicitAny: answers are inspected freely
@@ -67,6 +70,8 @@ export async function startBrowserHookd(extraYaml = ""): Promise<Hookd> {
   const url = await hookd.listening();
   return {
     url,
+    configPath,
+    dir,
     hookd,
     async call(method, path, body, key = ADMIN_KEY) {
       const response = await fetch(`${url}${path}`, {
