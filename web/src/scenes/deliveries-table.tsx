@@ -1,6 +1,16 @@
 // A list of deliveries with its status filter and pages, the filter and cursors in the address.
 import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, Link, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
+import {
+  CopyButton,
+  Empty,
+  ErrorBox,
+  Link,
+  Loading,
+  Pager,
+  RowLink,
+  StatusBadge,
+  Time,
+} from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { href, route, setQuery } from "../router.ts";
 
@@ -74,7 +84,8 @@ export function DeliveriesTable({
                   <td>
                     <Link to={href(`deliveries/${d.id}`)} class="mono">
                       {d.id}
-                    </Link>
+                    </Link>{" "}
+                    <CopyButton value={d.id} what="delivery id" />
                   </td>
                   <td class="mono">{d.event_type}</td>
                   <td>

@@ -1,7 +1,7 @@
 // Events: the list with type, status and date filters, all in the address.
 import { useState } from "preact/hooks";
 import { api, EVENT_STATUSES, type EventSummary, type EventType, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, Link, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import { CopyButton, Empty, ErrorBox, Link, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
 import { href, route, setQuery } from "../router.ts";
@@ -133,7 +133,8 @@ export function EventsList() {
                   <td>
                     <Link to={href(`events/${e.id}`)} class="mono">
                       {e.id}
-                    </Link>
+                    </Link>{" "}
+                    <CopyButton value={e.id} what="event id" />
                   </td>
                   <td class="mono">{e.type}</td>
                   <td class="mono">{e.account_id ?? "—"}</td>

@@ -3,6 +3,7 @@ import { useState } from "preact/hooks";
 import { api, describeError, type Page, type PortalSession } from "../api.ts";
 import { Copyable, Empty, ErrorBox, Loading, Time } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
+import { localTime } from "../format.ts";
 
 const CAPABILITIES = [
   { name: "manage_webhooks", label: "Manage webhooks (create, edit, delete, rotate)" },
@@ -178,7 +179,7 @@ export function PortalSessions() {
                       <button
                         type="button"
                         class="button small"
-                        aria-label={`Revoke every session of ${s.tenant_id}`}
+                        aria-label={`Revoke all of tenant ${s.tenant_id}`}
                         onClick={() =>
                           revoke(async () => {
                             const answer = await api<{ revoked: number }>(
@@ -209,7 +210,7 @@ export function PortalSessions() {
 function TimeText({ iso }: { iso: string }) {
   return (
     <time dateTime={iso} title={`${iso} (UTC)`}>
-      {new Date(iso).toLocaleString()}
+      {localTime(iso)}
     </time>
   );
 }

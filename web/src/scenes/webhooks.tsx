@@ -3,7 +3,17 @@
 import { useState } from "preact/hooks";
 import { api, type Delivery, type Page, type Stats, type Webhook, withQuery } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
-import { Empty, EnabledBadge, ErrorBox, Link, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import {
+  CopyButton,
+  Empty,
+  EnabledBadge,
+  ErrorBox,
+  Link,
+  Loading,
+  Pager,
+  RowLink,
+  Time,
+} from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
 import { href, route, setQuery } from "../router.ts";
@@ -102,7 +112,9 @@ export function WebhooksList() {
                 <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
                   <td>
                     <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
-                    <div class="muted mono small">{w.id}</div>
+                    <div class="muted mono small">
+                      {w.id} <CopyButton value={w.id} what="webhook id" />
+                    </div>
                   </td>
                   <td class="url">{w.url}</td>
                   <td>
