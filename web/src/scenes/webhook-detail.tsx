@@ -122,7 +122,6 @@ export function WebhookDetail({ id }: { id: string }) {
         <>
           <h2>Settings</h2>
           <WebhookForm
-            key={w.updated_at}
             webhook={w}
             submitLabel="Save"
             onSubmit={async (body) => {

@@ -1,6 +1,6 @@
 // Every setting of a webhook as one form, for creating and for editing. Editing sends only the
 // fields that changed (so a setting this server does not know is never sent unless it was set).
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type EventType, type Webhook } from "../api.ts";
 import { ErrorBox } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
@@ -117,6 +117,15 @@ export function WebhookForm({
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
+  // After a save, the edits give way to the webhook as the server now has it, once it arrives
+  // (the form is not remounted, so "Saved." and anything typed meanwhile elsewhere survive a reload).
+  const resetOnNextWebhook = useRef(false);
+  useEffect(() => {
+    if (resetOnNextWebhook.current) {
+      resetOnNextWebhook.current = false;
+      setValues(null);
+    }
+  }, [webhook?.updated_at]);
   if (!catalog.data && !catalog.error) return <p role="status">Loading the event types…</p>;
   const original = valuesOf(webhook, names);
   const v = values ?? original;
@@ -141,10 +150,11 @@ export function WebhookForm({
     }
     setBusy(true);
     try {
+      resetOnNextWebhook.current = webhook !== null;
       await onSubmit(body);
-      setValues(null);
       setSaved(true);
     } catch (problem) {
+      resetOnNextWebhook.current = false;
       setError(problem);
     } finally {
       setBusy(false);
