@@ -471,6 +471,8 @@ describe("the console", () => {
           await page.goto(`${hookd.url}/console/${view}`);
           await page.locator("main h1").first().waitFor();
           await page.locator(".loading").first().waitFor({ state: "detached" });
+          if (colorScheme === "dark" && view === `webhooks/${created.body.id}`)
+            await screenshot(page, "webhook-dark");
           const found = await axeViolations(page);
           expect({ view, colorScheme, found }).toEqual({ view, colorScheme, found: [] });
         }
