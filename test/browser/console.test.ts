@@ -91,6 +91,8 @@ async function waitForDelivery(eventId: string, status: string) {
 declare const document: any;
 // biome-ignore lint/suspicious/noExplicitAny: as above
 declare const sessionStorage: any;
+// biome-ignore lint/suspicious/noExplicitAny: as above
+declare const navigator: any;
 
 const it = HAVE_CHROMIUM ? test : test.skip;
 
@@ -337,6 +339,20 @@ describe("the console", () => {
       expect(url.searchParams.get("after")).toBeTruthy();
       expect(url.searchParams.get("type")).toBe("user.created");
       const firstOnSecond = await rows.first().locator("a").textContent();
+      // Times in the viewer's zone (Europe/Paris here), the UTC value in the title.
+      const time = rows.first().locator("time");
+      const iso = (await time.getAttribute("datetime")) as string;
+      expect(await time.getAttribute("title")).toBe(`${iso} (UTC)`);
+      const paris = new Intl.DateTimeFormat("en-GB", {
+        timeZone: "Europe/Paris",
+        year: "numeric",
+        month: "short",
+        day: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      }).format(new Date(iso));
+      expect(await time.textContent()).toBe(paris);
       await page.reload();
       await rows.first().waitFor();
       expect(await rows.count()).toBe(5);
@@ -345,6 +361,14 @@ describe("the console", () => {
       await waitFor(async () => (await rows.count()) === 20, { what: "the first page again" });
       await page.getByRole("button", { name: "Previous page" }).waitFor();
       expect(await page.getByRole("button", { name: "Previous page" }).isDisabled()).toBe(true);
+      // A date range after every event: nothing matches, and the range is in the address.
+      await page.getByLabel("From").fill("2999-01-01T00:00");
+      await page.getByRole("button", { name: "Apply filters" }).click();
+      await page.getByText("No event matches these filters").waitFor();
+      // The field is in the viewer's zone (the page runs in Europe/Paris, UTC+1 in January).
+      expect(new URL(page.url()).searchParams.get("from")).toBe("2998-12-31T23:00:00.000Z");
+      await page.goBack();
+      await rows.nth(19).waitFor();
       await rows.first().click();
       await page.getByRole("heading", { name: "Payload" }).waitFor();
       expect(await page.title()).toMatch(/^Event evt_\S+ · hookd console$/);
@@ -404,7 +428,8 @@ describe("the console", () => {
   it(
     "creating a webhook with the keyboard alone",
     async () => {
-      const { page, problems } = await open();
+      const guarded = await open();
+      const { page, problems } = guarded;
       await page.goto(`${hookd.url}/console/`);
       await tabTo(page, "API key");
       await page.keyboard.type(ADMIN_KEY);
@@ -425,7 +450,13 @@ describe("the console", () => {
       await tabTo(page, "Create webhook");
       await page.keyboard.press("Enter");
       await page.getByText("its new signing secret").waitFor();
+      // The first Copy is the new secret's: Enter copies it to the clipboard and says so.
+      await guarded.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: hookd.url });
+      const secret = (await page.locator(".reveal .value").textContent()) ?? "";
       await tabTo(page, "Copy");
+      await page.keyboard.press("Enter");
+      await page.locator(".reveal").getByText("Copied").waitFor();
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
       const hooks = (await hookd.call("GET", "/v1/webhooks")).body.data as {
         name: string;
         events: string[];
