@@ -2,7 +2,12 @@
 // each, spread round-robin over the subscriptions already in it, every one due now; then each
 // subscription's next_due_at set to its earliest due time (the claim walks subscriptions by it).
 // Secondary indexes are dropped for the bulk insert and rebuilt from their own SQL afterwards.
+// The statistics aggregates are written with hookd's own statement (src/store/sqlite/stats.ts): the
+// backlog's events, and a day of attempts before it (7 a minute per subscription), so GET /v1/stats
+// reads what a busy day leaves behind.
 import type { Database } from "bun:sqlite";
+import { createStatDeltas } from "../src/domain/stats.ts";
+import { addStats } from "../src/store/sqlite/stats.ts";
 import { eventData } from "./load.ts";
 import { openLikeHookd } from "./sqlite-floor.ts";
 
@@ -69,6 +74,7 @@ export function writeBacklog(path: string, count: number, deadline: number): Bac
       })();
     }
     for (const sql of indexes) db.run(sql);
+    writeAggregates(db, webhooks, base, count);
     db.run(
       `UPDATE webhooks SET next_due_at = (SELECT min(next_attempt_at) FROM deliveries d
          WHERE d.webhook_id = webhooks.id AND d.next_attempt_at IS NOT NULL)`,
@@ -81,6 +87,35 @@ export function writeBacklog(path: string, count: number, deadline: number): Bac
     };
   } finally {
     db.close();
+  }
+}
+
+/** The aggregates of the backlog's events and of a day of attempts before it, by hookd's own upsert. */
+function writeAggregates(
+  db: Database,
+  webhooks: readonly { id: string; tenant_id: string }[],
+  base: number,
+  count: number,
+): void {
+  const MINUTE = 60_000;
+  const events = createStatDeltas();
+  for (let i = 0; i < count; i++) {
+    const webhook = webhooks[i % webhooks.length] as { id: string; tenant_id: string };
+    events.event("", webhook.tenant_id, base + i);
+    events.event(webhook.id, webhook.tenant_id, base + i);
+  }
+  db.transaction(() => addStats(db, events.list()))();
+  const dayBefore = base - 86_400_000;
+  for (let hour = 0; hour < 24; hour++) {
+    const attempts = createStatDeltas();
+    for (let minute = 0; minute < 60; minute++) {
+      const at = dayBefore + (hour * 60 + minute) * MINUTE;
+      for (const webhook of webhooks) {
+        for (let k = 0; k < 7; k++)
+          attempts.attempt(webhook.id, webhook.tenant_id, at + k, k !== 6, 15 + k * 4);
+      }
+    }
+    db.transaction(() => addStats(db, attempts.list()))();
   }
 }
 

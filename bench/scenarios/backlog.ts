@@ -16,7 +16,7 @@ const noLeases = createLeaseCounter();
 import { writeBacklog } from "../backlog-db.ts";
 import { measurePgClaims, writePgBacklog } from "../backlog-pg.ts";
 import type { Context, Scenario } from "../context.ts";
-import { startHookd } from "../hookd.ts";
+import { API_KEY, startHookd } from "../hookd.ts";
 import { closedLoop, deliveryLike, nodeHttpPoster } from "../load.ts";
 import { createDatabase } from "../postgres.ts";
 import { row } from "../report.ts";
@@ -92,6 +92,7 @@ async function sqliteBacklog(ctx: Context): Promise<void> {
     let seconds = 0;
     let cpuPercent = Number.NaN;
     const inFlightSamples: number[] = [];
+    let statsTimes = { p50: Number.NaN, p95: Number.NaN, floor: Number.NaN };
     try {
       const cpu0 = hookd.cpuSeconds();
       const started = performance.now();
@@ -107,6 +108,8 @@ async function sqliteBacklog(ctx: Context): Promise<void> {
       seconds = (performance.now() - started) / 1000;
       cpuPercent = (100 * (hookd.cpuSeconds() - cpu0)) / seconds;
       rss.push(hookd.memory().hwm);
+      // GET /v1/stats on the database of N deliveries, while hookd still drains it.
+      statsTimes = await measureStats(hookd.url);
     } finally {
       await hookd.stop();
     }
@@ -164,6 +167,16 @@ async function sqliteBacklog(ctx: Context): Promise<void> {
         ceiling: count / ceilingRate,
         ceilingOf: "N / the node:http POST loop rate at C=256 against the same origins",
         ...(complete ? {} : { note: `${drained} delivered in ${seconds.toFixed(1)} s` }),
+      }),
+      row({
+        scenario: "backlog",
+        figure: `GET /v1/stats (24 h, hourly) at ${label} deliveries (median)`,
+        value: statsTimes.p50,
+        unit: "ms",
+        ceiling: statsTimes.floor,
+        ceilingOf: "GET /v1/event-types (authenticated, reads no table), same loop",
+        target: { on: "value", op: "<=", bound: 100 },
+        note: `p95 ${statsTimes.p95.toFixed(1)} ms, while draining`,
       }),
       row({
         scenario: "backlog",
@@ -350,4 +363,28 @@ async function gauge(url: string, name: string): Promise<number> {
   } catch {
     return Number.NaN;
   }
+}
+
+/** GET /v1/stats (the default: 24 h, hourly) 30 times, each after a GET /v1/event-types (the floor). */
+async function measureStats(url: string): Promise<{ p50: number; p95: number; floor: number }> {
+  const headers = { authorization: `Bearer ${API_KEY}` };
+  const timed = async (path: string) => {
+    const started = performance.now();
+    const response = await fetch(url + path, { headers, signal: AbortSignal.timeout(10_000) });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`GET ${path}: ${response.status}`);
+    return performance.now() - started;
+  };
+  const stats: number[] = [];
+  const floor: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    floor.push(await timed("/v1/event-types"));
+    stats.push(await timed("/v1/stats"));
+  }
+  const sorted = [...stats].sort((a, b) => a - b);
+  return {
+    p50: median(stats),
+    p95: sorted[Math.floor(sorted.length * 0.95)] as number,
+    floor: median(floor),
+  };
 }

@@ -47,16 +47,21 @@ export function createAuthenticator(
 
   return {
     identify(presented) {
-      if (sessions && isSessionToken(presented)) return sessions.identify(presented);
+      const byKey = () => {
+        const hash = sha256Hex(presented);
+        let found: Principal | null = null;
+        // No early exit: every configured key is compared, whichever matches.
+        for (const key of known) if (digestsEqual(hash, key.hash) && !found) found = key.principal;
+        return found;
+      };
+      // A configured key may happen to look like a session token: it is tried when no session matches.
+      if (sessions && isSessionToken(presented))
+        return sessions.identify(presented).then((principal) => principal ?? byKey());
       if (tokens && presented.startsWith(TOKEN_PREFIX)) {
         const principal = tokens.identify(presented);
         if (principal) return principal;
       }
-      const hash = sha256Hex(presented);
-      let found: Principal | null = null;
-      // No early exit: every configured key is compared, whichever matches.
-      for (const key of known) if (digestsEqual(hash, key.hash) && !found) found = key.principal;
-      return found;
+      return byKey();
     },
   };
 }

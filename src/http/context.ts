@@ -1,6 +1,6 @@
 // What the HTTP layer shares between middleware and handlers.
 import type { Scope } from "../config/schema.ts";
-import type { Mode } from "../domain/portal.ts";
+import type { Capability, Mode } from "../domain/portal.ts";
 
 export interface Principal {
   /** The key's name from the config (never the key), or an OAuth2 client's client_id. */
@@ -15,8 +15,11 @@ export interface Principal {
   tenantId?: string;
   /** The credential's mode; undefined where none is set (then `live`). */
   mode?: Mode;
-  /** The portal or console session behind the token. */
+  /** The portal or console session behind the token, and when it ends. */
   sessionId?: string;
+  expiresAt?: number;
+  /** A portal session's capabilities. */
+  capabilities?: readonly Capability[];
 }
 
 export interface AppEnv {

@@ -16,6 +16,7 @@ export function principalOfSession(session: PortalSession): Principal {
       scopes: new Set(["*"]),
       mode: session.mode,
       sessionId: session.id,
+      expiresAt: session.expiresAt,
     };
   }
   return {
@@ -25,6 +26,8 @@ export function principalOfSession(session: PortalSession): Principal {
     ...(session.tenantId !== null ? { tenantId: session.tenantId } : {}),
     mode: session.mode,
     sessionId: session.id,
+    expiresAt: session.expiresAt,
+    capabilities: session.capabilities,
   };
 }
 

@@ -403,8 +403,9 @@ export interface Store {
   readStats(query: StatsQuery): Promise<StatsRead>;
 
   /**
-   * Removes final deliveries, their attempts and events older than `before`, and statistics and
-   * sessions that ended before it; at most `limit` rows each.
+   * Removes final deliveries, their attempts and events older than `before`, at most `limit` rows
+   * each, and answers how many; in the same run, statistics aggregates and sessions that ended
+   * before it (not counted).
    */
   sweepRetention(before: number, limit: number): Promise<number>;
   sweepIdempotencyKeys(now: number, limit: number): Promise<number>;

@@ -13,6 +13,7 @@ import {
   createTestDaemon,
   GLOBEX_KEY,
   READER_KEY,
+  TEST_KEYS_YAML,
   type TestDaemon,
 } from "../support/daemon.ts";
 
@@ -352,6 +353,54 @@ describe("listing, revocation and expiry", () => {
         expect.stringContaining("session"),
       ]);
     }
+  });
+});
+
+describe("GET /v1/whoami", () => {
+  test("says what the credential is: a session's tenant, mode, scopes, capabilities and expiry; a key's", async () => {
+    await start();
+    const created = await mint({ capabilities: ["replay"], ttl_seconds: 600 });
+    const me = await t.request("GET", "/v1/whoami", { key: created.token });
+    expect([me.status, me.headers.get("cache-control")]).toEqual([200, "no-store"]);
+    expect(me.body).toEqual({
+      kind: "portal",
+      name: `portal-session:${created.id}`,
+      tenant_id: "acme",
+      mode: "live",
+      scopes: ["deliveries:read", "deliveries:write", "events:read", "webhooks:read"],
+      capabilities: ["read", "replay"],
+      session_id: created.id,
+      expires_at: created.expires_at,
+    });
+    expect(me.text).not.toContain(created.token.slice(4));
+    const key = await t.request("GET", "/v1/whoami", { key: ACME_KEY });
+    expect(key.body).toEqual({
+      kind: "key",
+      name: "acme",
+      tenant_id: "acme",
+      mode: "live",
+      scopes: ["*"],
+      capabilities: null,
+      session_id: null,
+      expires_at: null,
+    });
+    expect((await t.request("GET", "/v1/whoami", { key: READER_KEY })).body.tenant_id).toBeNull();
+    expect((await t.request("GET", "/v1/whoami", { key: null })).status).toBe(401);
+    await t.request("DELETE", `/v1/portal-sessions/${created.id}`, { key: ACME_KEY });
+    expect((await t.request("GET", "/v1/whoami", { key: created.token })).status).toBe(401);
+  });
+});
+
+describe("keys that look like session tokens", () => {
+  test("a configured key starting with hkp_ is still that key", async () => {
+    t = await createTestDaemon({
+      keysYaml: `${TEST_KEYS_YAML.trimEnd()}\n    - { name: lookalike, key: hkp_configured-key-0123456789, scopes: [webhooks:read] }`,
+    });
+    const res = await t.request("GET", "/v1/webhooks", { key: "hkp_configured-key-0123456789" });
+    expect(res.status).toBe(200);
+    expect(
+      (await t.request("POST", "/v1/webhooks", { key: "hkp_configured-key-0123456789", body: {} })).status,
+    ).toBe(403);
   });
 });
 

@@ -249,3 +249,38 @@ describe("percentiles", () => {
     expect(percentile(h, 0.95)).toBe(60_000);
   });
 });
+
+describe("OpenAPI", () => {
+  test("the stats and portal-session routes are documented with their schemas", async () => {
+    t = await createTestDaemon({ clock: createManualClock(T0) });
+    const doc = (await t.request("GET", "/openapi.json", { key: null })).body;
+    const stats = doc.paths["/v1/stats"].get;
+    expect(stats.parameters.map((p: Json) => p.name).sort()).toEqual([
+      "bucket",
+      "since",
+      "tenant_id",
+      "until",
+      "webhook_id",
+    ]);
+    const shape = stats.responses["200"].content["application/json"].schema;
+    expect(Object.keys(shape.properties)).toEqual([
+      "since",
+      "until",
+      "bucket",
+      "series",
+      "totals",
+      "queue",
+      "webhooks",
+    ]);
+    expect(doc.paths["/v1/webhooks/{id}/stats"].get.responses["200"]).toBeDefined();
+    const created = doc.paths["/v1/portal-sessions"].post.responses["201"].content["application/json"].schema;
+    expect(Object.keys(created.properties).sort()).toEqual(
+      ["capabilities", "expires_at", "id", "mode", "tenant_id", "token", "url"].sort(),
+    );
+    expect(doc.paths["/v1/portal-sessions"].get).toBeDefined();
+    expect(doc.paths["/v1/portal-sessions/{id}"].delete.responses["204"]).toBeDefined();
+    expect(doc.paths["/v1/portal-sessions/revoke"].post.security).toContainEqual({
+      oauth2: ["portal:write"],
+    });
+  });
+});

@@ -17,6 +17,7 @@ import {
   revokeSessionsBody,
   sessionListQuery,
   sessionResource,
+  whoamiResource,
 } from "../schemas/portal.ts";
 
 const TAG = "Portal sessions";
@@ -85,6 +86,34 @@ export function registerPortalSessionRoutes(api: Api, deps: HttpDeps): void {
         },
         201,
       );
+    },
+  );
+
+  // What the console and portal pages ask first: who this credential is and what it may do.
+  api.route(
+    {
+      method: "get",
+      path: "/v1/whoami",
+      summary:
+        "The credential presented: its kind, tenant, mode, scopes and, for a session, capabilities and expiry",
+      tag: TAG,
+      auth: "any",
+      rate: "read",
+      responses: { 200: { description: "The credential", schema: whoamiResource } },
+    },
+    async (c) => {
+      const p = principalOf(c);
+      c.header("Cache-Control", "no-store");
+      return c.json({
+        kind: p.kind ?? "key",
+        name: p.name,
+        tenant_id: p.tenantId ?? null,
+        mode: p.mode ?? "live",
+        scopes: [...p.scopes].sort(),
+        capabilities: p.capabilities ? [...p.capabilities] : null,
+        session_id: p.sessionId ?? null,
+        expires_at: p.expiresAt !== undefined ? new Date(p.expiresAt).toISOString() : null,
+      });
     },
   );
 

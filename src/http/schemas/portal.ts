@@ -54,6 +54,21 @@ export const createdSession = z.object({
   expires_at: z.string(),
 });
 
+export const whoamiResource = z.object({
+  kind: z
+    .enum(["key", "token", "portal", "console"])
+    .describe("API key, OAuth2 access token, portal or console session"),
+  name: z
+    .string()
+    .describe("The key's name, the OAuth2 client_id, or portal-session:<id> / console-session:<id>"),
+  tenant_id: z.string().nullable().describe("null for an admin credential"),
+  mode: z.enum(MODES),
+  scopes: z.array(z.string()),
+  capabilities: z.array(z.enum(CAPABILITIES)).nullable().describe("A portal session's; null otherwise"),
+  session_id: z.string().nullable(),
+  expires_at: z.string().nullable().describe("When a session ends; null for keys and tokens"),
+});
+
 export const renderSession = (s: PortalSession): z.output<typeof sessionResource> => ({
   id: s.id,
   kind: s.kind,

@@ -312,12 +312,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     importRows: (table, given) => rows.importRows(client, time, table, given),
 
     sweepRetention: (before, limit) =>
-      client.tx(
-        async (tx) =>
-          (await dispatch.sweepRetention(tx, before, limit)) +
-          (await stats.sweepStats(tx, before, limit)) +
-          (await sessions.deleteEndedSessions(tx, before, limit)),
-      ),
+      client.tx(async (tx) => {
+        // The queue deltas folded, aggregates and ended sessions removed in the same run; the count
+        // is of history rows alone.
+        await stats.foldQueueDeltas(tx);
+        await stats.sweepStats(tx, before, limit);
+        await sessions.deleteEndedSessions(tx, before, limit);
+        return dispatch.sweepRetention(tx, before, limit);
+      }),
 
     insertPortalSession: (session) => sessions.insertSession(q, session),
     findPortalSessionByToken: (tokenHash, now) => sessions.selectSessionByToken(q, tokenHash, now),
@@ -410,7 +412,11 @@ async function ingest(
   await deliveries.markDueBy(q, due);
   // The statistics aggregates (stats.ts): one statement, after the subscription rows.
   const targetsOf = new Map<string, string[]>();
-  for (const d of newDeliveries) targetsOf.set(d.eventId, [...(targetsOf.get(d.eventId) ?? []), d.webhookId]);
+  for (const d of newDeliveries) {
+    const targets = targetsOf.get(d.eventId);
+    if (targets) targets.push(d.webhookId);
+    else targetsOf.set(d.eventId, [d.webhookId]);
+  }
   const fannedOut = fresh.map(({ event }) => ({
     createdAt: event.createdAt,
     webhookIds: targetsOf.get(event.id) ?? [],

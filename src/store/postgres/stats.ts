@@ -109,17 +109,37 @@ function webhookScope(query: StatsQuery): { sql: string; params: string[] } {
 
 async function queue(q: Query, time: DbTime, query: StatsQuery): Promise<StatsRead["queue"]> {
   const scope = webhookScope(query);
-  const within =
-    query.webhookId === undefined && query.tenantId === undefined
-      ? ""
-      : `AND webhook_id IN (SELECT w.id FROM webhooks w WHERE ${scope.sql})`;
-  const [row] = await q<{ depth: number; oldest: string | number | null }>(
-    `SELECT count(*)::int AS depth,
-       min(CASE WHEN lease_owner IS NOT NULL THEN leased_until ELSE next_attempt_at END) AS oldest
-     FROM deliveries WHERE status IN ('pending', 'retrying') ${within}`,
+  // The depth: the folded counts and the deltas not folded yet, in one snapshot (0004_portal_stats.sql).
+  const [depth] = await q<{ n: string | number | null }>(
+    `SELECT (SELECT coalesce(sum(c.depth), 0) FROM webhook_queue c JOIN webhooks w ON w.id = c.webhook_id
+               WHERE ${scope.sql})
+          + (SELECT coalesce(sum(c.delta), 0) FROM queue_deltas c JOIN webhooks w ON w.id = c.webhook_id
+               WHERE ${scope.sql}) AS n`,
     scope.params,
   );
-  return { depth: row?.depth ?? 0, oldestDueAt: time.fromDbOrNull(numOrNull(row?.oldest ?? null)) };
+  // The oldest due time of a delivery not in flight: each webhook's due index (webhook_id,
+  // next_attempt_at) walked from its start past the leased ones (claims take the earliest first).
+  const [oldest] = await q<{ at: string | number | null }>(
+    `SELECT min((SELECT d.next_attempt_at FROM deliveries d
+         WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying') AND d.lease_owner IS NULL
+         ORDER BY d.next_attempt_at LIMIT 1)) AS at
+     FROM webhooks w WHERE w.next_due_at IS NOT NULL AND ${scope.sql}`,
+    scope.params,
+  );
+  return { depth: num(depth?.n ?? 0), oldestDueAt: time.fromDbOrNull(numOrNull(oldest?.at ?? null)) };
+}
+
+/** Folds the queue deltas into the per-webhook depths (maintenance: one instance at a time). */
+export async function foldQueueDeltas(q: Query): Promise<number> {
+  const [row] = await q<{ n: number }>(
+    `WITH moved AS (DELETE FROM queue_deltas RETURNING webhook_id, tenant_id, delta),
+     folded AS (
+       INSERT INTO webhook_queue (webhook_id, tenant_id, depth)
+         SELECT webhook_id, min(tenant_id), sum(delta) FROM moved GROUP BY webhook_id ORDER BY webhook_id
+       ON CONFLICT (webhook_id) DO UPDATE SET depth = webhook_queue.depth + excluded.depth RETURNING 1)
+     SELECT (SELECT count(*) FROM moved)::int AS n`,
+  );
+  return row?.n ?? 0;
 }
 
 async function webhookCounts(q: Query, query: StatsQuery): Promise<StatsRead["webhooks"]> {
@@ -133,18 +153,27 @@ async function webhookCounts(q: Query, query: StatsQuery): Promise<StatsRead["we
   return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
 }
 
-/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+/**
+ * Removes aggregates of spans that ended before `before`: `limit` rows a span at a time, at most
+ * SWEEP_ROUNDS times a call (what is left goes at the next run).
+ */
 export async function sweepStats(q: Query, before: number, limit: number): Promise<number> {
   let removed = 0;
   for (const span of STAT_SPANS) {
-    const [row] = await q<{ n: number }>(
-      `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
-         SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
-         RETURNING 1)
-       SELECT count(*)::int AS n FROM gone`,
-      [span, before, limit],
-    );
-    removed += row?.n ?? 0;
+    for (let round = 0; round < SWEEP_ROUNDS; round++) {
+      const [row] = await q<{ n: number }>(
+        `WITH gone AS (DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
+           SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = $1 AND start <= $2 - $1 LIMIT $3)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+        [span, before, limit],
+      );
+      const n = row?.n ?? 0;
+      removed += n;
+      if (n < limit) break;
+    }
   }
   return removed;
 }
+
+const SWEEP_ROUNDS = 20;

@@ -311,12 +311,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
 
     async sweepRetention(before, limit) {
-      return tx(
-        () =>
-          dispatch.sweepRetention(db, before, limit) +
-          stats.sweepStats(db, before, limit) +
-          sessions.deleteEndedSessions(db, before, limit),
-      );
+      return tx(() => {
+        // Aggregates and ended sessions go in the same run; the count is of history rows alone.
+        stats.sweepStats(db, before, limit);
+        sessions.deleteEndedSessions(db, before, limit);
+        return dispatch.sweepRetention(db, before, limit);
+      });
     },
 
     async insertPortalSession(session) {

@@ -81,18 +81,13 @@ function webhookScope(query: StatsQuery): { sql: string; params: string[] } {
 
 function queue(db: Database, query: StatsQuery): StatsRead["queue"] {
   const scope = webhookScope(query);
-  // Both walk the due index (webhook_id, next_attempt_at) of the webhooks in scope.
-  const depth =
-    query.webhookId === undefined && query.tenantId === undefined
-      ? db
-          .query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries WHERE next_attempt_at IS NOT NULL")
-          .get()?.n
-      : db
-          .query<{ n: number }, string[]>(
-            `SELECT count(*) AS n FROM webhooks w JOIN deliveries d ON d.webhook_id = w.id
-             WHERE ${scope.sql} AND d.next_attempt_at IS NOT NULL`,
-          )
-          .get(...scope.params)?.n;
+  // The depth from the per-webhook counts the triggers keep (0005_portal_stats.sql); the oldest due
+  // time from each webhook's first entry in the due index (webhook_id, next_attempt_at).
+  const depth = db
+    .query<{ n: number | null }, string[]>(
+      `SELECT sum(q.depth) AS n FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id WHERE ${scope.sql}`,
+    )
+    .get(...scope.params)?.n;
   const oldest = db
     .query<{ at: number | null }, string[]>(
       `SELECT min((SELECT min(d.next_attempt_at) FROM deliveries d
@@ -115,13 +110,24 @@ function webhookCounts(db: Database, query: StatsQuery): StatsRead["webhooks"] {
   return { enabled: row?.enabled ?? 0, disabled: row?.disabled ?? 0, failing: row?.failing ?? 0 };
 }
 
-/** Removes aggregates of spans that ended before `before`, at most `limit` rows a span. */
+/**
+ * Removes aggregates of spans that ended before `before`: `limit` rows a span at a time, at most
+ * SWEEP_ROUNDS times a call (what is left goes at the next run).
+ */
 export function sweepStats(db: Database, before: number, limit: number): number {
   let removed = 0;
   const remove = db.query<never, [number, number, number, number]>(
     `DELETE FROM webhook_stats WHERE (span, webhook_id, start, tenant_id, shard) IN (
        SELECT span, webhook_id, start, tenant_id, shard FROM webhook_stats WHERE span = ? AND start <= ? - ? LIMIT ?)`,
   );
-  for (const span of STAT_SPANS) removed += remove.run(span, before, span, limit).changes;
+  for (const span of STAT_SPANS) {
+    for (let round = 0; round < SWEEP_ROUNDS; round++) {
+      const n = remove.run(span, before, span, limit).changes;
+      removed += n;
+      if (n < limit) break;
+    }
+  }
   return removed;
 }
+
+const SWEEP_ROUNDS = 20;

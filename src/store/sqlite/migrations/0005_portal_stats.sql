@@ -66,3 +66,39 @@ CREATE TABLE webhook_stats (
 
 CREATE INDEX webhook_stats_tenant ON webhook_stats (span, tenant_id, start);
 CREATE INDEX webhook_stats_start ON webhook_stats (span, start);
+
+-- Queued deliveries (next_attempt_at set: pending or retrying) per webhook, kept by triggers on
+-- every path that queues or ends a delivery, so GET /v1/stats reads the queue's depth from one row
+-- a webhook instead of counting the due index (70 ms and more at a million). Not copied by
+-- `storage copy`: it is derived from deliveries.
+CREATE TABLE webhook_queue (
+  webhook_id TEXT PRIMARY KEY,
+  tenant_id  TEXT NOT NULL,
+  depth      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX webhook_queue_tenant ON webhook_queue (tenant_id);
+
+INSERT INTO webhook_queue (webhook_id, tenant_id, depth)
+  SELECT webhook_id, min(tenant_id), count(*) FROM deliveries WHERE next_attempt_at IS NOT NULL GROUP BY webhook_id;
+
+CREATE TRIGGER deliveries_queue_insert AFTER INSERT ON deliveries WHEN NEW.next_attempt_at IS NOT NULL
+BEGIN
+  INSERT INTO webhook_queue (webhook_id, tenant_id, depth) VALUES (NEW.webhook_id, NEW.tenant_id, 1)
+    ON CONFLICT (webhook_id) DO UPDATE SET depth = depth + 1;
+END;
+
+-- Every statement that queues a delivery or ends one sets its status; a claim or a lease release
+-- (next_attempt_at alone) does not fire this trigger at all.
+CREATE TRIGGER deliveries_queue_update AFTER UPDATE OF status ON deliveries
+  WHEN (OLD.next_attempt_at IS NULL) <> (NEW.next_attempt_at IS NULL)
+BEGIN
+  INSERT INTO webhook_queue (webhook_id, tenant_id, depth)
+    VALUES (NEW.webhook_id, NEW.tenant_id, CASE WHEN NEW.next_attempt_at IS NULL THEN -1 ELSE 1 END)
+    ON CONFLICT (webhook_id) DO UPDATE SET depth = depth + excluded.depth;
+END;
+
+CREATE TRIGGER deliveries_queue_delete AFTER DELETE ON deliveries WHEN OLD.next_attempt_at IS NOT NULL
+BEGIN
+  UPDATE webhook_queue SET depth = depth - 1 WHERE webhook_id = OLD.webhook_id;
+END;
