@@ -59,6 +59,11 @@ const VALID_CREATE = {
   headers: { "X-Team": "billing" },
   metadata: { team: "billing" },
   max_in_flight: 4,
+  // Matches VALID_EVENT, so the real delivery below exists.
+  filter: { "data.invoice_id": { $startsWith: "in_" }, $or: [{ account_id: "acct_1" }, { type: "x.y" }] },
+  ordering: "fifo",
+  rate_limit: 20,
+  signature_scheme: "v1",
   secret: `whsec_${Buffer.alloc(32, 7).toString("base64")}`,
 };
 const { secret: _secret, ...VALID_UPDATE } = VALID_CREATE;
@@ -286,7 +291,17 @@ function prototypeBody(route: RouteSpec): fc.Arbitrary<Body> {
   );
   return fc
     .tuple(
-      fc.constantFrom("", "metadata", "headers", "id", "created_at", "account_ids", "events", "url"),
+      fc.constantFrom(
+        "",
+        "metadata",
+        "headers",
+        "id",
+        "created_at",
+        "account_ids",
+        "events",
+        "url",
+        "filter",
+      ),
       fc.constantFrom("__proto__", "constructor", "prototype"),
       poison,
     )
