@@ -15,6 +15,7 @@ import {
   HAVE_CHROMIUM,
   type Hookd,
   launchBrowser,
+  READER_KEY,
   screenshot,
   startBrowserHookd,
   tabTo,
@@ -420,6 +421,38 @@ describe("the console", () => {
         .click();
       await page.getByText("Your session has ended").waitFor();
       await page.getByLabel("API key").waitFor();
+      expect(problems()).toEqual([]);
+    },
+    WALK_TIMEOUT,
+  );
+
+  it(
+    "a read-only key sees every view and is offered no action its scopes lack",
+    async () => {
+      const { page, problems } = await open();
+      const created = await hookd.call("POST", "/v1/webhooks", {
+        name: "Read-only target",
+        url: receiver.url("/read-only"),
+        events: ["invoice.paid"],
+      });
+      await page.goto(`${hookd.url}/console/`);
+      await page.getByLabel("API key").fill(READER_KEY);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      const nav = page.getByRole("navigation", { name: "Main" });
+      expect(await nav.getByRole("link", { name: "Portal sessions" }).count()).toBe(0);
+      await nav.getByRole("link", { name: "Webhooks" }).click();
+      await page.getByRole("link", { name: "Read-only target" }).waitFor();
+      expect(await page.getByRole("link", { name: "Create webhook" }).count()).toBe(0);
+      await page.goto(`${hookd.url}/console/webhooks/${created.body.id}`);
+      await page.getByRole("heading", { name: "Deliveries", exact: true }).waitFor();
+      for (const action of ["Save", "Delete", "Rotate secret", "Send test event", "Disable", "Recover"]) {
+        expect({ action, count: await page.getByRole("button", { name: action }).count() }).toEqual({
+          action,
+          count: 0,
+        });
+      }
+      await page.getByRole("heading", { name: "How to verify" }).waitFor();
       expect(problems()).toEqual([]);
     },
     WALK_TIMEOUT,

@@ -101,6 +101,8 @@ describe("the portal", () => {
     expect(page.url()).toBe(`${hookd.url}/portal/`);
     expect(page.url()).not.toContain(session.token);
     expect(await page.evaluate(() => sessionStorage.getItem("hookd.credential.portal"))).toBe(session.token);
+    await page.getByText("Tenant acme · live").waitFor();
+    await page.getByText("session ends").waitFor();
     const nav = page.getByRole("navigation", { name: "Main" });
     expect(await nav.getByRole("link", { name: "Portal sessions" }).count()).toBe(0);
     expect(await nav.getByRole("link", { name: "Instances" }).count()).toBe(0);

@@ -20,6 +20,7 @@ if (!HAVE_CHROMIUM) console.log(`browser tests skipped: ${CHROMIUM} is missing (
 
 export const ADMIN_KEY = "browser-admin-key-0123456789";
 export const ACME_KEY = "browser-acme-key-0123456789";
+export const READER_KEY = "browser-reader-key-0123456789";
 export const SCREENSHOTS = join(ROOT, "docs", "screenshots");
 
 export const CSP =
@@ -51,6 +52,7 @@ export async function startBrowserHookd(extraYaml = ""): Promise<Hookd> {
       "  keys:",
       `    - { name: admin, key: ${ADMIN_KEY}, scopes: ["*"] }`,
       `    - { name: acme, key: ${ACME_KEY}, scopes: ["*"], tenant: acme }`,
+      `    - { name: reader, key: ${READER_KEY}, scopes: [webhooks:read, events:read, deliveries:read] }`,
       "rate_limits: { read: 100000, write: 100000, ingest: 100000 }",
       "event_types:",
       "  - { name: invoice.paid, description: An invoice was paid., schema: { type: object, required: [invoice_id] } }",

@@ -1,7 +1,7 @@
 // The page frame: sign-in or the session's views, the navigation, and the view the address names.
-import { useEffect } from "preact/hooks";
-import { capabilities, learnPortalCapabilities } from "./capabilities.ts";
-import { ErrorBox, Link, Loading } from "./common/bits.tsx";
+import { useEffect, useState } from "preact/hooks";
+import { type Capabilities, capabilities, learnCapabilities } from "./capabilities.ts";
+import { ErrorBox, Link, Loading, Time } from "./common/bits.tsx";
 import { href, route } from "./router.ts";
 import { DeliveryView } from "./scenes/delivery.tsx";
 import { EventDetail } from "./scenes/event-detail.tsx";
@@ -17,12 +17,12 @@ import { WebhooksList } from "./scenes/webhooks.tsx";
 import { appKind, credential, endSession } from "./session.ts";
 
 const NAV = [
-  { path: "", label: "Overview", operator: false },
-  { path: "webhooks", label: "Webhooks", operator: false },
-  { path: "events", label: "Events", operator: false },
-  { path: "event-types", label: "Event types", operator: false },
-  { path: "portal-sessions", label: "Portal sessions", operator: true },
-  { path: "instances", label: "Instances", operator: true },
+  { path: "", label: "Overview" },
+  { path: "webhooks", label: "Webhooks" },
+  { path: "events", label: "Events" },
+  { path: "event-types", label: "Event types" },
+  { path: "portal-sessions", label: "Portal sessions" },
+  { path: "instances", label: "Instances" },
 ];
 
 export function App() {
@@ -33,15 +33,13 @@ export function App() {
 
 function SignedIn() {
   const caps = capabilities.value;
+  const token = credential.value;
+  const [problem, setProblem] = useState<unknown>(undefined);
   useEffect(() => {
-    if (appKind === "portal" && caps === null) {
-      learnPortalCapabilities().catch(() => {
-        // A 401 has already ended the session; anything else leaves every action off.
-        if (capabilities.value === null)
-          capabilities.value = { manageWebhooks: false, replay: false, operator: false };
-      });
-    }
-  }, [caps]);
+    if (caps !== null) return;
+    // A 401 ends the session in api(); any other failure is said, and no view is shown.
+    learnCapabilities().catch((error: unknown) => setProblem(error));
+  }, [caps, token]);
   const section = route.value.parts[0] ?? "";
   const title = appKind === "portal" ? "Webhooks portal" : "hookd console";
   const [, id] = route.value.parts;
@@ -56,7 +54,7 @@ function SignedIn() {
       <header class="top">
         <span class="brand">{title}</span>
         <nav class="nav" aria-label="Main">
-          {NAV.filter((item) => !item.operator || caps?.operator).map((item) => (
+          {NAV.filter((item) => visible(item.path, caps)).map((item) => (
             <Link
               key={item.path}
               to={href(item.path)}
@@ -70,11 +68,44 @@ function SignedIn() {
           Sign out
         </button>
       </header>
+      {caps && (caps.tenantId || caps.expiresAt) && <WhoamiLine caps={caps} />}
       <main id="main" tabIndex={-1} class="main">
-        {caps === null ? <Loading what="your session" /> : <View />}
+        {caps !== null ? (
+          <View />
+        ) : problem ? (
+          <ErrorBox error={problem} what="Your session could not be read" />
+        ) : (
+          <Loading what="your session" />
+        )}
       </main>
     </div>
   );
+}
+
+/** Which tenant and mode this credential is limited to, and when a session ends. */
+function WhoamiLine({ caps }: { caps: Capabilities }) {
+  return (
+    <p class="whoami">
+      {caps.tenantId && (
+        <>
+          Tenant <span class="mono">{caps.tenantId}</span>
+          {caps.mode ? ` · ${caps.mode}` : ""}
+        </>
+      )}
+      {caps.tenantId && caps.expiresAt ? " · " : ""}
+      {caps.expiresAt && (
+        <>
+          session ends <Time iso={caps.expiresAt} />
+        </>
+      )}
+    </p>
+  );
+}
+
+function visible(path: string, caps: Capabilities | null): boolean {
+  if (path === "portal-sessions") return Boolean(caps?.mintPortalSessions);
+  if (path === "instances") return Boolean(caps?.operator);
+  return true;
 }
 
 const TITLES: Record<string, [string, string]> = {
@@ -97,8 +128,8 @@ function pageTitle(section: string, id: string | undefined): string {
 
 function View() {
   const { parts } = route.value;
-  const [section, id, extra] = parts;
-  const operator = capabilities.value?.operator ?? false;
+  const [section, id] = parts;
+  const caps = capabilities.value;
   switch (section) {
     case undefined:
       return <Overview />;
@@ -115,13 +146,12 @@ function View() {
     case "event-types":
       return <EventTypes />;
     case "portal-sessions":
-      if (operator) return <PortalSessions />;
+      if (visible(section, caps)) return <PortalSessions />;
       break;
     case "instances":
-      if (operator) return <Instances />;
+      if (visible(section, caps)) return <Instances />;
       break;
   }
-  void extra;
   return (
     <section>
       <h1>Not found</h1>

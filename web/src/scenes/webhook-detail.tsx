@@ -196,7 +196,7 @@ function Actions({
       setBusy(false);
     }
   };
-  if (!caps?.manageWebhooks && !caps?.replay) return null;
+  if (!caps?.manageWebhooks && !caps?.sendTest) return null;
   return (
     <div class="actions">
       {caps.manageWebhooks && (
@@ -217,7 +217,7 @@ function Actions({
           {webhook.enabled ? "Disable" : "Enable"}
         </button>
       )}
-      {caps.replay && (
+      {caps.sendTest && (
         <button
           type="button"
           class="button"
