@@ -1,11 +1,16 @@
-// Builds the single executable dist/hookd: minified, with a source map, and without the runtime's
+// Builds the single executable dist/hookd: first the console bundle (web/dist, embedded through its
+// generated manifest), then the executable, minified, with a source map, and without the runtime's
 // .env / bunfig.toml autoload (the binary reads only its own config).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { buildWeb } from "./build-web.ts";
 
 const root = join(import.meta.dir, "..");
 const outfile = join(root, "dist", "hookd");
 mkdirSync(join(root, "dist"), { recursive: true });
+
+const web = await buildWeb();
+console.log(`built web/dist (${web.files.join(", ")})`);
 
 const result = await Bun.build({
   entrypoints: [join(root, "src", "main.ts")],

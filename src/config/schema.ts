@@ -137,6 +137,17 @@ const eventType = strict({
     .optional(),
 });
 
+/**
+ * A CSP frame-ancestors source (SPEC §7 console.frame_ancestors): an origin, a wildcard-subdomain
+ * origin or 'self'. Nothing that could end the directive (spaces, ';', ',') gets through.
+ */
+const frameAncestor = z
+  .string()
+  .regex(
+    /^(?:'self'|https?:\/\/(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?)$/,
+    "must be an origin such as https://app.example.com (or https://*.example.com, or 'self')",
+  );
+
 function isPublicUrl(text: string): boolean {
   try {
     const url = new URL(text);
@@ -202,6 +213,10 @@ export const configSchema = strict({
         });
       }
     }),
+  console: strict({
+    enabled: bool().default(true),
+    frame_ancestors: z.array(frameAncestor).max(50).default([]),
+  }).prefault({}),
   auth: strict({
     keys: z.array(apiKey).default([]),
     oauth_clients: z.array(oauthClient).default([]),

@@ -6,6 +6,7 @@ import { payloadTooLarge } from "./body.ts";
 import type { AppEnv } from "./context.ts";
 import type { HttpDeps } from "./deps.ts";
 import { createRateLimiter } from "./rate-limit.ts";
+import { registerConsoleRoutes } from "./routes/console.ts";
 import { registerDeliveryRoutes } from "./routes/deliveries.ts";
 import { registerEventTypeRoutes } from "./routes/event-types.ts";
 import { registerEventRoutes } from "./routes/events.ts";
@@ -58,6 +59,7 @@ export function createApp(deps: HttpDeps): { app: Hono<AppEnv>; api: Api } {
   registerWebhookRoutes(api, deps);
   registerEventRoutes(api, deps);
   registerDeliveryRoutes(api, deps);
+  registerConsoleRoutes(app, deps.config.console);
   registerStatsRoutes(api, deps);
   registerPortalSessionRoutes(api, deps);
 

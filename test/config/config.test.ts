@@ -24,6 +24,7 @@ const SPEC_DEFAULTS: Config = {
     sqlite: { path: "./data/hookd.db", synchronous: "full" },
     postgres: { pool_size: 10, statement_timeout: 5000 },
   },
+  console: { enabled: true, frame_ancestors: [] },
   auth: { keys: [], oauth_clients: [], token_ttl: HOUR },
   rate_limits: { read: 600, write: 300, ingest: 6000 },
   event_types: [],
@@ -63,6 +64,9 @@ storage:
     url: postgres://hookd:pw@db:5432/hookd
     pool_size: 4
     statement_timeout: 2s
+console:
+  enabled: false
+  frame_ancestors: [https://app.example.com, "https://*.example.org:8443", "'self'"]
 auth:
   keys:
     - name: admin
@@ -196,6 +200,8 @@ describe("every documented key", () => {
         "storage.postgres.statement_timeout",
         "storage.postgres.url",
         "auth.keys[].name",
+        "console.enabled",
+        "console.frame_ancestors",
         "auth.keys[].key",
         "auth.keys[].key_sha256",
         "auth.keys[].scopes",
@@ -251,6 +257,10 @@ describe("every documented key", () => {
         driver: "postgres",
         sqlite: { path: "/var/lib/hookd/other.db", synchronous: "normal" },
         postgres: { url: "postgres://hookd:pw@db:5432/hookd", pool_size: 4, statement_timeout: 2000 },
+      },
+      console: {
+        enabled: false,
+        frame_ancestors: ["https://app.example.com", "https://*.example.org:8443", "'self'"],
       },
       auth: {
         keys: [
@@ -711,6 +721,38 @@ describe("a database URL in the environment", () => {
     expect(loadConfig({ path, env: { DATABASE_URL: "postgres://db/x" } }).config.storage.driver).toBe(
       "sqlite",
     );
+  });
+});
+
+describe("console", () => {
+  test("frame_ancestors takes origins, wildcard-subdomain origins and 'self'", () => {
+    const config = parseConfig(
+      "console:\n  frame_ancestors: [https://a.example.com, 'http://localhost:3000', \"https://*.b.example\", \"'self'\"]\n",
+      "c.yaml",
+      {},
+    );
+    expect(config.console.frame_ancestors).toEqual([
+      "https://a.example.com",
+      "http://localhost:3000",
+      "https://*.b.example",
+      "'self'",
+    ]);
+  });
+
+  test("a frame_ancestors entry that could end or widen the CSP directive is a problem at its path", () => {
+    for (const bad of [
+      "*",
+      "https://a.example.com; script-src *",
+      "https://a.example.com b.example",
+      "'unsafe-inline'",
+      "javascript:",
+      "https://a.example.com/path",
+    ]) {
+      expect(pathsOf(`console:\n  frame_ancestors: [${JSON.stringify(bad)}]\n`)).toEqual([
+        "console.frame_ancestors[0]",
+      ]);
+    }
+    expect(pathsOf("console:\n  enabled: maybe\n")).toEqual(["console.enabled"]);
   });
 });
 

@@ -30,11 +30,13 @@ export async function ensureBinary(): Promise<void> {
   if (code !== 0 || !existsSync(BINARY)) throw new Error(`bun scripts/build.ts failed (${code}): ${stderr}`);
 }
 
+/** The newest file of the server's source and of the console's (web/src, embedded in the binary). */
 function newestSourceMtime(): number {
-  const src = join(ROOT, "src");
   let newest = 0;
-  for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  for (const src of [join(ROOT, "src"), join(ROOT, "web", "src")]) {
+    for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+    }
   }
   return newest;
 }

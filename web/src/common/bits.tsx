@@ -1,0 +1,167 @@
+// Small shared pieces: copy buttons, times, status badges, empty/loading/error states, links, pager.
+import type { ComponentChildren } from "preact";
+import { useState } from "preact/hooks";
+import { describeError, type Page } from "../api.ts";
+import { localTime } from "../format.ts";
+import { onLinkClick } from "../router.ts";
+
+export function CopyButton({ value, what }: { value: string; what: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      setState("copied");
+    } catch {
+      setState("failed");
+    }
+  };
+  return (
+    <span class="copy">
+      <button type="button" class="button small" title={`Copy ${what}`} onClick={copy}>
+        Copy
+      </button>
+      <span class="copy-state" role="status">
+        {state === "copied" ? "Copied" : state === "failed" ? "Select the text to copy it" : ""}
+      </span>
+    </span>
+  );
+}
+
+/** An id (or any value worth copying) shown whole, with its copy button. */
+export function Copyable({ value, what }: { value: string; what: string }) {
+  return (
+    <span class="copyable">
+      <code class="value">{value}</code>
+      <CopyButton value={value} what={what} />
+    </span>
+  );
+}
+
+export function Time({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <span class="muted">—</span>;
+  return (
+    <time dateTime={iso} title={`${iso} (UTC)`}>
+      {localTime(iso)}
+    </time>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span class={`badge status-${status.replace(/[^a-z_]/g, "")}`}>{status.replace("_", " ")}</span>;
+}
+
+export function EnabledBadge({ enabled, reason }: { enabled: boolean; reason: string | null }) {
+  if (enabled) return <span class="badge status-success">enabled</span>;
+  return <span class="badge status-failed">{reason ? `disabled (${reason})` : "disabled"}</span>;
+}
+
+export function Link({
+  to,
+  children,
+  class: className,
+}: {
+  to: string;
+  children: ComponentChildren;
+  class?: string;
+}) {
+  return (
+    <a href={to} class={className} onClick={onLinkClick}>
+      {children}
+    </a>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <p class="loading" role="status">
+      Loading {what}…
+    </p>
+  );
+}
+
+export function ErrorBox({ error, what }: { error: unknown; what?: string }) {
+  if (error === undefined || error === null) return null;
+  return (
+    <div class="error" role="alert">
+      {what ? `${what}: ` : ""}
+      {describeError(error)}
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: ComponentChildren }) {
+  return <div class="empty">{children}</div>;
+}
+
+export function Pager<T>({
+  page,
+  onPage,
+}: {
+  page: Page<T>;
+  onPage: (cursor: { after?: string; before?: string }) => void;
+}) {
+  if (!page.has_next_page && !page.has_previous_page) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button
+        type="button"
+        class="button"
+        disabled={!page.has_previous_page || !page.start_cursor}
+        onClick={() => onPage({ before: page.start_cursor ?? undefined })}
+      >
+        Previous page
+      </button>
+      <button
+        type="button"
+        class="button"
+        disabled={!page.has_next_page || !page.end_cursor}
+        onClick={() => onPage({ after: page.end_cursor ?? undefined })}
+      >
+        Next page
+      </button>
+    </nav>
+  );
+}
+
+/** A table row that opens its object: click anywhere, or Enter on its link (the first cell). */
+export function RowLink({ to, children }: { to: string; children: ComponentChildren }) {
+  return (
+    <tr
+      class="row-link"
+      onClick={(event) => {
+        if ((event.target as HTMLElement).closest("a, button, input, select, textarea")) return;
+        const link = (event.currentTarget as HTMLElement).querySelector("a");
+        link?.click();
+      }}
+      data-href={to}
+    >
+      {children}
+    </tr>
+  );
+}
+
+export function Pre({ text, label }: { text: string; label: string }) {
+  return (
+    // A scrolling region is focusable so keyboard users can scroll it (WCAG 2.1.1).
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: see above
+    <section class="pre" aria-label={label} tabIndex={0}>
+      <pre>{text}</pre>
+    </section>
+  );
+}
+
+/** Key/value pairs (headers, metadata) as a definition list of text. */
+export function Pairs({ pairs, empty }: { pairs: Record<string, string> | null | undefined; empty: string }) {
+  const entries = Object.entries(pairs ?? {});
+  if (entries.length === 0) return <p class="muted">{empty}</p>;
+  return (
+    <dl class="pairs">
+      {entries.map(([name, value]) => (
+        <div key={name}>
+          <dt>{name}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}

@@ -1,0 +1,113 @@
+// A list of deliveries with its status filter and pages, the filter and cursors in the address.
+import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
+import {
+  CopyButton,
+  Empty,
+  ErrorBox,
+  Link,
+  Loading,
+  Pager,
+  RowLink,
+  StatusBadge,
+  Time,
+} from "../common/bits.tsx";
+import { useResource } from "../common/use-resource.ts";
+import { href, route, setQuery } from "../router.ts";
+
+export function DeliveriesTable({
+  path,
+  query = {},
+  emptyText,
+  filterable = true,
+  reloadKey = 0,
+}: {
+  path: string;
+  query?: Record<string, string>;
+  emptyText: string;
+  filterable?: boolean;
+  reloadKey?: number;
+}) {
+  const q = route.value.query;
+  const status = filterable ? (q.get("status") ?? "") : "";
+  const after = q.get("after") ?? "";
+  const before = q.get("before") ?? "";
+  const page = useResource(
+    () => api<Page<Delivery>>("GET", withQuery(path, { ...query, status, after, before })),
+    [path, status, after, before, reloadKey],
+  );
+  return (
+    <div>
+      {filterable && (
+        <div class="filters">
+          <label>
+            Status
+            <select
+              value={status}
+              onChange={(e) =>
+                setQuery(
+                  { status: (e.target as HTMLSelectElement).value, after: null, before: null },
+                  { push: true },
+                )
+              }
+            >
+              <option value="">All</option>
+              {DELIVERY_STATUSES.map((s) => (
+                <option key={s} value={s}>
+                  {s}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      )}
+      {page.loading && !page.data && <Loading what="deliveries" />}
+      <ErrorBox error={page.error} what="Deliveries could not be loaded" />
+      {page.data && page.data.data.length === 0 && (
+        <Empty>{status ? `No ${status} deliveries. Choose another status, or All.` : emptyText}</Empty>
+      )}
+      {page.data && page.data.data.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Delivery</th>
+                <th scope="col">Event type</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Response</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.data.map((d) => (
+                <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
+                  <td>
+                    <Link to={href(`deliveries/${d.id}`)} class="mono">
+                      {d.id}
+                    </Link>{" "}
+                    <CopyButton value={d.id} what="delivery id" />
+                  </td>
+                  <td class="mono">{d.event_type}</td>
+                  <td>
+                    <StatusBadge status={d.status} />
+                  </td>
+                  <td>{d.attempts}</td>
+                  <td>{d.response_status_code ?? "—"}</td>
+                  <td>
+                    <Time iso={d.created_at} />
+                  </td>
+                </RowLink>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {page.data && (
+        <Pager
+          page={page.data}
+          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,294 @@
+// One webhook: what it is, its chart, its deliveries, every setting, and its actions.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, type Delivery, describeError, type Stats, type Webhook } from "../api.ts";
+import { capabilities } from "../capabilities.ts";
+import { Copyable, EnabledBadge, ErrorBox, Link, Loading, Pairs, Time } from "../common/bits.tsx";
+import { StatsChart } from "../common/chart.tsx";
+import { useResource } from "../common/use-resource.ts";
+import { percent } from "../format.ts";
+import { href, navigate } from "../router.ts";
+import { DeliveriesTable } from "./deliveries-table.tsx";
+import { revealed } from "./reveal.ts";
+import { WebhookForm } from "./webhook-form.tsx";
+import { RecoverPanel, SecretPanel, VerifyPanel } from "./webhook-secret.tsx";
+
+export function WebhookDetail({ id }: { id: string }) {
+  const webhook = useResource(() => api<Webhook>("GET", `/v1/webhooks/${id}`), [id]);
+  const [deliveriesKey, setDeliveriesKey] = useState(0);
+  useEffect(
+    () => () => {
+      if (revealed.value?.webhookId === id) revealed.value = null;
+    },
+    [id],
+  );
+  if (webhook.loading && !webhook.data) return <Loading what="the webhook" />;
+  if (!webhook.data) {
+    return (
+      <section>
+        <p class="crumbs">
+          <Link to={href("webhooks")}>Webhooks</Link>
+        </p>
+        <h1>Webhook</h1>
+        <ErrorBox error={webhook.error} what="This webhook could not be loaded" />
+      </section>
+    );
+  }
+  const w = webhook.data;
+  const caps = capabilities.value;
+  const shown = revealed.value?.webhookId === id ? revealed.value : null;
+  return (
+    <section>
+      <p class="crumbs">
+        <Link to={href("webhooks")}>Webhooks</Link>
+      </p>
+      <div class="heading">
+        <h1>{w.name}</h1>
+        <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
+      </div>
+      {shown && <RevealedSecret shown={shown} />}
+      <dl class="facts">
+        <div>
+          <dt>Id</dt>
+          <dd>
+            <Copyable value={w.id} what="webhook id" />
+          </dd>
+        </div>
+        <div>
+          <dt>URL</dt>
+          <dd>
+            <Copyable value={w.url} what="URL" />
+          </dd>
+        </div>
+        {w.description && (
+          <div>
+            <dt>Description</dt>
+            <dd>{w.description}</dd>
+          </div>
+        )}
+        <div>
+          <dt>Event types</dt>
+          <dd class="mono">{w.events.join(", ")}</dd>
+        </div>
+        <div>
+          <dt>Tenant</dt>
+          <dd class="mono">
+            {w.tenant_id}
+            {w.mode ? ` · ${w.mode}` : ""}
+          </dd>
+        </div>
+        <div>
+          <dt>Signing</dt>
+          <dd class="mono">
+            {w.signature_scheme === "v1a"
+              ? `v1a, public key ${w.public_key ?? ""}`
+              : `v1, secret …${w.secret_last4}`}
+          </dd>
+        </div>
+        <div>
+          <dt>Created</dt>
+          <dd>
+            <Time iso={w.created_at} />
+          </dd>
+        </div>
+        <div>
+          <dt>Updated</dt>
+          <dd>
+            <Time iso={w.updated_at} />
+          </dd>
+        </div>
+        <div>
+          <dt>Custom headers</dt>
+          <dd>
+            <Pairs pairs={w.headers} empty="None" />
+          </dd>
+        </div>
+        <div>
+          <dt>Metadata</dt>
+          <dd>
+            <Pairs pairs={w.metadata} empty="None" />
+          </dd>
+        </div>
+      </dl>
+      <Actions webhook={w} onChange={webhook.reload} onTest={() => setDeliveriesKey((k) => k + 1)} />
+      <h2>Deliveries over the last 24 hours</h2>
+      <WebhookStats id={id} />
+      <h2>Deliveries</h2>
+      <DeliveriesTable
+        path={`/v1/webhooks/${id}/deliveries`}
+        reloadKey={deliveriesKey}
+        emptyText="No deliveries yet. Publish an event of a type it subscribes to, or send a test event."
+      />
+      {caps?.manageWebhooks && (
+        <>
+          <h2>Settings</h2>
+          <WebhookForm
+            webhook={w}
+            submitLabel="Save"
+            onSubmit={async (body) => {
+              await api<Webhook>("PATCH", `/v1/webhooks/${id}`, body);
+              webhook.reload();
+            }}
+          />
+          <SecretPanel webhook={w} onRotated={webhook.reload} />
+        </>
+      )}
+      {caps?.replay && <RecoverPanel webhook={w} onRecovered={() => setDeliveriesKey((k) => k + 1)} />}
+      <VerifyPanel webhook={w} secret={shown?.secret ?? null} />
+      {caps?.manageWebhooks && <DeletePanel webhook={w} />}
+    </section>
+  );
+}
+
+function RevealedSecret({ shown }: { shown: NonNullable<typeof revealed.value> }) {
+  const value = shown.secret ?? shown.publicKey ?? "";
+  const what = shown.secret ? "signing secret" : "public key";
+  return (
+    <div class="reveal" role="status">
+      <h2>
+        {shown.why === "created" ? "Webhook created" : "Secret rotated"}: its new {what}
+      </h2>
+      <Copyable value={value} what={what} />
+      <p>
+        {shown.secret
+          ? "Copy it now and give it to the receiver: it is shown this once and cannot be read again."
+          : "The receiver verifies signatures with this public key; the private key never leaves hookd."}
+      </p>
+    </div>
+  );
+}
+
+function WebhookStats({ id }: { id: string }) {
+  const stats = useResource(() => api<Stats>("GET", `/v1/webhooks/${id}/stats?bucket=1h`), [id]);
+  if (stats.loading && !stats.data) return <Loading what="statistics" />;
+  if (!stats.data) return <ErrorBox error={stats.error} what="Statistics could not be loaded" />;
+  const t = stats.data.totals;
+  return (
+    <>
+      <p>
+        {t.attempts} attempts, {t.succeeded} succeeded, {t.failed} failed; success rate{" "}
+        {percent(t.success_rate)}.
+      </p>
+      <StatsChart stats={stats.data} label="This webhook" />
+    </>
+  );
+}
+
+function Actions({
+  webhook,
+  onChange,
+  onTest,
+}: {
+  webhook: Webhook;
+  onChange: () => void;
+  onTest: () => void;
+}) {
+  const caps = capabilities.value;
+  const [message, setMessage] = useState<{ ok: boolean; text: string; delivery?: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async (work: () => Promise<{ text: string; delivery?: string }>) => {
+    setBusy(true);
+    setMessage(null);
+    try {
+      setMessage({ ok: true, ...(await work()) });
+    } catch (error) {
+      setMessage({ ok: false, text: describeError(error) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (!caps?.manageWebhooks && !caps?.sendTest) return null;
+  return (
+    <div class="actions">
+      {caps.manageWebhooks && (
+        <button
+          type="button"
+          class="button"
+          disabled={busy}
+          onClick={() =>
+            run(async () => {
+              await api("PATCH", `/v1/webhooks/${webhook.id}`, { enabled: !webhook.enabled });
+              onChange();
+              return {
+                text: webhook.enabled ? "Disabled: nothing is sent until it is enabled again." : "Enabled.",
+              };
+            })
+          }
+        >
+          {webhook.enabled ? "Disable" : "Enable"}
+        </button>
+      )}
+      {caps.sendTest && (
+        <button
+          type="button"
+          class="button"
+          disabled={busy}
+          onClick={() =>
+            run(async () => {
+              const delivery = await api<Delivery>("POST", `/v1/webhooks/${webhook.id}/test`);
+              onTest();
+              return { text: "Test event sent: delivery ", delivery: delivery.id };
+            })
+          }
+        >
+          Send test event
+        </button>
+      )}
+      {message && (
+        <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
+          {message.text}
+          {message.delivery && (
+            <Link to={href(`deliveries/${message.delivery}`)} class="mono">
+              {message.delivery}
+            </Link>
+          )}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function DeletePanel({ webhook }: { webhook: Webhook }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const confirm = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api("DELETE", `/v1/webhooks/${webhook.id}`);
+      dialog.current?.close();
+      navigate(href("webhooks"));
+    } catch (problem) {
+      setError(problem);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="danger">
+      <h2>Delete</h2>
+      <p>
+        Deleting stops every delivery to this URL; undelivered deliveries are cancelled. History stays until
+        retention removes it.
+      </p>
+      <button type="button" class="button danger-button" onClick={() => dialog.current?.showModal()}>
+        Delete
+      </button>
+      <dialog ref={dialog} class="dialog" aria-labelledby="delete-title">
+        <h2 id="delete-title">Delete webhook {webhook.name}?</h2>
+        <p>
+          This cannot be undone. <span class="mono">{webhook.url}</span> receives nothing more.
+        </p>
+        <ErrorBox error={error} what="Not deleted" />
+        <div class="actions">
+          <button type="button" class="button danger-button" disabled={busy} onClick={confirm}>
+            Delete
+          </button>
+          <button type="button" class="button" onClick={() => dialog.current?.close()}>
+            Cancel
+          </button>
+        </div>
+      </dialog>
+    </div>
+  );
+}

@@ -1,0 +1,151 @@
+// Webhooks: the list (name, URL, state, 24 h success rate, last attempt) with search and pages.
+// Search narrows the page shown (name, URL, id or description); pages are cursors in the address.
+import { useState } from "preact/hooks";
+import { api, type Delivery, type Page, type Stats, type Webhook, withQuery } from "../api.ts";
+import { capabilities } from "../capabilities.ts";
+import {
+  CopyButton,
+  Empty,
+  EnabledBadge,
+  ErrorBox,
+  Link,
+  Loading,
+  Pager,
+  RowLink,
+  Time,
+} from "../common/bits.tsx";
+import { useResource } from "../common/use-resource.ts";
+import { percent } from "../format.ts";
+import { href, route, setQuery } from "../router.ts";
+
+export function WebhooksList() {
+  const query = route.value.query;
+  const q = query.get("q") ?? "";
+  const enabled = query.get("enabled") ?? "";
+  const after = query.get("after") ?? "";
+  const before = query.get("before") ?? "";
+  const [search, setSearch] = useState(q);
+  const page = useResource(
+    () => api<Page<Webhook>>("GET", withQuery("/v1/webhooks", { limit: 25, enabled, after, before })),
+    [enabled, after, before],
+  );
+  const needle = q.toLowerCase();
+  const rows = (page.data?.data ?? []).filter(
+    (w) =>
+      !needle ||
+      [w.name, w.url, w.id, w.description ?? ""].some((field) => field.toLowerCase().includes(needle)),
+  );
+  return (
+    <section>
+      <div class="heading">
+        <h1>Webhooks</h1>
+        {capabilities.value?.manageWebhooks && (
+          <Link to={href("webhooks/new")} class="button primary">
+            Create webhook
+          </Link>
+        )}
+      </div>
+      <form
+        class="filters"
+        aria-label="Search webhooks"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setQuery({ q: search.trim() }, { push: true });
+        }}
+      >
+        <label>
+          Search
+          <input
+            type="search"
+            value={search}
+            placeholder="Name, URL or id"
+            onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
+          />
+        </label>
+        <label>
+          Enabled
+          <select
+            value={enabled}
+            onChange={(e) =>
+              setQuery(
+                { enabled: (e.target as HTMLSelectElement).value, after: null, before: null },
+                { push: true },
+              )
+            }
+          >
+            <option value="">All</option>
+            <option value="true">Enabled</option>
+            <option value="false">Disabled</option>
+          </select>
+        </label>
+        <button type="submit" class="button">
+          Search
+        </button>
+      </form>
+      {page.loading && !page.data && <Loading what="webhooks" />}
+      <ErrorBox error={page.error} what="Webhooks could not be loaded" />
+      {page.data && page.data.data.length === 0 && (
+        <Empty>
+          No webhooks yet.{" "}
+          {capabilities.value?.manageWebhooks
+            ? "Create one to start receiving events."
+            : "None has been set up for you yet."}
+        </Empty>
+      )}
+      {page.data && page.data.data.length > 0 && rows.length === 0 && (
+        <Empty>No webhook on this page matches “{q}”. Clear the search or try another page.</Empty>
+      )}
+      {rows.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">URL</th>
+                <th scope="col">State</th>
+                <th scope="col">Success (24 h)</th>
+                <th scope="col">Last attempt</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((w) => (
+                <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
+                  <td>
+                    <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
+                    <div class="muted mono small">
+                      {w.id} <CopyButton value={w.id} what="webhook id" />
+                    </div>
+                  </td>
+                  <td class="url">{w.url}</td>
+                  <td>
+                    <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
+                  </td>
+                  <RowStats id={w.id} />
+                </RowLink>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {page.data && (
+        <Pager
+          page={page.data}
+          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
+        />
+      )}
+    </section>
+  );
+}
+
+/** The 24 h success rate and the last attempt of one webhook (from its stats and newest delivery). */
+function RowStats({ id }: { id: string }) {
+  const stats = useResource(() => api<Stats>("GET", `/v1/webhooks/${id}/stats?bucket=1d`), [id]);
+  const latest = useResource(() => api<Page<Delivery>>("GET", `/v1/webhooks/${id}/deliveries?limit=1`), [id]);
+  const last = latest.data?.data[0]?.last_attempt_at ?? null;
+  return (
+    <>
+      <td>{stats.data ? percent(stats.data.totals.success_rate) : "—"}</td>
+      <td>{latest.data ? <Time iso={last} /> : "—"}</td>
+    </>
+  );
+}
