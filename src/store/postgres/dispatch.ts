@@ -21,7 +21,15 @@ import type {
   QueueStats,
 } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
-import { endQueued, insertAttempts, insertDeliveries, markDueBy, refreshDue } from "./deliveries.ts";
+import {
+  endQueued,
+  insertAttempts,
+  insertDeliveries,
+  lockDueShared,
+  lowerDue,
+  markDueBy,
+  refreshDue,
+} from "./deliveries.ts";
 import { insertEvents } from "./events.ts";
 import type { Fanout } from "./fanout.ts";
 import { num, numOrNull } from "./keyset.ts";
@@ -320,8 +328,11 @@ async function publishInternal(
       now: event.now,
     })),
   );
-  await markDueBy(q, new Map(targets.map((id) => [id, time.toDb(event.now)])));
-  if (targets.length > 0) await q(NOTIFY_WORK);
+  await lowerDue(
+    q,
+    new Map(targets.map((id) => [id, time.toDb(event.now)])),
+    targets.length > 0 ? NOTIFY_WORK : null,
+  );
   return record as EventRecord;
 }
 
@@ -340,13 +351,20 @@ export async function releaseLeases(
      RETURNING d.webhook_id`,
     [dbNow, leases.map((l) => l.deliveryId), leases.map((l) => l.leaseOwner)],
   );
+  if (rows.length === 0) return 0;
   const freed = new Map<string, number>();
   for (const row of rows) freed.set(row.webhook_id, (freed.get(row.webhook_id) ?? 0) + 1);
-  await markDueBy(q, new Map([...freed.keys()].map((id) => [id, dbNow])));
-  for (const [webhookId, n] of freed) {
-    await q("UPDATE webhooks SET in_flight = greatest(0, in_flight - $1) WHERE id = $2", [n, webhookId]);
-  }
-  if (rows.length > 0) await q(NOTIFY_WORK);
+  const ids = [...freed.keys()].sort();
+  await lockDueShared(q, ids);
+  // The places given back and the hints lowered (deliveries.ts: after the due locks) in one statement.
+  await q(
+    `WITH freed AS (
+       UPDATE webhooks w SET in_flight = greatest(0, w.in_flight - u.n),
+         next_due_at = CASE WHEN w.next_due_at IS NULL OR w.next_due_at > $3 THEN $3 ELSE w.next_due_at END
+       FROM unnest($1::text[], $2::int[]) AS u(id, n) WHERE w.id = u.id RETURNING 1)
+     ${NOTIFY_WORK}`,
+    [ids, ids.map((id) => freed.get(id)), dbNow],
+  );
   return rows.length;
 }
 

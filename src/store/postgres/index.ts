@@ -166,8 +166,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         await deliveries.insertDeliveries(tx, time, webhook.tenantId, [
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
-        await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
-        await tx(dispatch.NOTIFY_WORK);
+        await deliveries.lowerDue(
+          tx,
+          new Map([[webhook.id, time.toDb(event.createdAt)]]),
+          dispatch.NOTIFY_WORK,
+        );
         return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
       });
     },
@@ -188,8 +191,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         const refusal = await webhookRefusal(tx, current.webhookId);
         if (refusal) return refusal;
         if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
-        await deliveries.markDueBy(tx, new Map([[current.webhookId, time.toDb(now)]]));
-        await tx(dispatch.NOTIFY_WORK);
+        await deliveries.lockDueShared(tx, [current.webhookId]);
+        await deliveries.lowerDue(tx, new Map([[current.webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         return deliveries.selectDelivery(tx, time, id);
       });
     },
@@ -201,8 +204,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         if (refusal) return refusal;
         const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
         if (n > 0) {
-          await deliveries.markDueBy(tx, new Map([[webhookId, time.toDb(now)]]));
-          await tx(dispatch.NOTIFY_WORK);
+          await deliveries.lockDueShared(tx, [webhookId]);
+          await deliveries.lowerDue(tx, new Map([[webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         }
         return n;
       });
@@ -375,9 +378,9 @@ async function ingest(
       records.map((e) => e.id),
     );
   }
-  // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
-  await deliveries.markDueBy(q, due);
-  if (newDeliveries.length > 0) await q(dispatch.NOTIFY_WORK);
+  // The hints are lowered after insertDeliveries took the due locks (deliveries.ts says why that
+  // order); a hint already low enough takes no row lock. The notification goes out at commit.
+  await deliveries.lowerDue(q, due, newDeliveries.length > 0 ? dispatch.NOTIFY_WORK : null);
   return created === 0 && records.length > 0
     ? { kind: "replayed", events: records }
     : { kind: "accepted", events: records };
