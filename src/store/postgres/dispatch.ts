@@ -9,6 +9,7 @@
 import type { DeliveryStatus } from "../../domain/delivery.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
+import type { Webhook } from "../../domain/webhook.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
@@ -22,12 +23,14 @@ import type {
 } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
 import {
+  DUE_LOCK_TRY,
   endQueued,
   insertAttempts,
   insertDeliveries,
   lockDueShared,
   lowerDue,
   markDueBy,
+  recomputeDue,
   refreshDue,
 } from "./deliveries.ts";
 import { insertEvents } from "./events.ts";
@@ -43,36 +46,135 @@ const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
 export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
-type CandidateRow = WebhookRow & { in_flight: number; lease_check_at: string | number };
 /** lease_check_at when no lease is held: no lease can end before it. */
 const NO_LEASE = "9007199254740991";
 
-interface LeasedRow {
-  id: string;
-  status: string;
-  series_attempts: number;
-  event_id: string;
-  event_type: string;
-  fresh: boolean;
-}
+const QUEUED = "status IN ('pending', 'retrying')";
+const DUE = (d: string) =>
+  `${d}.next_attempt_at <= $1 AND (${d}.lease_owner IS NULL OR ${d}.leased_until <= $1)`;
 
-// Leases up to $3 due deliveries of one subscription, of which at most $4 not leased before (the
-// rest were under leases that ended). $7: 'any', 'pending' (first attempts only) or 'retrying';
-// $8: only deliveries whose lease ended.
-const LEASE_DUE = `WITH picked AS (
-    SELECT id, next_attempt_at, lease_owner IS NULL AS fresh FROM deliveries
-    WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at <= $2
-      AND (lease_owner IS NULL OR leased_until <= $2)
-      AND ($7 = 'any' OR status = $7) AND (NOT $8::boolean OR lease_owner IS NOT NULL)
-    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
-  ranked AS (
-    SELECT id, fresh, sum(fresh::int) OVER (ORDER BY next_attempt_at, id) AS nfresh FROM picked),
-  chosen AS (SELECT id, fresh FROM ranked WHERE NOT fresh OR nfresh <= $4)
-  UPDATE deliveries d SET lease_owner = $5, leased_until = $6
-  FROM chosen c
-  WHERE d.id = c.id AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $2
-    AND (d.lease_owner IS NULL OR d.leased_until <= $2)
-  RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
+// Up to `limit` due deliveries of one subscription and one status, locked (skipping rows another
+// claim holds), oldest first. With no place free, only deliveries whose lease ended.
+const CANDIDATES = (
+  status: string,
+  limit: string,
+) => `SELECT p.id AS webhook_id, p.pos, c.id, c.next_attempt_at, c.fresh,
+      ${status === "retrying"} AS retry
+    FROM plan p CROSS JOIN LATERAL (
+      SELECT d.id, d.next_attempt_at, d.lease_owner IS NULL AS fresh FROM deliveries d
+      WHERE d.webhook_id = p.id AND d.status = '${status}' AND ${DUE("d")}
+        AND (p.spare > 0 OR d.lease_owner IS NOT NULL)
+      ORDER BY d.next_attempt_at, d.id LIMIT ${limit} FOR UPDATE SKIP LOCKED) c
+    WHERE p.cap > 0`;
+
+/**
+ * One round of a claim, one statement: up to 32 due subscriptions locked (FOR UPDATE SKIP LOCKED,
+ * so instances spread over different ones), and for each, in order of due time, up to its free
+ * places of due deliveries leased (locked with SKIP LOCKED, the due condition re-checked on the
+ * locked row), its in_flight raised by the fresh leases in the same statement (the row lock makes
+ * the count exact), and the payloads returned. Parameters: $1 database now, $2 subscriptions
+ * already looked at, $3 deliveries still wanted, $4 retries still allowed, $5 the lease owner,
+ * $6 the lease length asked for, $7 the margin over a subscription's timeout.
+ *
+ * Rules, as the claim loop had them one statement per subscription: a subscription takes at most
+ * max_in_flight - in_flight fresh leases, plus leases that ended (taken over at no new cost; with
+ * no place free, only once lease_check_at says one may have ended); retries at most $4 across the
+ * round (in subscription order, so the share left goes to first attempts); $3 in all, the earlier
+ * subscriptions first. A retry skipped for the share can leave its subscription a place short of
+ * what it could have taken this round; the next claim takes it.
+ *
+ * A subscription whose take came up short has drained what is due now: its due lock is tried here
+ * (exclusively, never waiting; deliveries.ts) and, when taken, its hint is recomputed by the next
+ * statement. Output: one 'w' row per subscription looked at, one 'd' row per lease.
+ */
+const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
+    SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
+    FROM webhooks w
+    WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
+    ORDER BY w.next_due_at LIMIT 32 FOR UPDATE SKIP LOCKED),
+  plan AS MATERIALIZED (
+    SELECT l.id, l.enabled, greatest(0, l.max_in_flight - l.in_flight) AS spare,
+      CASE WHEN NOT l.enabled THEN 0
+           WHEN l.max_in_flight > l.in_flight THEN l.max_in_flight
+           WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight
+           ELSE 0 END AS cap,
+      $1::bigint + greatest($6::bigint, l.timeout_seconds * 1000 + $7::bigint) AS lease_until,
+      row_number() OVER (ORDER BY l.next_due_at, l.id) AS pos
+    FROM locked l),
+  cand AS (
+    ${CANDIDATES("pending", "least(p.cap, $3::int)")}
+    UNION ALL
+    ${CANDIDATES("retrying", "least(p.cap, $3::int, $4::int)")}),
+  kept AS (
+    SELECT c.* FROM (
+      SELECT c.*, row_number() OVER (PARTITION BY c.retry ORDER BY c.pos, c.next_attempt_at, c.id) AS rrank
+      FROM cand c) c
+    WHERE NOT c.retry OR c.rrank <= $4::int),
+  within AS (
+    SELECT k.* FROM (
+      SELECT k.*, row_number() OVER w AS wrank, sum(k.fresh::int) OVER w AS nfresh
+      FROM kept k WINDOW w AS (PARTITION BY k.webhook_id ORDER BY k.next_attempt_at, k.id)) k
+    JOIN plan p ON p.id = k.webhook_id
+    WHERE k.wrank <= p.cap AND (NOT k.fresh OR k.nfresh <= p.spare)),
+  chosen AS (
+    SELECT w.* FROM (
+      SELECT w.*, row_number() OVER (ORDER BY w.pos, w.next_attempt_at, w.id) AS grank FROM within w) w
+    WHERE w.grank <= $3::int),
+  leased AS (
+    UPDATE deliveries d SET lease_owner = $5, leased_until = p.lease_until
+    FROM chosen c JOIN plan p ON p.id = c.webhook_id
+    WHERE d.id = c.id AND d.${QUEUED} AND ${DUE("d")}
+    RETURNING d.id, d.webhook_id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh, p.lease_until, c.grank),
+  took AS (
+    SELECT webhook_id, count(*)::int AS n, (count(*) FILTER (WHERE fresh))::int AS nfresh, array_agg(id) AS ids
+    FROM leased GROUP BY webhook_id),
+  bumped AS (
+    -- With every place held, the earliest lease end from the rows themselves (a scan of this
+    -- subscription's queued rows, at most once per lease length while it stays saturated); the
+    -- rows leased by this statement count with their new end.
+    UPDATE webhooks w SET in_flight = w.in_flight + coalesce(t.nfresh, 0),
+      lease_check_at = CASE WHEN p.spare = 0 THEN least(
+          coalesce((SELECT min(d.leased_until) FROM deliveries d WHERE d.webhook_id = p.id AND d.${QUEUED}
+            AND d.lease_owner IS NOT NULL AND NOT (d.id = ANY(coalesce(t.ids, '{}'::text[])))), ${NO_LEASE}),
+          CASE WHEN t.n > 0 THEN p.lease_until END)
+        ELSE least(w.lease_check_at, p.lease_until) END
+    FROM plan p LEFT JOIN took t ON t.webhook_id = p.id
+    WHERE w.id = p.id AND p.cap > 0 AND (p.spare = 0 OR t.n > 0)
+    RETURNING w.id),
+  avail AS (
+    SELECT p.id, p.pos, p.cap, coalesce(a.n, 0) AS n FROM plan p
+    LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM within GROUP BY webhook_id) a ON a.webhook_id = p.id),
+  progress AS (
+    SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      AS wanted FROM avail a)
+  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled,
+    CASE WHEN g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) THEN ${DUE_LOCK_TRY("g.id")}
+      ELSE false END AS raise,
+    (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) AS webhook,
+    NULL::text AS id, NULL::text AS status, NULL::int AS series_attempts, NULL::text AS event_id,
+    NULL::text AS event_type, NULL::bigint AS lease_until, NULL::text AS payload, NULL::bigint AS grank,
+    (SELECT count(*) FROM bumped)::int AS bumped
+  FROM progress g JOIN plan p ON p.id = g.id
+  UNION ALL
+  SELECT 'd', l.webhook_id, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
+    l.lease_until, e.payload, l.grank, NULL
+  FROM leased l JOIN events e ON e.id = l.event_id`;
+
+interface ClaimRoundRow {
+  kind: "w" | "d";
+  webhook_id: string;
+  enabled: boolean | null;
+  raise: boolean | null;
+  webhook: string | null;
+  id: string | null;
+  status: string | null;
+  series_attempts: number | null;
+  event_id: string | null;
+  event_type: string | null;
+  lease_until: string | number | null;
+  payload: string | null;
+  grank: string | number | null;
+}
 
 export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): Promise<ClaimedDelivery[]> {
   const { now, owner } = request;
@@ -81,87 +183,55 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
   const claimed: ClaimedDelivery[] = [];
   let remaining = request.limit;
   let retriesLeft = request.retryLimit;
-  const payloads = new Map<string, string>();
   while (remaining > 0) {
-    const round = await q<CandidateRow>(
-      `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at,")}
-       WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
-       ORDER BY w.next_due_at LIMIT 32 FOR UPDATE OF w SKIP LOCKED`,
-      [dbNow, skip],
-    );
-    if (round.length === 0) break;
-    let progressed = false;
-    for (const row of round) {
-      skip.push(row.id);
-      if (remaining <= 0) break;
-      const webhook = toWebhook(row);
-      if (!webhook.enabled) {
-        await endQueued(q, webhook.id, "failed", now);
-        await refreshDue(q, webhook.id, dbNow);
+    const rows = await q<ClaimRoundRow>(CLAIM_ROUND, [
+      dbNow,
+      skip,
+      remaining,
+      Math.max(0, retriesLeft),
+      owner,
+      request.leaseMs,
+      LEASE_MARGIN_MS,
+    ]);
+    const webhooks = new Map<string, Webhook>();
+    const raise: string[] = [];
+    const disabled: string[] = [];
+    const leases: ClaimRoundRow[] = [];
+    for (const row of rows) {
+      if (row.kind === "d") {
+        leases.push(row);
         continue;
       }
-      const inFlight = row.in_flight;
-      const spare = Math.max(0, webhook.maxInFlight - inFlight);
-      // Room for fresh leases, plus the leases that may have ended (taken over at no new cost).
-      // With no room, only ended leases can be taken, and only once one may have ended.
-      const mayHaveEnded = inFlight > 0 && num(row.lease_check_at) <= dbNow;
-      const take = Math.min(remaining, spare > 0 ? spare + inFlight : mayHaveEnded ? inFlight : 0);
-      if (take <= 0) continue;
-      const leaseUntil = dbNow + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
-      const onlyEnded = spare === 0;
-      const lease = (limit: number, mode: string, freshAllowed: number) =>
-        q<LeasedRow>(LEASE_DUE, [webhook.id, dbNow, limit, freshAllowed, owner, leaseUntil, mode, onlyEnded]);
-      // Retries only within what is left of their share; first attempts always.
-      let rows = retriesLeft >= take ? await lease(take, "any", spare) : await lease(take, "pending", spare);
-      if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
-        const freshLeft = spare - rows.filter((r) => r.fresh).length;
-        rows = rows.concat(await lease(Math.min(retriesLeft, take - rows.length), "retrying", freshLeft));
-      }
-      const missing = [...new Set(rows.map((r) => r.event_id))].filter((id) => !payloads.has(id));
-      if (missing.length > 0) {
-        const events = await q<{ id: string; payload: string }>(
-          "SELECT id, payload FROM events WHERE id = ANY($1::text[])",
-          [missing],
-        );
-        for (const event of events) payloads.set(event.id, event.payload);
-      }
-      let fresh = 0;
-      for (const r of rows) {
-        if (r.status === "retrying") retriesLeft--;
-        if (r.fresh) fresh++;
-        claimed.push({
-          id: r.id,
-          leaseOwner: owner,
-          eventId: r.event_id,
-          eventType: r.event_type,
-          payload: payloads.get(r.event_id) ?? "{}",
-          status: r.status as DeliveryStatus,
-          seriesAttempts: r.series_attempts,
-          leaseUntil: time.fromDb(leaseUntil),
-          webhook,
-        });
-      }
-      if (spare === 0) {
-        // Every place is held: the earliest lease end from the rows themselves (a scan of this
-        // subscription's queued rows, at most once per lease length while it stays saturated).
-        await q(
-          `UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = coalesce((SELECT min(leased_until)
-             FROM deliveries WHERE webhook_id = $2 AND status IN ('pending', 'retrying') AND lease_owner IS NOT NULL),
-             ${NO_LEASE}) WHERE id = $2`,
-          [fresh, webhook.id],
-        );
-      } else if (rows.length > 0) {
-        await q(
-          "UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = least(lease_check_at, $2) WHERE id = $3",
-          [fresh, leaseUntil, webhook.id],
-        );
-      }
-      // next_due_at may be early, never late: a short take drained what was due now.
-      if (rows.length < take) await refreshDue(q, webhook.id, dbNow);
-      remaining -= rows.length;
-      if (rows.length > 0) progressed = true;
+      skip.push(row.webhook_id);
+      if (row.enabled === false) disabled.push(row.webhook_id);
+      else if (row.raise) raise.push(row.webhook_id);
+      if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
-    if (!progressed) break;
+    if (webhooks.size === 0) break;
+    // The due locks were taken by the statement before: the recomputation sees every writer that
+    // held one before it (deliveries.ts).
+    await recomputeDue(q, raise, dbNow);
+    for (const webhookId of disabled) {
+      await endQueued(q, webhookId, "failed", now);
+      await refreshDue(q, webhookId, dbNow);
+    }
+    leases.sort((a, b) => num(a.grank!) - num(b.grank!));
+    for (const r of leases) {
+      if (r.status === "retrying") retriesLeft--;
+      claimed.push({
+        id: r.id!,
+        leaseOwner: owner,
+        eventId: r.event_id!,
+        eventType: r.event_type!,
+        payload: r.payload ?? "{}",
+        status: r.status as DeliveryStatus,
+        seriesAttempts: r.series_attempts!,
+        leaseUntil: time.fromDb(num(r.lease_until!)),
+        webhook: webhooks.get(r.webhook_id)!,
+      });
+    }
+    remaining -= leases.length;
+    if (leases.length === 0) break;
   }
   return claimed;
 }
