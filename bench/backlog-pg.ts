@@ -139,7 +139,8 @@ export async function measurePgClaims(url: string, budgetMs: number): Promise<Pg
     ids: createIdGenerator(systemClock, cryptoRandom),
     clock: systemClock,
   });
-  const sql = new SQL({ url, max: 1, idleTimeout: 5 });
+  // The session settings hookd's client sets that change plans or timing (jit off: client.ts).
+  const sql = new SQL({ url, max: 1, idleTimeout: 5, connection: { jit: "off" } });
   try {
     const time: DbTime = store.time;
     let serial = 0;

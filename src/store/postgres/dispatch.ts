@@ -65,7 +65,7 @@ const CANDIDATES = (
       WHERE d.webhook_id = p.id AND d.status = '${status}' AND ${DUE("d")}
         AND (p.spare > 0 OR d.lease_owner IS NOT NULL)
       ORDER BY d.next_attempt_at, d.id LIMIT ${limit} FOR UPDATE SKIP LOCKED) c
-    WHERE p.cap > 0`;
+    WHERE p.cap > 0 AND p.reached`;
 
 /**
  * One round of a claim, one statement: up to 32 due subscriptions locked (FOR UPDATE SKIP LOCKED,
@@ -91,9 +91,9 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
     FROM webhooks w
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
-    ORDER BY w.next_due_at LIMIT 32 FOR UPDATE SKIP LOCKED),
-  plan AS MATERIALIZED (
-    SELECT l.id, l.enabled, greatest(0, l.max_in_flight - l.in_flight) AS spare,
+    ORDER BY w.next_due_at LIMIT least(32, $3::int) FOR UPDATE SKIP LOCKED),
+  caps AS (
+    SELECT l.id, l.enabled, l.next_due_at, greatest(0, l.max_in_flight - l.in_flight) AS spare,
       CASE WHEN NOT l.enabled THEN 0
            WHEN l.max_in_flight > l.in_flight THEN l.max_in_flight
            WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight
@@ -101,6 +101,12 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
       $1::bigint + greatest($6::bigint, l.timeout_seconds * 1000 + $7::bigint) AS lease_until,
       row_number() OVER (ORDER BY l.next_due_at, l.id) AS pos
     FROM locked l),
+  -- Subscriptions past the first ones whose places add up to what is wanted are left to the next
+  -- round (which takes them only if those came up short).
+  plan AS MATERIALIZED (
+    SELECT c.*, coalesce(sum(c.cap) OVER (ORDER BY c.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      < $3::int AS reached
+    FROM caps c),
   cand AS (
     ${CANDIDATES("pending", "least(p.cap, $3::int)")}
     UNION ALL
@@ -147,16 +153,16 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
   progress AS (
     SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
       AS wanted FROM avail a)
-  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled,
-    CASE WHEN g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) THEN ${DUE_LOCK_TRY("g.id")}
+  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled, p.reached,
+    CASE WHEN p.reached AND g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) THEN ${DUE_LOCK_TRY("g.id")}
       ELSE false END AS raise,
-    (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) AS webhook,
+    CASE WHEN g.n > 0 THEN (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) END AS webhook,
     NULL::text AS id, NULL::text AS status, NULL::int AS series_attempts, NULL::text AS event_id,
     NULL::text AS event_type, NULL::bigint AS lease_until, NULL::text AS payload, NULL::bigint AS grank,
     (SELECT count(*) FROM bumped)::int AS bumped
   FROM progress g JOIN plan p ON p.id = g.id
   UNION ALL
-  SELECT 'd', l.webhook_id, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
+  SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
     l.lease_until, e.payload, l.grank, NULL
   FROM leased l JOIN events e ON e.id = l.event_id`;
 
@@ -164,6 +170,7 @@ interface ClaimRoundRow {
   kind: "w" | "d";
   webhook_id: string;
   enabled: boolean | null;
+  reached: boolean | null;
   raise: boolean | null;
   webhook: string | null;
   id: string | null;
@@ -194,6 +201,8 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
       LEASE_MARGIN_MS,
     ]);
     const webhooks = new Map<string, Webhook>();
+    let looked = 0;
+    let unreached = 0;
     const raise: string[] = [];
     const disabled: string[] = [];
     const leases: ClaimRoundRow[] = [];
@@ -202,12 +211,17 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
         leases.push(row);
         continue;
       }
+      looked++;
+      if (!row.reached) {
+        unreached++;
+        continue;
+      }
       skip.push(row.webhook_id);
       if (row.enabled === false) disabled.push(row.webhook_id);
       else if (row.raise) raise.push(row.webhook_id);
       if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
-    if (webhooks.size === 0) break;
+    if (looked === 0) break;
     // The due locks were taken by the statement before: the recomputation sees every writer that
     // held one before it (deliveries.ts).
     await recomputeDue(q, raise, dbNow);
@@ -231,7 +245,8 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
       });
     }
     remaining -= leases.length;
-    if (leases.length === 0) break;
+    // Every round marks at least its first subscription looked at, so this ends.
+    if (leases.length === 0 && unreached === 0) break;
   }
   return claimed;
 }

@@ -1,6 +1,7 @@
 // The PostgreSQL schema migrations, embedded in the binary as text. Forward only: append, never edit.
 // Their numbering is this driver's own (SQLite's versions 1 and 2 are this version 1).
 import m0001 from "./0001_init.sql" with { type: "text" };
+import m0005 from "./0005_claim.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -8,4 +9,7 @@ export interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "init", sql: m0001 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "init", sql: m0001 },
+  { version: 5, name: "claim", sql: m0005 },
+];
