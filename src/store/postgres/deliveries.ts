@@ -147,13 +147,6 @@ export async function lowerDue(
   ]);
 }
 
-/** Takes the due locks shared, then lowers the hints (two statements, in that order). */
-export async function markDueBy(q: Query, due: ReadonlyMap<string, number>): Promise<void> {
-  if (due.size === 0) return;
-  await lockDueShared(q, due.keys());
-  await lowerDue(q, due, null);
-}
-
 /**
  * Recomputes subscriptions' hints from their queued deliveries: the earliest unleased due time,
  * or the earliest lease end (leased rows were due when leased, so they sit in the due range). The
@@ -319,11 +312,17 @@ const toAttempt = (row: AttemptRow): Attempt => ({
  * settle whose COMMIT went through while its answer was lost (a reset connection): the settle is
  * being tried again, and that attempt must not be counted twice.
  */
-export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Promise<Set<string>> {
+export async function insertAttempts(
+  q: Query,
+  attempts: readonly Attempt[],
+  /** Subscriptions whose due locks the statement also takes, shared (a settle about to lower their hints). */
+  lockDue: readonly string[] = [],
+): Promise<Set<string>> {
   if (attempts.length === 0) return new Set();
   const rows = await q<{ id: string }>(
     `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
+     WHERE (SELECT count(${DUE_LOCK_SHARED("l.id")}) FROM unnest($9::text[]) AS l(id)) >= 0
      ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       attempts.map((a) => a.id),
@@ -334,6 +333,7 @@ export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Pr
       attempts.map((a) => (a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders))),
       attempts.map((a) => (a.responseBody === null ? null : stripNul(a.responseBody))),
       attempts.map((a) => a.error),
+      [...new Set(lockDue)].sort(),
     ],
   );
   return new Set(rows.map((row) => row.id));

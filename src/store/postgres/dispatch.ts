@@ -29,7 +29,6 @@ import {
   insertDeliveries,
   lockDueShared,
   lowerDue,
-  markDueBy,
   recomputeDue,
   refreshDue,
 } from "./deliveries.ts";
@@ -49,6 +48,8 @@ export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 /** lease_check_at when no lease is held: no lease can end before it. */
 const NO_LEASE = "9007199254740991";
 
+/** Subscriptions one round of a claim locks and looks at, at most. */
+const ROUND_WEBHOOKS = 32;
 const QUEUED = "status IN ('pending', 'retrying')";
 const DUE = (d: string) =>
   `${d}.next_attempt_at <= $1 AND (${d}.lease_owner IS NULL OR ${d}.leased_until <= $1)`;
@@ -68,7 +69,7 @@ const CANDIDATES = (
     WHERE p.cap > 0 AND p.reached`;
 
 /**
- * One round of a claim, one statement: up to 32 due subscriptions locked (FOR UPDATE SKIP LOCKED,
+ * One round of a claim, one statement: up to ROUND_WEBHOOKS due subscriptions locked (FOR UPDATE SKIP LOCKED,
  * so instances spread over different ones), and for each, in order of due time, up to its free
  * places of due deliveries leased (locked with SKIP LOCKED, the due condition re-checked on the
  * locked row), its in_flight raised by the fresh leases in the same statement (the row lock makes
@@ -91,7 +92,7 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
     FROM webhooks w
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
-    ORDER BY w.next_due_at LIMIT least(32, $3::int) FOR UPDATE SKIP LOCKED),
+    ORDER BY w.next_due_at LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED),
   caps AS (
     SELECT l.id, l.enabled, l.next_due_at, greatest(0, l.max_in_flight - l.in_flight) AS spare,
       CASE WHEN NOT l.enabled THEN 0
@@ -244,9 +245,12 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
         webhook: webhooks.get(r.webhook_id)!,
       });
     }
+    // Another round while this one found work, or left subscriptions unreached, or locked as many
+    // as it could (those after them may be due; the ones looked at may have drained just now).
+    // Every round adds at least its first subscription to `skip`, so this ends.
+    const full = looked === Math.min(ROUND_WEBHOOKS, remaining);
     remaining -= leases.length;
-    // Every round marks at least its first subscription looked at, so this ends.
-    if (leases.length === 0 && unreached === 0) break;
+    if (leases.length === 0 && unreached === 0 && !full) break;
   }
   return claimed;
 }
@@ -271,9 +275,13 @@ export async function settleAttempts(
   finals: Partial<Record<DeliveryStatus, number>>;
   disable: { webhookId: string; reason: "failing" | "gone" }[];
 }> {
+  // Three statements for the batch: the attempts (taking the due locks of subscriptions that get a
+  // retry, shared: their hints are lowered by the third statement, deliveries.ts), the deliveries,
+  // then every subscription's counters and hint at once.
   const recorded = await insertAttempts(
     q,
     results.map((r) => ({ ...r.attempt, deliveryId: r.deliveryId })),
+    results.filter((r) => r.settlement.action === "retry").map((r) => r.webhookId),
   );
   // A result whose attempt is already recorded was settled by an earlier try of this batch.
   const fresh = results.filter((r) => recorded.has(r.attempt.id));
@@ -314,17 +322,41 @@ export async function settleAttempts(
 
   // Health follows every attempt, applied or not (it reflects the endpoint), counted relatively so
   // settlers on other instances never lose a count; then the domain rule decides.
+  const bySubscription = attemptsBySubscription(fresh);
+  const summaries = bySubscription.map(([, outcomes]) => summarizeAttempts(outcomes));
+  const ids = bySubscription.map(([id]) => id);
+  const rows =
+    ids.length === 0
+      ? []
+      : await q<{
+          id: string;
+          consecutive_failures: number;
+          health_since: string | number;
+          enabled: boolean;
+        }>(
+          `UPDATE webhooks w SET in_flight = greatest(0, w.in_flight - u.freed),
+             consecutive_failures = CASE WHEN u.reset_at IS NULL THEN w.consecutive_failures + u.failures
+               ELSE u.failures END,
+             health_since = coalesce(u.reset_at, w.health_since),
+             next_due_at = CASE WHEN u.due IS NOT NULL AND (w.next_due_at IS NULL OR w.next_due_at > u.due)
+               THEN u.due ELSE w.next_due_at END
+           FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint[])
+             AS u(id, freed, reset_at, failures, due)
+           WHERE w.id = u.id RETURNING w.id, w.consecutive_failures, w.health_since, w.enabled`,
+          [
+            ids,
+            ids.map((id) => freed.get(id) ?? 0),
+            summaries.map((s) => s.resetAt),
+            summaries.map((s) => s.failuresAfter),
+            ids.map((id) => due.get(id) ?? null),
+          ],
+        );
+  const byId = new Map(rows.map((row) => [row.id, row]));
   const disable: { webhookId: string; reason: "failing" | "gone" }[] = [];
-  for (const [webhookId, outcomes] of attemptsBySubscription(fresh)) {
-    const summary = summarizeAttempts(outcomes);
-    const [row] = await q<{ consecutive_failures: number; health_since: string | number; enabled: boolean }>(
-      `UPDATE webhooks SET in_flight = greatest(0, in_flight - $1),
-         consecutive_failures = CASE WHEN $2::bigint IS NULL THEN consecutive_failures + $3 ELSE $3 END,
-         health_since = coalesce($2::bigint, health_since)
-       WHERE id = $4 RETURNING consecutive_failures, health_since, enabled`,
-      [freed.get(webhookId) ?? 0, summary.resetAt, summary.failuresAfter, webhookId],
-    );
-    if (!row) continue;
+  for (const [i, webhookId] of ids.entries()) {
+    const row = byId.get(webhookId);
+    const summary = summaries[i];
+    if (!row || !summary) continue;
     const decision = decideHealth({
       enabled: row.enabled,
       gone: summary.gone,
@@ -336,7 +368,6 @@ export async function settleAttempts(
     });
     if (decision.action === "disable") disable.push({ webhookId, reason: decision.reason });
   }
-  await markDueBy(q, due);
   return { applied, finals, disable };
 }
 
