@@ -84,9 +84,10 @@ const CANDIDATES = (
  * subscriptions first. A retry skipped for the share can leave its subscription a place short of
  * what it could have taken this round; the next claim takes it.
  *
- * A subscription whose take came up short has drained what is due now: its due lock is tried here
- * (exclusively, never waiting; deliveries.ts) and, when taken, its hint is recomputed by the next
- * statement. Output: one 'w' row per subscription looked at, one 'd' row per lease.
+ * The statement is a transaction of its own (no BEGIN, no COMMIT round trips): its locks are held
+ * until it ends. A subscription whose take came up short has drained what is due now: it is named
+ * `short`, and its hint is raised afterwards (raiseDue). Output: one 'w' row per subscription
+ * locked, one 'd' row per lease.
  */
 const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
@@ -155,8 +156,7 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
     SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
       AS wanted FROM avail a)
   SELECT 'w' AS kind, g.id AS webhook_id, p.enabled, p.reached,
-    CASE WHEN p.reached AND g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) THEN ${DUE_LOCK_TRY("g.id")}
-      ELSE false END AS raise,
+    p.reached AND g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) AS short,
     CASE WHEN g.n > 0 THEN (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) END AS webhook,
     NULL::text AS id, NULL::text AS status, NULL::int AS series_attempts, NULL::text AS event_id,
     NULL::text AS event_type, NULL::bigint AS lease_until, NULL::text AS payload, NULL::bigint AS grank,
@@ -172,7 +172,7 @@ interface ClaimRoundRow {
   webhook_id: string;
   enabled: boolean | null;
   reached: boolean | null;
-  raise: boolean | null;
+  short: boolean | null;
   webhook: string | null;
   id: string | null;
   status: string | null;
@@ -184,28 +184,58 @@ interface ClaimRoundRow {
   grank: string | number | null;
 }
 
-export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): Promise<ClaimedDelivery[]> {
+/** What a claim runs on: statements that commit alone, and transactions. */
+export interface ClaimClient {
+  query: Query;
+  tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Raises drained subscriptions' hints: each one's due lock tried (exclusively, never waiting), then,
+ * in a later statement of the same transaction, the hints of those taken recomputed (deliveries.ts
+ * says why the two must be apart). A subscription a writer holds now keeps its low hint.
+ */
+async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
+  const [row] = await q<{ ids: string[] | null }>(
+    `SELECT array_agg(u.id) AS ids FROM unnest($1::text[]) AS u(id) WHERE ${DUE_LOCK_TRY("u.id")}`,
+    [webhookIds],
+  );
+  await recomputeDue(q, row?.ids ?? [], dbNow);
+}
+
+export async function claimDue(
+  client: ClaimClient,
+  time: DbTime,
+  request: ClaimRequest,
+): Promise<ClaimedDelivery[]> {
   const { now, owner } = request;
   const dbNow = time.toDb(now);
   const skip: string[] = [];
   const claimed: ClaimedDelivery[] = [];
   let remaining = request.limit;
   let retriesLeft = request.retryLimit;
-  while (remaining > 0) {
-    const rows = await q<ClaimRoundRow>(CLAIM_ROUND, [
-      dbNow,
-      skip,
-      remaining,
-      Math.max(0, retriesLeft),
-      owner,
-      request.leaseMs,
-      LEASE_MARGIN_MS,
-    ]);
+  const short: string[] = [];
+  const disabled: string[] = [];
+  for (let round = 0; remaining > 0; round++) {
+    let rows: ClaimRoundRow[];
+    try {
+      rows = await client.query<ClaimRoundRow>(CLAIM_ROUND, [
+        dbNow,
+        skip,
+        remaining,
+        Math.max(0, retriesLeft),
+        owner,
+        request.leaseMs,
+        LEASE_MARGIN_MS,
+      ]);
+    } catch (error) {
+      // The leases of earlier rounds are committed: hand them over rather than leave them to end.
+      if (round === 0) throw error;
+      break;
+    }
     const webhooks = new Map<string, Webhook>();
     let looked = 0;
     let unreached = 0;
-    const raise: string[] = [];
-    const disabled: string[] = [];
     const leases: ClaimRoundRow[] = [];
     for (const row of rows) {
       if (row.kind === "d") {
@@ -219,17 +249,10 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
       }
       skip.push(row.webhook_id);
       if (row.enabled === false) disabled.push(row.webhook_id);
-      else if (row.raise) raise.push(row.webhook_id);
+      else if (row.short) short.push(row.webhook_id);
       if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
     if (looked === 0) break;
-    // The due locks were taken by the statement before: the recomputation sees every writer that
-    // held one before it (deliveries.ts).
-    await recomputeDue(q, raise, dbNow);
-    for (const webhookId of disabled) {
-      await endQueued(q, webhookId, "failed", now);
-      await refreshDue(q, webhookId, dbNow);
-    }
     leases.sort((a, b) => num(a.grank!) - num(b.grank!));
     for (const r of leases) {
       if (r.status === "retrying") retriesLeft--;
@@ -251,6 +274,23 @@ export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): P
     const full = looked === Math.min(ROUND_WEBHOOKS, remaining);
     remaining -= leases.length;
     if (leases.length === 0 && unreached === 0 && !full) break;
+  }
+  // Housekeeping after the leases, which are committed already: a failure here loses nothing (a
+  // hint left low is safe, a disabled subscription is seen again by the next claim).
+  try {
+    if (short.length > 0) await client.tx((q) => raiseDue(q, short, dbNow));
+    for (const webhookId of disabled) {
+      await client.tx(async (q) => {
+        const [row] = await q<{ enabled: boolean }>("SELECT enabled FROM webhooks WHERE id = $1 FOR UPDATE", [
+          webhookId,
+        ]);
+        if (!row || row.enabled) return;
+        await endQueued(q, webhookId, "failed", now);
+        await refreshDue(q, webhookId, dbNow);
+      });
+    }
+  } catch (error) {
+    if (claimed.length === 0) throw error;
   }
   return claimed;
 }

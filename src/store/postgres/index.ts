@@ -70,6 +70,34 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       return fn(tx);
     });
 
+  // Other instances hear of ingested work by a notification sent after the commit, not inside the
+  // ingest: PostgreSQL serializes every committing transaction that notified on one database-wide
+  // lock, held through its commit flush, which made it the bound on ingest (measured: half the
+  // sessions waiting in COMMIT on Lock:object). One notification at a time per instance, later
+  // ingests folded into the next; its transaction commits without waiting for the flush (a
+  // notification is a hint: this instance's dispatcher is woken directly, and all of them poll).
+  let notifying = false;
+  let notifyAgain = false;
+  const notifyWork = () => {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = true;
+    void (async () => {
+      do {
+        notifyAgain = false;
+        await client
+          .tx(async (tx) => {
+            await tx("SET LOCAL synchronous_commit TO off");
+            await tx(dispatch.NOTIFY_WORK);
+          })
+          .catch(() => {}); // the others poll
+      } while (notifyAgain);
+      notifying = false;
+    })();
+  };
+
   const webhookRefusal = async (tx: Query, webhookId: string) => {
     const webhook = await webhooks.selectWebhook(tx, webhookId);
     if (!webhook) return "webhook_deleted" as const;
@@ -152,7 +180,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async ingest(request) {
       try {
-        return await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+        const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+        if (queued) notifyWork();
+        return result;
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -211,7 +241,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       });
     },
 
-    claimDue: (request) => client.tx((tx) => dispatch.claimDue(tx, time, request)),
+    claimDue: (request) => dispatch.claimDue(client, time, request),
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
       if (results.length === 0) return { applied: [], disabled: [], finals: {} };
@@ -303,14 +333,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   };
 }
 
-/** One ingest request in its own transaction: idempotency, events, fan-out, the wake-up. */
+/** One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made deliveries. */
 async function ingest(
   q: Query,
   time: DbTime,
   request: IngestRequest,
   ids: IdGenerator,
   fanout: Fanout,
-): Promise<IngestResult> {
+): Promise<{ result: IngestResult; queued: boolean }> {
   const { tenantId, now } = request;
   if (request.idempotency) {
     const first = await events.claimIdempotencyKey(
@@ -321,8 +351,12 @@ async function ingest(
       now,
     );
     if (first) {
-      if (first.requestHash !== request.idempotency.requestHash) return { kind: "conflict" };
-      return { kind: "replayed", events: await events.selectEvents(q, first.eventIds) };
+      if (first.requestHash !== request.idempotency.requestHash)
+        return { result: { kind: "conflict" }, queued: false };
+      return {
+        result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
+        queued: false,
+      };
     }
   }
   await fanout.begin(q);
@@ -379,9 +413,11 @@ async function ingest(
     );
   }
   // The hints are lowered after insertDeliveries took the due locks (deliveries.ts says why that
-  // order); a hint already low enough takes no row lock. The notification goes out at commit.
-  await deliveries.lowerDue(q, due, newDeliveries.length > 0 ? dispatch.NOTIFY_WORK : null);
-  return created === 0 && records.length > 0
-    ? { kind: "replayed", events: records }
-    : { kind: "accepted", events: records };
+  // order); a hint already low enough takes no row lock. The notification goes out after the commit.
+  await deliveries.lowerDue(q, due, null);
+  const result: IngestResult =
+    created === 0 && records.length > 0
+      ? { kind: "replayed", events: records }
+      : { kind: "accepted", events: records };
+  return { result, queued: newDeliveries.length > 0 };
 }
