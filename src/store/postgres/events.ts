@@ -4,7 +4,10 @@
 import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import type { Query } from "./client.ts";
+import type { NewDelivery } from "./deliveries.ts";
+import { FANOUT_VERSION } from "./fanout.ts";
 import { keysetPage, num } from "./keyset.ts";
+import type { DbTime } from "./time.ts";
 
 interface EventRow {
   id: string;
@@ -59,6 +62,61 @@ export async function insertEvents(
     ],
   );
   return events.map(({ event, deliveriesCount }) => ({ ...event, tenantId, deliveriesCount }));
+}
+
+/**
+ * An ingest's writes in one statement: its events, their deliveries, and the hints lowered where
+ * they are later than the new deliveries (without a row lock where they are not). The caller took
+ * the targets' due locks shared in an earlier statement (deliveries.ts). Answers the fan-out
+ * version this statement saw.
+ */
+export async function insertIngested(
+  q: Query,
+  time: DbTime,
+  tenantId: string,
+  events: readonly { event: NewEvent; deliveriesCount: number }[],
+  deliveries: readonly NewDelivery[],
+  due: ReadonlyMap<string, number>,
+): Promise<string> {
+  const dueIds = [...due.keys()].sort();
+  const [row] = await q<{ version: string | number }>(
+    `WITH ev AS (
+       INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at)
+       SELECT id, $1, type, account_id, payload, deliveries_count, created_at
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+         AS u(id, type, account_id, payload, deliveries_count, created_at)
+       RETURNING 1),
+     dl AS (
+       INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+       SELECT id, $1, event_id, webhook_id, event_type, 'pending', due, created, created
+       FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
+         AS u(id, event_id, webhook_id, event_type, due, created)
+       RETURNING 1),
+     lowered AS (
+       UPDATE webhooks w SET next_due_at = u.at
+       FROM unnest($14::text[], $15::bigint[]) AS u(id, at)
+       WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at)
+       RETURNING 1)
+     SELECT ${FANOUT_VERSION} AS version`,
+    [
+      tenantId,
+      events.map((e) => e.event.id),
+      events.map((e) => e.event.type),
+      events.map((e) => e.event.accountId),
+      events.map((e) => e.event.payload),
+      events.map((e) => e.deliveriesCount),
+      events.map((e) => e.event.createdAt),
+      deliveries.map((d) => d.id),
+      deliveries.map((d) => d.eventId),
+      deliveries.map((d) => d.webhookId),
+      deliveries.map((d) => d.eventType),
+      deliveries.map((d) => time.toDb(d.now)),
+      deliveries.map((d) => d.now),
+      dueIds,
+      dueIds.map((id) => due.get(id)),
+    ],
+  );
+  return String(row?.version);
 }
 
 export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {

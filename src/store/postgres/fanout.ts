@@ -17,10 +17,19 @@ interface Subscription {
 }
 
 export interface Fanout {
-  /** Inside an ingest transaction, before matching: shared lock, and the cache checked against the version. */
+  /**
+   * With the fan-out lock already held (exclusively, by a change in this transaction): reads the
+   * version, so that `match` reloads what is older.
+   */
   begin(q: Query): Promise<void>;
-  /** Subscriptions of `tenantId` that receive an event of `type` for `accountId`. */
+  /** Subscriptions of `tenantId` that receive an event of `type` for `accountId` (loaded if need be). */
   match(q: Query, tenantId: string, type: string, accountId: string | null): Promise<string[]>;
+  /** The same from the cache alone, with the version it was loaded at; null when it holds no copy. */
+  cached(
+    tenantId: string,
+  ): { version: string; match(type: string, accountId: string | null): string[] } | null;
+  /** After a statement showed the database's version is `version`: drops every copy older. */
+  saw(version: string): void;
 }
 
 /** Inside a transaction that changes subscriptions, before it changes any. */
@@ -29,41 +38,73 @@ export async function lockFanoutForChange(q: Query): Promise<void> {
   await q("UPDATE fanout_version SET version = version + 1 WHERE id = 1");
 }
 
+/** SQL taking the fan-out lock shared (ingest: before it fans out). */
+export const FANOUT_LOCK_SHARED = `pg_advisory_xact_lock_shared(${FANOUT_LOCK})`;
+/** SQL giving the fan-out version (in a statement that starts after the lock was taken). */
+export const FANOUT_VERSION = "(SELECT version FROM fanout_version WHERE id = 1)";
+
+const matching = (subs: readonly Subscription[], type: string, accountId: string | null) => {
+  const out: string[] = [];
+  for (const sub of subs) {
+    if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
+    if (anyPatternMatches(sub.events, type)) out.push(sub.id);
+  }
+  return out;
+};
+
 export function createFanout(): Fanout {
-  let version: string | null = null;
-  let byTenant = new Map<string, Subscription[]>();
+  // Each tenant's enabled subscriptions, with the version they were read at (in one statement, so
+  // the two agree). A copy is good while the database's version is still that one.
+  let byTenant = new Map<string, { version: string; subs: Subscription[] }>();
+  let current: string | null = null;
+
+  const load = async (q: Query, tenantId: string) => {
+    const rows = await q<{
+      version: string | number;
+      id: string | null;
+      events: string;
+      account_ids: string | null;
+    }>(
+      `SELECT v.version, w.id, w.events, w.account_ids FROM fanout_version v
+       LEFT JOIN webhooks w ON w.tenant_id = $1 AND w.enabled WHERE v.id = 1 ORDER BY w.id`,
+      [tenantId],
+    );
+    const version = String(rows[0]?.version);
+    const subs = rows
+      .filter((row) => row.id !== null)
+      .map((row) => ({
+        id: row.id as string,
+        events: JSON.parse(row.events) as string[],
+        accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
+      }));
+    saw(version);
+    byTenant.set(tenantId, { version, subs });
+    return subs;
+  };
+
+  const saw = (version: string) => {
+    if (version === current) return;
+    current = version;
+    const kept = new Map<string, { version: string; subs: Subscription[] }>();
+    for (const [tenant, entry] of byTenant) if (entry.version === version) kept.set(tenant, entry);
+    byTenant = kept;
+  };
 
   return {
     async begin(q) {
-      const [row] = await q<{ version: string | number }>(
-        `SELECT pg_advisory_xact_lock_shared(${FANOUT_LOCK}), (SELECT version FROM fanout_version WHERE id = 1) AS version`,
-      );
-      const current = String(row?.version);
-      if (current !== version) {
-        version = current;
-        byTenant = new Map();
-      }
+      const [row] = await q<{ version: string | number }>(`SELECT ${FANOUT_VERSION} AS version`);
+      saw(String(row?.version));
     },
     async match(q, tenantId, type, accountId) {
-      let subs = byTenant.get(tenantId);
-      if (!subs) {
-        const rows = await q<{ id: string; events: string; account_ids: string | null }>(
-          "SELECT id, events, account_ids FROM webhooks WHERE tenant_id = $1 AND enabled ORDER BY id",
-          [tenantId],
-        );
-        subs = rows.map((row) => ({
-          id: row.id,
-          events: JSON.parse(row.events) as string[],
-          accountIds: row.account_ids === null ? null : new Set(JSON.parse(row.account_ids) as string[]),
-        }));
-        byTenant.set(tenantId, subs);
-      }
-      const out: string[] = [];
-      for (const sub of subs) {
-        if (sub.accountIds !== null && (accountId === null || !sub.accountIds.has(accountId))) continue;
-        if (anyPatternMatches(sub.events, type)) out.push(sub.id);
-      }
-      return out;
+      const entry = byTenant.get(tenantId);
+      const subs = entry && entry.version === current ? entry.subs : await load(q, tenantId);
+      return matching(subs, type, accountId);
     },
+    cached(tenantId) {
+      const entry = byTenant.get(tenantId);
+      if (!entry) return null;
+      return { version: entry.version, match: (type, accountId) => matching(entry.subs, type, accountId) };
+    },
+    saw,
   };
 }

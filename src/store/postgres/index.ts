@@ -10,7 +10,7 @@ import { createPgClient, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
 import * as events from "./events.ts";
-import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
+import { createFanout, FANOUT_LOCK_SHARED, type Fanout, lockFanoutForChange } from "./fanout.ts";
 import { migrate } from "./migrate.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import * as rows from "./rows.ts";
@@ -180,9 +180,16 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async ingest(request) {
       try {
-        const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout));
-        if (queued) notifyWork();
-        return result;
+        // Run again when it fanned out against an old copy of the subscriptions (it is refreshed).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+            if (queued) notifyWork();
+            return result;
+          } catch (error) {
+            if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
+          }
+        }
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -333,7 +340,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   };
 }
 
-/** One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made deliveries. */
+/** Thrown inside an ingest that fanned out against a copy of the subscriptions older than the database's. */
+class StaleFanout extends Error {}
+
+/**
+ * One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made
+ * deliveries. Without idempotency keys and with the tenant's subscriptions cached, it is two
+ * statements between BEGIN and COMMIT: the fan-out lock with the targets' due locks (all shared),
+ * then the events, the deliveries and the lowered hints in one statement, which also reads the
+ * fan-out version (its snapshot starts after the lock, so it sees every change committed before):
+ * if the cache was older, the transaction is rolled back and the ingest runs again.
+ */
 async function ingest(
   q: Query,
   time: DbTime,
@@ -359,8 +376,27 @@ async function ingest(
       };
     }
   }
-  await fanout.begin(q);
-  const out: { replayed?: string[]; event?: IngestRequest["events"][number]; targets?: string[] }[] = [];
+  // Matched against the cached copy first, so that the statement taking the fan-out lock takes the
+  // targets' due locks too (deliveries.ts: before the statement that lowers their hints).
+  let cached = fanout.cached(tenantId);
+  const targetsOf = new Map<string, string[]>();
+  if (cached) {
+    for (const event of request.events) targetsOf.set(event.id, cached.match(event.type, event.accountId));
+  }
+  const locked = new Set([...targetsOf.values()].flat());
+  await q(
+    `SELECT ${FANOUT_LOCK_SHARED}, (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`,
+    [[...locked].sort()],
+  );
+  if (!cached) {
+    for (const event of request.events) {
+      targetsOf.set(event.id, await fanout.match(q, tenantId, event.type, event.accountId));
+    }
+    cached = fanout.cached(tenantId);
+    const more = [...new Set([...targetsOf.values()].flat())].filter((id) => !locked.has(id));
+    await deliveries.lockDueShared(q, more);
+  }
+  const out: { replayed?: string[]; event?: IngestRequest["events"][number] }[] = [];
   let created = 0;
   const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
   const newDeliveries: deliveries.NewDelivery[] = [];
@@ -379,7 +415,7 @@ async function ingest(
         continue;
       }
     }
-    const targets = await fanout.match(q, tenantId, event.type, event.accountId);
+    const targets = targetsOf.get(event.id) ?? [];
     out.push({ event });
     fresh.push({ event, deliveriesCount: targets.length });
     created++;
@@ -395,8 +431,16 @@ async function ingest(
       due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
     }
   }
-  const inserted = new Map((await events.insertEvents(q, tenantId, fresh)).map((e) => [e.id, e]));
-  await deliveries.insertDeliveries(q, time, tenantId, newDeliveries);
+  if (fresh.length > 0) {
+    const version = await events.insertIngested(q, time, tenantId, fresh, newDeliveries, due);
+    if (version !== cached?.version) {
+      fanout.saw(version);
+      throw new StaleFanout();
+    }
+  }
+  const inserted = new Map(
+    fresh.map(({ event, deliveriesCount }) => [event.id, { ...event, tenantId, deliveriesCount }]),
+  );
   const replayedIds = out.flatMap((o) => o.replayed ?? []);
   const replayed = new Map((await events.selectEvents(q, replayedIds)).map((e) => [e.id, e]));
   const records = out.flatMap((o) =>
@@ -412,9 +456,6 @@ async function ingest(
       records.map((e) => e.id),
     );
   }
-  // The hints are lowered after insertDeliveries took the due locks (deliveries.ts says why that
-  // order); a hint already low enough takes no row lock. The notification goes out after the commit.
-  await deliveries.lowerDue(q, due, null);
   const result: IngestResult =
     created === 0 && records.length > 0
       ? { kind: "replayed", events: records }
