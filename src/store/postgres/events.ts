@@ -77,27 +77,38 @@ export async function insertIngested(
   events: readonly { event: NewEvent; deliveriesCount: number }[],
   deliveries: readonly NewDelivery[],
   due: ReadonlyMap<string, number>,
-): Promise<string> {
+  /**
+   * Write only if this request holds its idempotency key (the key's row names these events): the
+   * statement may be sent before the answer of the one that took the key (pipelined).
+   */
+  guard?: { key: string; eventIds: readonly string[] },
+): Promise<{ version: string; written: boolean }> {
   const dueIds = [...due.keys()].sort();
-  const [row] = await q<{ version: string | number }>(
-    `WITH ev AS (
+  const ok = guard
+    ? "EXISTS (SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $16 AND event_ids = $17)"
+    : "true";
+  const [row] = await q<{ version: string | number; written: boolean }>(
+    `WITH ok AS (SELECT ${ok} AS yes),
+     ev AS (
        INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at)
        SELECT id, $1, type, account_id, payload, deliveries_count, created_at
        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
          AS u(id, type, account_id, payload, deliveries_count, created_at)
+       WHERE (SELECT yes FROM ok)
        RETURNING 1),
      dl AS (
        INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
        SELECT id, $1, event_id, webhook_id, event_type, 'pending', due, created, created
        FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
          AS u(id, event_id, webhook_id, event_type, due, created)
+       WHERE (SELECT yes FROM ok)
        RETURNING 1),
      lowered AS (
        UPDATE webhooks w SET next_due_at = u.at
        FROM unnest($14::text[], $15::bigint[]) AS u(id, at)
-       WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at)
+       WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at) AND (SELECT yes FROM ok)
        RETURNING 1)
-     SELECT ${FANOUT_VERSION} AS version`,
+     SELECT ${FANOUT_VERSION} AS version, (SELECT yes FROM ok) AS written`,
     [
       tenantId,
       events.map((e) => e.event.id),
@@ -114,9 +125,10 @@ export async function insertIngested(
       deliveries.map((d) => d.now),
       dueIds,
       dueIds.map((id) => due.get(id)),
+      ...(guard ? [guard.key, JSON.stringify(guard.eventIds)] : []),
     ],
   );
-  return String(row?.version);
+  return { version: String(row?.version), written: row?.written === true };
 }
 
 export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {
@@ -204,16 +216,42 @@ export async function claimIdempotencyKey(
   eventIds: readonly string[],
   now: number,
 ): Promise<{ requestHash: string; eventIds: string[] } | null> {
-  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt];
   const taken = await q(
-    `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-       event_ids = excluded.event_ids, expires_at = excluded.expires_at
-     WHERE k.expires_at <= $6
-     RETURNING 1`,
-    [...params, now],
+    `${IDEMPOTENCY_UPSERT(1)} RETURNING 1`,
+    idempotencyParams(tenantId, key, eventIds, now),
   );
   if (taken.length > 0) return null;
+  return idempotencyHeld(q, tenantId, key, eventIds);
+}
+
+/** The upsert that takes a key unless a live one holds it, its parameters from $`from` (six). */
+export const IDEMPOTENCY_UPSERT = (from: number) => {
+  const $ = (i: number) => `$${from + i}`;
+  return `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at)
+     VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)})
+     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+       event_ids = excluded.event_ids, expires_at = excluded.expires_at
+     WHERE k.expires_at <= ${$(5)}`;
+};
+
+export const idempotencyParams = (
+  tenantId: string,
+  key: IdempotencyKey,
+  eventIds: readonly string[],
+  now: number,
+): unknown[] => [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, now];
+
+/**
+ * After IDEMPOTENCY_UPSERT did not take the key: the first request's hash and events, or null
+ * when the key is taken over after all (its events are gone).
+ */
+export async function idempotencyHeld(
+  q: Query,
+  tenantId: string,
+  key: IdempotencyKey,
+  eventIds: readonly string[],
+): Promise<{ requestHash: string; eventIds: string[] } | null> {
+  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt];
   // The upsert left the row locked: this transaction decides what happens to it.
   const [first] = await q<{ request_hash: string; event_ids: string; missing: boolean }>(
     `SELECT request_hash, event_ids, EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)

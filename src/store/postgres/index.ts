@@ -345,11 +345,14 @@ class StaleFanout extends Error {}
 
 /**
  * One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made
- * deliveries. Without idempotency keys and with the tenant's subscriptions cached, it is two
- * statements between BEGIN and COMMIT: the fan-out lock with the targets' due locks (all shared),
- * then the events, the deliveries and the lowered hints in one statement, which also reads the
- * fan-out version (its snapshot starts after the lock, so it sees every change committed before):
- * if the cache was older, the transaction is rolled back and the ingest runs again.
+ * deliveries. Two statements between BEGIN and COMMIT: the first takes the fan-out lock, the
+ * targets' due locks (all shared) and the request's idempotency key; the second writes the events,
+ * the deliveries and the lowered hints, and reads the fan-out version (its snapshot starts after
+ * the lock, so it sees every change committed before): if the cached subscriptions the targets came
+ * from are older, the transaction is rolled back and the ingest runs again. With the tenant cached
+ * and no per-event keys, the two are pipelined (sent together): the second writes only if the
+ * first took the key (its row names this request's events). Otherwise they run one after the other,
+ * with the cache loaded or the per-event keys taken between.
  */
 async function ingest(
   q: Query,
@@ -359,14 +362,73 @@ async function ingest(
   fanout: Fanout,
 ): Promise<{ result: IngestResult; queued: boolean }> {
   const { tenantId, now } = request;
+  // Matched against the cached copy first, so that the statement taking the fan-out lock takes the
+  // targets' due locks too (deliveries.ts: before the statement that lowers their hints). The
+  // same statement takes the request's idempotency key, when it has one.
+  let cached = fanout.cached(tenantId);
+  const targetsOf = new Map<string, string[]>();
+  if (cached) {
+    for (const event of request.events) targetsOf.set(event.id, cached.match(event.type, event.accountId));
+  }
+  const locked = new Set([...targetsOf.values()].flat());
+  const eventIds = request.events.map((e) => e.id);
+  const lock = `SELECT ${FANOUT_LOCK_SHARED},
+    (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`;
+  if (cached && !(request.eventKeys ?? []).some((key) => key)) {
+    const from = cached;
+    const plan = planIngest(request, (event) => targetsOf.get(event.id) ?? [], ids, time);
+    const key = request.idempotency;
+    const write = () =>
+      events.insertIngested(
+        q,
+        time,
+        tenantId,
+        plan.fresh,
+        plan.deliveries,
+        plan.due,
+        key ? { key: key.key, eventIds } : undefined,
+      );
+    const [, written] = await Promise.all([
+      key
+        ? q(`WITH taken AS (${events.IDEMPOTENCY_UPSERT(2)} RETURNING 1) ${lock}`, [
+            [...locked].sort(),
+            ...events.idempotencyParams(tenantId, key, eventIds, now),
+          ])
+        : q(lock, [[...locked].sort()]),
+      write(),
+    ]);
+    let outcome = written;
+    if (key && !outcome.written) {
+      const first = await events.idempotencyHeld(q, tenantId, key, eventIds);
+      if (first) {
+        if (first.requestHash !== key.requestHash) return { result: { kind: "conflict" }, queued: false };
+        return {
+          result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
+          queued: false,
+        };
+      }
+      outcome = await write(); // the key was taken over (its first events are gone)
+    }
+    if (outcome.version !== from.version) {
+      fanout.saw(outcome.version);
+      throw new StaleFanout();
+    }
+    return {
+      result: {
+        kind: "accepted",
+        events: plan.fresh.map(({ event, deliveriesCount }) => ({ ...event, tenantId, deliveriesCount })),
+      },
+      queued: plan.deliveries.length > 0,
+    };
+  }
   if (request.idempotency) {
-    const first = await events.claimIdempotencyKey(
-      q,
-      tenantId,
-      request.idempotency,
-      request.events.map((e) => e.id),
-      now,
+    const [row] = await q<{ taken: number }>(
+      `WITH taken AS (${events.IDEMPOTENCY_UPSERT(2)} RETURNING 1) ${lock}, (SELECT count(*) FROM taken)::int AS taken`,
+      [[...locked].sort(), ...events.idempotencyParams(tenantId, request.idempotency, eventIds, now)],
     );
+    const first = row?.taken
+      ? null
+      : await events.idempotencyHeld(q, tenantId, request.idempotency, eventIds);
     if (first) {
       if (first.requestHash !== request.idempotency.requestHash)
         return { result: { kind: "conflict" }, queued: false };
@@ -375,19 +437,9 @@ async function ingest(
         queued: false,
       };
     }
+  } else {
+    await q(lock, [[...locked].sort()]);
   }
-  // Matched against the cached copy first, so that the statement taking the fan-out lock takes the
-  // targets' due locks too (deliveries.ts: before the statement that lowers their hints).
-  let cached = fanout.cached(tenantId);
-  const targetsOf = new Map<string, string[]>();
-  if (cached) {
-    for (const event of request.events) targetsOf.set(event.id, cached.match(event.type, event.accountId));
-  }
-  const locked = new Set([...targetsOf.values()].flat());
-  await q(
-    `SELECT ${FANOUT_LOCK_SHARED}, (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`,
-    [[...locked].sort()],
-  );
   if (!cached) {
     for (const event of request.events) {
       targetsOf.set(event.id, await fanout.match(q, tenantId, event.type, event.accountId));
@@ -432,7 +484,7 @@ async function ingest(
     }
   }
   if (fresh.length > 0) {
-    const version = await events.insertIngested(q, time, tenantId, fresh, newDeliveries, due);
+    const { version } = await events.insertIngested(q, time, tenantId, fresh, newDeliveries, due);
     if (version !== cached?.version) {
       fanout.saw(version);
       throw new StaleFanout();
@@ -448,7 +500,8 @@ async function ingest(
       ? o.replayed.map((id) => replayed.get(id)).filter((e) => e !== undefined)
       : [inserted.get(o.event!.id)!],
   );
-  if (request.idempotency) {
+  // The key was taken with the request's own event ids: written again only when replays changed them.
+  if (request.idempotency && records.map((e) => e.id).join("\n") !== eventIds.join("\n")) {
     await events.setIdempotencyEvents(
       q,
       tenantId,
@@ -461,4 +514,32 @@ async function ingest(
       ? { kind: "replayed", events: records }
       : { kind: "accepted", events: records };
   return { result, queued: newDeliveries.length > 0 };
+}
+
+/** The events of a request with no per-event keys, their deliveries and the due times they set. */
+function planIngest(
+  request: IngestRequest,
+  targetsOf: (event: IngestRequest["events"][number]) => string[],
+  ids: IdGenerator,
+  time: DbTime,
+) {
+  const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
+  const newDeliveries: deliveries.NewDelivery[] = [];
+  const due = new Map<string, number>();
+  for (const event of request.events) {
+    const targets = targetsOf(event);
+    fresh.push({ event, deliveriesCount: targets.length });
+    const at = time.toDb(event.createdAt);
+    for (const webhookId of targets) {
+      newDeliveries.push({
+        id: ids.next("dlv"),
+        eventId: event.id,
+        webhookId,
+        eventType: event.type,
+        now: event.createdAt,
+      });
+      due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
+    }
+  }
+  return { fresh, deliveries: newDeliveries, due };
 }
