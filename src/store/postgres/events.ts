@@ -65,59 +65,57 @@ export async function insertEvents(
 }
 
 /**
- * An ingest's writes in one statement: its events, their deliveries, and the hints lowered where
+ * Ingests' writes in one statement: their events, their deliveries, and the hints lowered where
  * they are later than the new deliveries (without a row lock where they are not). The caller took
  * the targets' due locks shared in an earlier statement (deliveries.ts). Answers the fan-out
- * version this statement saw.
+ * version this statement saw, and whether it wrote.
  */
 export async function insertIngested(
   q: Query,
   time: DbTime,
-  tenantId: string,
-  events: readonly { event: NewEvent; deliveriesCount: number }[],
-  deliveries: readonly NewDelivery[],
+  events: readonly { tenantId: string; event: NewEvent; deliveriesCount: number }[],
+  deliveries: readonly (NewDelivery & { tenantId: string })[],
   due: ReadonlyMap<string, number>,
   /**
    * Write only if this request holds its idempotency key (the key's row names these events): the
    * statement may be sent before the answer of the one that took the key (pipelined).
    */
-  guard?: { key: string; eventIds: readonly string[] },
+  guard?: { tenantId: string; key: string; eventIds: readonly string[] },
 ): Promise<{ version: string; written: boolean }> {
   const dueIds = [...due.keys()].sort();
   const ok = guard
-    ? "EXISTS (SELECT 1 FROM idempotency_keys WHERE tenant_id = $1 AND key = $16 AND event_ids = $17)"
+    ? "EXISTS (SELECT 1 FROM idempotency_keys WHERE tenant_id = $17 AND key = $18 AND event_ids = $19)"
     : "true";
   const [row] = await q<{ version: string | number; written: boolean }>(
     `WITH ok AS (SELECT ${ok} AS yes),
      ev AS (
        INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at)
-       SELECT id, $1, type, account_id, payload, deliveries_count, created_at
-       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
-         AS u(id, type, account_id, payload, deliveries_count, created_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
        WHERE (SELECT yes FROM ok)
        RETURNING 1),
      dl AS (
        INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-       SELECT id, $1, event_id, webhook_id, event_type, 'pending', due, created, created
-       FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
-         AS u(id, event_id, webhook_id, event_type, due, created)
+       SELECT id, tenant_id, event_id, webhook_id, event_type, 'pending', due, created, created
+       FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[])
+         AS u(id, tenant_id, event_id, webhook_id, event_type, due, created)
        WHERE (SELECT yes FROM ok)
        RETURNING 1),
      lowered AS (
        UPDATE webhooks w SET next_due_at = u.at
-       FROM unnest($14::text[], $15::bigint[]) AS u(id, at)
+       FROM unnest($15::text[], $16::bigint[]) AS u(id, at)
        WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at) AND (SELECT yes FROM ok)
        RETURNING 1)
      SELECT ${FANOUT_VERSION} AS version, (SELECT yes FROM ok) AS written`,
     [
-      tenantId,
       events.map((e) => e.event.id),
+      events.map((e) => e.tenantId),
       events.map((e) => e.event.type),
       events.map((e) => e.event.accountId),
       events.map((e) => e.event.payload),
       events.map((e) => e.deliveriesCount),
       events.map((e) => e.event.createdAt),
       deliveries.map((d) => d.id),
+      deliveries.map((d) => d.tenantId),
       deliveries.map((d) => d.eventId),
       deliveries.map((d) => d.webhookId),
       deliveries.map((d) => d.eventType),
@@ -125,7 +123,7 @@ export async function insertIngested(
       deliveries.map((d) => d.now),
       dueIds,
       dueIds.map((id) => due.get(id)),
-      ...(guard ? [guard.key, JSON.stringify(guard.eventIds)] : []),
+      ...(guard ? [guard.tenantId, guard.key, JSON.stringify(guard.eventIds)] : []),
     ],
   );
   return { version: String(row?.version), written: row?.written === true };

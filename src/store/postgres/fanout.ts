@@ -1,9 +1,12 @@
 // Fan-out matching on PostgreSQL: the enabled subscriptions of each tenant, cached per instance and
 // good only while the database's fan-out version is the one they were loaded at. Every change to a
 // subscription (on any instance) takes the fan-out lock exclusively and bumps the version in its
-// transaction; ingest takes the lock shared and reads the version first. So an event accepted after
-// a change committed anywhere is fanned out against that change, and an ingest running while a
-// subscription is deleted finishes before the delete cancels its queued deliveries.
+// transaction; ingest takes the lock shared, and a later statement of it (its snapshot starts once
+// the lock is held) reads the version: an ingest that matched against an older copy is rolled back
+// and runs again (index.ts). So an event accepted after a change committed anywhere is fanned out
+// against that change, and an ingest running while a subscription is deleted finishes before the
+// delete cancels its queued deliveries. (The version is never read by the statement that waits for
+// the lock: its snapshot was taken before the wait, older than the change it waited for.)
 import { anyPatternMatches } from "../../domain/event-types.ts";
 import type { Query } from "./client.ts";
 

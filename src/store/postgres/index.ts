@@ -6,7 +6,7 @@ import type { Clock } from "../../runtime/clock.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { DisabledWebhook, IngestRequest, IngestResult, SettleOutcome, Store } from "../store.ts";
-import { createPgClient, type Query } from "./client.ts";
+import { createPgClient, isUnavailable, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
 import * as events from "./events.ts";
@@ -98,6 +98,89 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     })();
   };
 
+  /** One request in a transaction of its own (keys, or a tenant not cached yet). */
+  const ingestAlone = async (request: IngestRequest): Promise<IngestResult> => {
+    try {
+      // Run again when it fanned out against an old copy of the subscriptions (it is refreshed).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout));
+          if (queued) notifyWork();
+          return result;
+        } catch (error) {
+          if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
+        }
+      }
+    } catch (error) {
+      if (error instanceof IdempotencyConflict) return { kind: "conflict" };
+      throw error;
+    }
+  };
+
+  // Ingest requests without keys are grouped (SQLite's write batcher does the same): a request
+  // that arrives while fewer than BATCHES transactions of them are running starts one at once with
+  // whatever waits, so nothing waits for a timer; under load each transaction carries many
+  // requests and one commit flush. A batch that fails for another reason than the database being
+  // away is run again one request at a time, so one bad request fails alone.
+  const BATCHES = Math.max(1, Math.floor(options.poolSize / 2));
+  const BATCH_EVENTS = 500;
+  const waiting: {
+    request: IngestRequest;
+    resolve: (r: IngestResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  let batchesRunning = 0;
+  const runBatch = async (batch: typeof waiting) => {
+    const alone: Promise<void>[] = [];
+    const runAlone = (ws: typeof waiting) => {
+      for (const w of ws) alone.push(ingestAlone(w.request).then(w.resolve, w.reject));
+    };
+    let rest = batch;
+    for (let attempt = 1; attempt <= 3 && rest.length > 0; attempt++) {
+      // A tenant whose copy was dropped meanwhile is loaded by a request of its own.
+      runAlone(rest.filter((w) => !fanout.cached(w.request.tenantId)));
+      rest = rest.filter((w) => fanout.cached(w.request.tenantId));
+      if (rest.length === 0) break;
+      const requests = rest.map((w) => w.request);
+      try {
+        const { results, queued } = await client.tx((tx) => ingestBatch(tx, time, requests, ids, fanout));
+        if (queued) notifyWork();
+        for (const [i, w] of rest.entries()) w.resolve(results[i]!);
+        rest = [];
+      } catch (error) {
+        if (error instanceof StaleFanout) continue;
+        if (isUnavailable(error)) for (const w of rest) w.reject(error);
+        else runAlone(rest);
+        rest = [];
+      }
+    }
+    runAlone(rest);
+    await Promise.all(alone);
+  };
+  const pump = () => {
+    while (batchesRunning < BATCHES && waiting.length > 0) {
+      let events = 0;
+      let n = 0;
+      while (n < waiting.length && (n === 0 || events + waiting[n]!.request.events.length <= BATCH_EVENTS)) {
+        events += waiting[n]!.request.events.length;
+        n++;
+      }
+      const batch = waiting.splice(0, n);
+      batchesRunning++;
+      void runBatch(batch).finally(() => {
+        batchesRunning--;
+        pump();
+      });
+    }
+  };
+  const batcher = {
+    add: (request: IngestRequest) =>
+      new Promise<IngestResult>((resolve, reject) => {
+        waiting.push({ request, resolve, reject });
+        pump();
+      }),
+  };
+
   const webhookRefusal = async (tx: Query, webhookId: string) => {
     const webhook = await webhooks.selectWebhook(tx, webhookId);
     if (!webhook) return "webhook_deleted" as const;
@@ -179,21 +262,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async ingest(request) {
-      try {
-        // Run again when it fanned out against an old copy of the subscriptions (it is refreshed).
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout));
-            if (queued) notifyWork();
-            return result;
-          } catch (error) {
-            if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
-          }
-        }
-      } catch (error) {
-        if (error instanceof IdempotencyConflict) return { kind: "conflict" };
-        throw error;
+      if (!request.idempotency && !request.eventKeys?.some((key) => key) && fanout.cached(request.tenantId)) {
+        return batcher.add(request);
       }
+      return ingestAlone(request);
     },
 
     async insertTestEvent(webhook, event) {
@@ -376,17 +448,16 @@ async function ingest(
     (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`;
   if (cached && !(request.eventKeys ?? []).some((key) => key)) {
     const from = cached;
-    const plan = planIngest(request, (event) => targetsOf.get(event.id) ?? [], ids, time);
+    const plan = planIngest([request], (event) => targetsOf.get(event.id) ?? [], ids, time);
     const key = request.idempotency;
     const write = () =>
       events.insertIngested(
         q,
         time,
-        tenantId,
         plan.fresh,
         plan.deliveries,
         plan.due,
-        key ? { key: key.key, eventIds } : undefined,
+        key ? { tenantId, key: key.key, eventIds } : undefined,
       );
     const [, written] = await Promise.all([
       key
@@ -484,7 +555,13 @@ async function ingest(
     }
   }
   if (fresh.length > 0) {
-    const { version } = await events.insertIngested(q, time, tenantId, fresh, newDeliveries, due);
+    const { version } = await events.insertIngested(
+      q,
+      time,
+      fresh.map((f) => ({ ...f, tenantId })),
+      newDeliveries.map((d) => ({ ...d, tenantId })),
+      due,
+    );
     if (version !== cached?.version) {
       fanout.saw(version);
       throw new StaleFanout();
@@ -516,30 +593,85 @@ async function ingest(
   return { result, queued: newDeliveries.length > 0 };
 }
 
-/** The events of a request with no per-event keys, their deliveries and the due times they set. */
+/** The events of requests with no per-event keys, their deliveries and the due times they set. */
 function planIngest(
-  request: IngestRequest,
-  targetsOf: (event: IngestRequest["events"][number]) => string[],
+  requests: readonly IngestRequest[],
+  targetsOf: (event: IngestRequest["events"][number], tenantId: string) => string[],
   ids: IdGenerator,
   time: DbTime,
 ) {
-  const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
-  const newDeliveries: deliveries.NewDelivery[] = [];
+  const fresh: { tenantId: string; event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
+  const newDeliveries: (deliveries.NewDelivery & { tenantId: string })[] = [];
   const due = new Map<string, number>();
-  for (const event of request.events) {
-    const targets = targetsOf(event);
-    fresh.push({ event, deliveriesCount: targets.length });
-    const at = time.toDb(event.createdAt);
-    for (const webhookId of targets) {
-      newDeliveries.push({
-        id: ids.next("dlv"),
-        eventId: event.id,
-        webhookId,
-        eventType: event.type,
-        now: event.createdAt,
-      });
-      due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
+  for (const { tenantId, events } of requests) {
+    for (const event of events) {
+      const targets = targetsOf(event, tenantId);
+      fresh.push({ tenantId, event, deliveriesCount: targets.length });
+      const at = time.toDb(event.createdAt);
+      for (const webhookId of targets) {
+        newDeliveries.push({
+          id: ids.next("dlv"),
+          tenantId,
+          eventId: event.id,
+          webhookId,
+          eventType: event.type,
+          now: event.createdAt,
+        });
+        due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
+      }
     }
   }
   return { fresh, deliveries: newDeliveries, due };
+}
+
+/**
+ * Several ingest requests without idempotency keys, of tenants whose subscriptions are cached, in
+ * one transaction (group commit: one commit flush for all): the two statements of `ingest`,
+ * pipelined. Answers each request's events, in order; StaleFanout when a cached copy was older
+ * than the database's version.
+ */
+async function ingestBatch(
+  q: Query,
+  time: DbTime,
+  requests: readonly IngestRequest[],
+  ids: IdGenerator,
+  fanout: Fanout,
+): Promise<{ results: IngestResult[]; queued: boolean }> {
+  const versions = new Set<string>();
+  const copies = new Map<string, NonNullable<ReturnType<Fanout["cached"]>>>();
+  for (const { tenantId } of requests) {
+    const copy = fanout.cached(tenantId);
+    if (!copy) throw new StaleFanout();
+    copies.set(tenantId, copy);
+    versions.add(copy.version);
+  }
+  const plan = planIngest(
+    requests,
+    (event, tenantId) => copies.get(tenantId)?.match(event.type, event.accountId) ?? [],
+    ids,
+    time,
+  );
+  const targets = [...new Set(plan.deliveries.map((d) => d.webhookId))].sort();
+  const [, written] = await Promise.all([
+    q(
+      `SELECT ${FANOUT_LOCK_SHARED},
+         (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`,
+      [targets],
+    ),
+    events.insertIngested(q, time, plan.fresh, plan.deliveries, plan.due),
+  ]);
+  if (versions.size !== 1 || !versions.has(written.version)) {
+    fanout.saw(written.version);
+    throw new StaleFanout();
+  }
+  const records = new Map(
+    plan.fresh.map(({ tenantId, event, deliveriesCount }) => [
+      event.id,
+      { ...event, tenantId, deliveriesCount },
+    ]),
+  );
+  return {
+    results: requests.map((r) => ({ kind: "accepted", events: r.events.map((e) => records.get(e.id)!) })),
+    queued: plan.deliveries.length > 0,
+  };
 }
