@@ -1,7 +1,10 @@
-// PostgreSQL only: the due-time hint under concurrent writers. Ingests lower a subscription's
-// next_due_at without locking its row while claims on other "instances" (stores over the same
-// schema) drain it and raise the hint; a raise that missed a delivery committed meanwhile would
-// leave it stranded (never due again to any claim). Every accepted delivery must be claimed.
+// PostgreSQL only: the store under concurrent writers, as several instances over one schema are.
+// - The due-time hint: ingests lower a subscription's next_due_at without locking its row while
+//   claims on other "instances" (stores over the same schema) drain it and raise the hint; a raise
+//   that missed a delivery committed meanwhile would leave it stranded (never due again to any
+//   claim). Every accepted delivery must be claimed.
+// - Grouped ingest: concurrent requests share transactions; each gets its own events back, fanned
+//   out against the subscriptions as they are in the database (not an older cached copy).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createManualClock } from "../../src/runtime/clock.ts";
 import { createIdGenerator } from "../../src/runtime/ids.ts";
@@ -10,13 +13,13 @@ import type { ClaimedDelivery, Store } from "../../src/store/store.ts";
 import { createTestDatabase, skipWithoutPostgres } from "../support/postgres.ts";
 import { attemptResult, newWebhook, T0 } from "../support/stores.ts";
 
-const SKIP = skipWithoutPostgres("due-hint concurrency");
+const SKIP = skipWithoutPostgres("PostgreSQL concurrency");
 const INSTANCES = 3;
 const INGESTERS_PER_INSTANCE = 4;
 const EVENTS_PER_INGESTER = 60;
 const HEALTH = { disableAfterFailures: 1000, disableAfterMs: 0 };
 
-describe.skipIf(SKIP)("postgres due-time hint", () => {
+describe.skipIf(SKIP)("postgres under concurrent writers", () => {
   const clock = createManualClock(T0);
   const ids = createIdGenerator(clock, cryptoRandom);
   let stores: Store[] = [];
@@ -118,4 +121,52 @@ describe.skipIf(SKIP)("postgres due-time hint", () => {
     expect(claimed.size).toBe(accepted);
     expect((await first.queueStats(clock.now())).depth).toBe(0);
   }, 120_000);
+
+  test("concurrent ingests grouped into shared transactions each answer their own events", async () => {
+    const [a, b] = [stores[0]!, stores[1]!];
+    const tenants = ["ta", "tb", "tc"];
+    const hooks = new Map<string, string>();
+    for (const tenant of tenants) {
+      const webhook = await a.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["g.*"] }),
+        tenantId: tenant,
+      });
+      hooks.set(tenant, webhook.id);
+    }
+    // A subscription made through one store after another cached its copy: the next events on the
+    // other one are fanned out to it too (the grouped write reads the fan-out version).
+    const warm = { id: ids.next("evt"), type: "z.none", accountId: null, payload: "{}", createdAt: clock.now() };
+    await b.ingest({ tenantId: "ta", events: [warm], now: clock.now() });
+    const late = await a.insertWebhook({
+      ...newWebhook(ids, clock.now(), { events: ["g.*"] }),
+      tenantId: "ta",
+    });
+    const requests = Array.from({ length: 60 }, (_, i) => {
+      const tenantId = tenants[i % tenants.length]!;
+      const events = Array.from({ length: 1 + (i % 3) }, () => ({
+        id: ids.next("evt"),
+        type: "g.x",
+        accountId: null,
+        payload: `{"n":${i}}`,
+        createdAt: clock.now(),
+      }));
+      return { tenantId, events, now: clock.now() };
+    });
+    const results = await Promise.all(requests.map((r) => b.ingest(r)));
+    for (const [i, result] of results.entries()) {
+      const request = requests[i]!;
+      expect(result.kind).toBe("accepted");
+      if (result.kind !== "accepted") continue;
+      expect(result.events.map((e) => e.id)).toEqual(request.events.map((e) => e.id));
+      for (const event of result.events) {
+        expect(event.tenantId).toBe(request.tenantId);
+        expect(event.deliveriesCount).toBe(request.tenantId === "ta" ? 2 : 1);
+        const page = await a.listDeliveries({ eventId: event.id }, { order: "-created_at", limit: 10 });
+        const targets = page.items.map((d) => d.webhookId).sort();
+        const expected =
+          request.tenantId === "ta" ? [hooks.get("ta")!, late.id] : [hooks.get(request.tenantId)!];
+        expect(targets).toEqual(expected.sort());
+      }
+    }
+  }, 60_000);
 });
