@@ -135,7 +135,13 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     }
     // A subscription made through one store after another cached its copy: the next events on the
     // other one are fanned out to it too (the grouped write reads the fan-out version).
-    const warm = { id: ids.next("evt"), type: "z.none", accountId: null, payload: "{}", createdAt: clock.now() };
+    const warm = {
+      id: ids.next("evt"),
+      type: "z.none",
+      accountId: null,
+      payload: "{}",
+      createdAt: clock.now(),
+    };
     await b.ingest({ tenantId: "ta", events: [warm], now: clock.now() });
     const late = await a.insertWebhook({
       ...newWebhook(ids, clock.now(), { events: ["g.*"] }),
