@@ -89,11 +89,11 @@ const CANDIDATES = (
  * `short`, and its hint is raised afterwards (raiseDue). Output: one 'w' row per subscription
  * locked, one 'd' row per lease.
  */
-const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
+const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
     FROM webhooks w
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
-    ORDER BY w.next_due_at LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED),
+    ORDER BY w.next_due_at ${lock}),
   caps AS (
     SELECT l.id, l.enabled, l.next_due_at, greatest(0, l.max_in_flight - l.in_flight) AS spare,
       CASE WHEN NOT l.enabled THEN 0
@@ -166,6 +166,12 @@ const CLAIM_ROUND = `WITH locked AS MATERIALIZED (
   SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
     l.lease_until, e.payload, l.grank, NULL
   FROM leased l JOIN events e ON e.id = l.event_id`;
+const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
+// When every due subscription is locked by another transaction — an ingest lowering its hint, a
+// settle giving places back, another claim: each a short transaction — the claim waits for the
+// first of them instead of coming back empty (one subscription's claims and settles would otherwise
+// keep missing each other).
+const CLAIM_ROUND_WAITING = claimRound("LIMIT 1 FOR UPDATE");
 
 interface ClaimRoundRow {
   kind: "w" | "d";
@@ -219,7 +225,8 @@ export async function claimDue(
   for (let round = 0; remaining > 0; round++) {
     let rows: ClaimRoundRow[];
     try {
-      rows = await client.query<ClaimRoundRow>(CLAIM_ROUND, [
+      const waiting = round === 1 && skip.length === 0;
+      rows = await client.query<ClaimRoundRow>(waiting ? CLAIM_ROUND_WAITING : CLAIM_ROUND, [
         dbNow,
         skip,
         remaining,
@@ -252,7 +259,10 @@ export async function claimDue(
       else if (row.short) short.push(row.webhook_id);
       if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
-    if (looked === 0) break;
+    if (looked === 0) {
+      if (round === 0) continue; // nothing free: the next round waits for the first due one
+      break;
+    }
     leases.sort((a, b) => num(a.grank!) - num(b.grank!));
     for (const r of leases) {
       if (r.status === "retrying") retriesLeft--;
