@@ -56,17 +56,18 @@ const DUE = (d: string) =>
 
 // Up to `limit` due deliveries of one subscription and one status, locked (skipping rows another
 // claim holds), oldest first. With no place free, only deliveries whose lease ended.
-const CANDIDATES = (
-  status: string,
-  limit: string,
-) => `SELECT p.id AS webhook_id, p.pos, c.id, c.next_attempt_at, c.fresh,
+const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => {
+  const lease =
+    kind === "fresh" ? "d.lease_owner IS NULL" : "d.lease_owner IS NOT NULL AND d.leased_until <= $1";
+  const limit = kind === "fresh" ? `least(p.spare, ${limits})` : `least(p.in_flight, ${limits})`;
+  return `SELECT p.id AS webhook_id, p.pos, c.id, c.next_attempt_at, ${kind === "fresh"} AS fresh,
       ${status === "retrying"} AS retry
     FROM plan p CROSS JOIN LATERAL (
-      SELECT d.id, d.next_attempt_at, d.lease_owner IS NULL AS fresh FROM deliveries d
-      WHERE d.webhook_id = p.id AND d.status = '${status}' AND ${DUE("d")}
-        AND (p.spare > 0 OR d.lease_owner IS NOT NULL)
+      SELECT d.id, d.next_attempt_at FROM deliveries d
+      WHERE d.webhook_id = p.id AND d.status = '${status}' AND d.next_attempt_at <= $1 AND ${lease}
       ORDER BY d.next_attempt_at, d.id LIMIT ${limit} FOR UPDATE SKIP LOCKED) c
-    WHERE p.cap > 0 AND p.reached`;
+    WHERE p.reached AND ${kind === "fresh" ? "p.spare > 0" : "p.may_end"}`;
+};
 
 /**
  * One round of a claim, one statement: up to ROUND_WEBHOOKS due subscriptions locked (FOR UPDATE SKIP LOCKED,
@@ -77,12 +78,12 @@ const CANDIDATES = (
  * already looked at, $3 deliveries still wanted, $4 retries still allowed, $5 the lease owner,
  * $6 the lease length asked for, $7 the margin over a subscription's timeout.
  *
- * Rules, as the claim loop had them one statement per subscription: a subscription takes at most
- * max_in_flight - in_flight fresh leases, plus leases that ended (taken over at no new cost; with
- * no place free, only once lease_check_at says one may have ended); retries at most $4 across the
- * round (in subscription order, so the share left goes to first attempts); $3 in all, the earlier
- * subscriptions first. A retry skipped for the share can leave its subscription a place short of
- * what it could have taken this round; the next claim takes it.
+ * Rules: a subscription takes at most max_in_flight - in_flight fresh leases, plus leases that
+ * ended (taken over at no new cost, looked for only once lease_check_at says one may have ended);
+ * fresh and ended ones are found by separate scans, so neither kind crowds out the other; retries
+ * at most $4 across the round (in subscription order, so the share left goes to first attempts);
+ * $3 in all, the earlier subscriptions first. A retry skipped for the share can leave its
+ * subscription a place short of what it could have taken this round; the next claim takes it.
  *
  * The statement is a transaction of its own (no BEGIN, no COMMIT round trips): its locks are held
  * until it ends. A subscription whose take came up short has drained what is due now: it is named
@@ -95,11 +96,13 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
     ORDER BY w.next_due_at ${lock}),
   caps AS (
-    SELECT l.id, l.enabled, l.next_due_at, greatest(0, l.max_in_flight - l.in_flight) AS spare,
+    SELECT l.id, l.enabled, l.next_due_at, l.in_flight,
+      CASE WHEN l.enabled THEN greatest(0, l.max_in_flight - l.in_flight) ELSE 0 END AS spare,
+      l.enabled AND l.in_flight > 0 AND l.lease_check_at <= $1 AS may_end,
       CASE WHEN NOT l.enabled THEN 0
-           WHEN l.max_in_flight > l.in_flight THEN l.max_in_flight
-           WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight
-           ELSE 0 END AS cap,
+           ELSE greatest(0, l.max_in_flight - l.in_flight)
+             + CASE WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight ELSE 0 END
+      END AS cap,
       $1::bigint + greatest($6::bigint, l.timeout_seconds * 1000 + $7::bigint) AS lease_until,
       row_number() OVER (ORDER BY l.next_due_at, l.id) AS pos
     FROM locked l),
@@ -110,9 +113,13 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
       < $3::int AS reached
     FROM caps c),
   cand AS (
-    ${CANDIDATES("pending", "least(p.cap, $3::int)")}
+    ${CANDIDATES("pending", "fresh", "$3::int")}
     UNION ALL
-    ${CANDIDATES("retrying", "least(p.cap, $3::int, $4::int)")}),
+    ${CANDIDATES("pending", "ended", "$3::int")}
+    UNION ALL
+    ${CANDIDATES("retrying", "fresh", "$3::int, $4::int")}
+    UNION ALL
+    ${CANDIDATES("retrying", "ended", "$3::int, $4::int")}),
   kept AS (
     SELECT c.* FROM (
       SELECT c.*, row_number() OVER (PARTITION BY c.retry ORDER BY c.pos, c.next_attempt_at, c.id) AS rrank

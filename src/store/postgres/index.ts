@@ -296,11 +296,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         if (!current) return null;
         if (current.status === "cancelled") return "cancelled";
         // The subscription's row first (the order every writer takes), then the delivery.
+        // The due lock before the row lock: a raise holding the due lock may wait for the row.
+        await deliveries.lockDueShared(tx, [current.webhookId]);
         if (!(await webhooks.lockWebhook(tx, current.webhookId))) return "webhook_deleted";
         const refusal = await webhookRefusal(tx, current.webhookId);
         if (refusal) return refusal;
         if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
-        await deliveries.lockDueShared(tx, [current.webhookId]);
         await deliveries.lowerDue(tx, new Map([[current.webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         return deliveries.selectDelivery(tx, time, id);
       });
@@ -308,12 +309,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async recoverDeliveries(webhookId, since, until, now) {
       return client.tx(async (tx) => {
+        await deliveries.lockDueShared(tx, [webhookId]); // before the row lock, as above
         if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
         const refusal = await webhookRefusal(tx, webhookId);
         if (refusal) return refusal;
         const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
         if (n > 0) {
-          await deliveries.lockDueShared(tx, [webhookId]);
           await deliveries.lowerDue(tx, new Map([[webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         }
         return n;
