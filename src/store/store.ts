@@ -49,6 +49,8 @@ export interface WebhookFilter {
   enabled?: boolean;
   /** Subscriptions that would receive this account's events (including those with no account filter). */
   accountId?: string;
+  /** Text every listed subscription's name, URL, id or description contains, in any case. */
+  search?: string;
   ordering?: Ordering;
 }
 

@@ -267,3 +267,41 @@ describe("tenancy", () => {
     expect(filtered.body.data.map((w: { id: string }) => w.id)).toEqual([admin.body.id]);
   });
 });
+
+describe("GET /v1/webhooks?search", () => {
+  test("matches the name, URL, id or description in any case, across pages, and nothing else", async () => {
+    const made = [];
+    for (const [name, url, description] of [
+      ["Billing sync", "https://billing.example.com/hooks", null],
+      ["Orders", "https://orders.example.com/in", "Feeds the BILLING dashboard"],
+      ["Shipping", "https://ship.example.com/x", null],
+    ] as const) {
+      const res = await t.request("POST", "/v1/webhooks", {
+        body: { url, events: ["*"], name, description },
+      });
+      expect(res.status).toBe(201);
+      made.push(res.body.id as string);
+    }
+    const ids = async (query: string) => {
+      const res = await t.request("GET", `/v1/webhooks?${query}`);
+      expect(res.status).toBe(200);
+      return res.body;
+    };
+    expect((await ids("search=billing")).data.map((w: { id: string }) => w.id).sort()).toEqual(
+      [made[0], made[1]].sort(),
+    );
+    expect((await ids("search=SHIP.example")).data.map((w: { id: string }) => w.id)).toEqual([made[2]]);
+    expect(
+      (await ids(`search=${made[2]!.slice(-10).toLowerCase()}`)).data.map((w: { id: string }) => w.id),
+    ).toEqual([made[2]]);
+    expect((await ids("search=nothing-like-this")).data).toEqual([]);
+    // Paged: one match a page, the second page has the other, and no more.
+    const first = await ids("search=billing&limit=1");
+    expect([first.data.length, first.has_next_page]).toEqual([1, true]);
+    const second = await ids(`search=billing&limit=1&after=${first.end_cursor}`);
+    expect([second.data.length, second.has_next_page]).toEqual([1, false]);
+    expect(second.data[0].id).not.toBe(first.data[0].id);
+    const empty = await t.request("GET", "/v1/webhooks?search=");
+    expect([empty.status, empty.body.error.details[0].path]).toEqual([422, "search"]);
+  });
+});

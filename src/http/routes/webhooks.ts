@@ -129,6 +129,7 @@ export function registerWebhookRoutes(api: Api, deps: HttpDeps): void {
           eventType: query.event,
           enabled: query.enabled === undefined ? undefined : query.enabled === "true",
           accountId: query.account_id,
+          search: query.search,
           ordering: query.ordering,
         },
         toPageQuery(query, order, valueType),

@@ -284,6 +284,13 @@ export function createWebhookSchemas(options: {
       .max(255)
       .optional()
       .describe("Subscriptions that would receive this account's events."),
+    search: plainString()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe(
+        "Subscriptions whose name, URL, id or description contains this text (ASCII letters in any case).",
+      ),
     ordering: z.enum(ORDERINGS, { error: "must be 'unordered' or 'fifo'" }).optional(),
     tenant_id: TENANT_ID.optional().describe("Admin keys only."),
     mode: MODE.optional().describe(MODE_ON_READ),

@@ -142,6 +142,13 @@ export function selectWebhookPage(
     );
     params.push(filter.accountId);
   }
+  if (filter.search !== undefined) {
+    where.push(
+      "(instr(lower(w.name), ?) > 0 OR instr(lower(w.url), ?) > 0 OR instr(lower(w.id), ?) > 0 OR instr(lower(coalesce(w.description, '')), ?) > 0)",
+    );
+    const needle = filter.search.toLowerCase();
+    params.push(needle, needle, needle, needle);
+  }
   if (filter.ordering !== undefined) {
     where.push("w.ordering = ?");
     params.push(filter.ordering);

@@ -1,5 +1,5 @@
 // Webhooks: the list (name, URL, state, 24 h success rate, last attempt) with search and pages.
-// Search narrows the page shown (name, URL, id or description); pages are cursors in the address.
+// Search is the API's (name, URL, id or description, across every page); pages are cursors in the address.
 import { useState } from "preact/hooks";
 import { api, type Delivery, type Page, type Stats, type Webhook, withQuery } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
@@ -26,15 +26,11 @@ export function WebhooksList() {
   const before = query.get("before") ?? "";
   const [search, setSearch] = useState(q);
   const page = useResource(
-    () => api<Page<Webhook>>("GET", withQuery("/v1/webhooks", { limit: 25, enabled, after, before })),
-    [enabled, after, before],
+    () =>
+      api<Page<Webhook>>("GET", withQuery("/v1/webhooks", { limit: 25, enabled, search: q, after, before })),
+    [q, enabled, after, before],
   );
-  const needle = q.toLowerCase();
-  const rows = (page.data?.data ?? []).filter(
-    (w) =>
-      !needle ||
-      [w.name, w.url, w.id, w.description ?? ""].some((field) => field.toLowerCase().includes(needle)),
-  );
+  const rows = page.data?.data ?? [];
   return (
     <section>
       <div class="heading">
@@ -50,7 +46,7 @@ export function WebhooksList() {
         aria-label="Search webhooks"
         onSubmit={(event) => {
           event.preventDefault();
-          setQuery({ q: search.trim() }, { push: true });
+          setQuery({ q: search.trim(), after: null, before: null }, { push: true });
         }}
       >
         <label>
@@ -84,16 +80,16 @@ export function WebhooksList() {
       </form>
       {page.loading && !page.data && <Loading what="webhooks" />}
       <ErrorBox error={page.error} what="Webhooks could not be loaded" />
-      {page.data && page.data.data.length === 0 && (
+      {page.data && page.data.data.length === 0 && q !== "" && (
+        <Empty>No webhook matches “{q}”. Clear the search to see them all.</Empty>
+      )}
+      {page.data && page.data.data.length === 0 && q === "" && (
         <Empty>
           No webhooks yet.{" "}
           {capabilities.value?.manageWebhooks
             ? "Create one to start receiving events."
             : "None has been set up for you yet."}
         </Empty>
-      )}
-      {page.data && page.data.data.length > 0 && rows.length === 0 && (
-        <Empty>No webhook on this page matches “{q}”. Clear the search or try another page.</Empty>
       )}
       {rows.length > 0 && (
         <div class="table-wrap">
