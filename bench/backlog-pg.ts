@@ -139,7 +139,8 @@ export async function measurePgClaims(url: string, budgetMs: number): Promise<Pg
     ids: createIdGenerator(systemClock, cryptoRandom),
     clock: systemClock,
   });
-  const sql = new SQL({ url, max: 1, idleTimeout: 5 });
+  // The session settings hookd's client sets that change plans or timing (jit off: client.ts).
+  const sql = new SQL({ url, max: 1, idleTimeout: 5, connection: { jit: "off" } });
   try {
     const time: DbTime = store.time;
     let serial = 0;
@@ -185,9 +186,10 @@ export async function measurePgClaims(url: string, budgetMs: number): Promise<Pg
             const out = params.length ? await tx.unsafe(text, params) : await tx.unsafe(text);
             calls.push({ text, params, ms: performance.now() - t0 });
             return out;
-          }) as Parameters<typeof dispatch.claimDue>[0];
+          }) as Parameters<typeof dispatch.claimDue>[0]["query"];
           const t0 = performance.now();
-          await dispatch.claimDue(q, time, {
+          // Every statement on the one rolled-back transaction (the store commits each round alone).
+          await dispatch.claimDue({ query: q, tx: (fn) => fn(q) }, time, {
             now: Date.now(),
             owner: `bench.rb.${++serial}`,
             leaseMs: 60_000,

@@ -92,6 +92,8 @@ export function createPgClient(options: PgClientOptions): PgClient {
         idle_in_transaction_session_timeout: Math.max(timeoutMs * 2, 1000),
         lock_timeout: timeoutMs,
         application_name: options.applicationName ?? "hookd",
+        // hookd's statements are short index lookups; JIT compiling a claim costs more than it runs.
+        jit: "off",
       },
     });
   let sql = open();

@@ -58,6 +58,11 @@ export interface NewDelivery {
   now: number;
 }
 
+/**
+ * Inserts deliveries, all due at once. The statement also takes the due locks of their
+ * subscriptions, shared (see the due-time hint below): the caller lowers the hints by a later
+ * statement of the same transaction (`lowerDue`).
+ */
 export async function insertDeliveries(
   q: Query,
   time: DbTime,
@@ -70,7 +75,8 @@ export async function insertDeliveries(
     `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
      SELECT id, $1, $8, event_id, webhook_id, event_type, 'pending', due, created, created
      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
-       AS u(id, event_id, webhook_id, event_type, due, created)`,
+       AS u(id, event_id, webhook_id, event_type, due, created)
+     WHERE (SELECT count(${DUE_LOCK_SHARED("l.id")}) FROM (SELECT DISTINCT unnest($4::text[]) AS id) l) >= 0`,
     [
       tenantId,
       deliveries.map((d) => d.id),
@@ -84,38 +90,95 @@ export async function insertDeliveries(
   );
 }
 
+// The due-time hint: webhooks.next_due_at is never later than the earliest due time (or, for a
+// leased delivery, lease end) of the subscription's queued deliveries; it may be earlier (a claim
+// then finds less than it hoped, and recomputes it). Claims look only at subscriptions whose hint
+// has come, so a hint later than a queued delivery would strand it. Writers that make a delivery
+// due (ingest, a retry or release settled, a requeue) lower the hint; only a claim that drained
+// what was due (and a disable) raises it, by recomputing it from the deliveries.
+//
+// Lowering takes no row lock when the hint is already low enough — the usual case: an ingest into a
+// busy subscription writes nothing to its row, so ingests to one subscription do not queue behind
+// each other's commits. What keeps a raise from hiding a delivery committed meanwhile is the
+// subscription's due lock, an advisory lock per subscription and schema:
+// - a writer takes it shared (never waiting for another writer) in a statement before the one that
+//   lowers the hint, and holds it until it commits;
+// - a raise first tries to take it exclusively, without waiting; when any writer holds it, the hint
+//   is left low (a later claim raises it). When it is taken, the recomputation runs in a later
+//   statement of the same transaction, and the lock is held until that transaction commits.
+// Take a writer W and a raise R. If W took its shared lock before R tried, R's try succeeded only
+// because W had already ended: W's deliveries are committed before R's recomputation starts, so it
+// sees them (READ COMMITTED: each statement sees what committed before it began). If W asked for
+// it after R took it, W waited until R committed, so W's lowering statement, which starts later,
+// sees R's raised hint and lowers it where W's deliveries need. Either way the hint ends no later
+// than W's deliveries. A crash anywhere rolls back a raise with its transaction, and a writer's
+// lowering commits with its deliveries or not at all.
+
+/** The subscription's due lock (advisory, per schema), as SQL over an expression giving its id. */
+const DUE_LOCK_KEY = (id: string) =>
+  `hashtext('hookd.due.' || ${id}), hashtext(current_setting('search_path'))`;
+export const DUE_LOCK_SHARED = (id: string) => `pg_advisory_xact_lock_shared(${DUE_LOCK_KEY(id)})`;
+export const DUE_LOCK_TRY = (id: string) => `pg_try_advisory_xact_lock(${DUE_LOCK_KEY(id)})`;
+
+/** Takes the due locks of these subscriptions, shared, until the transaction ends. */
+export async function lockDueShared(q: Query, webhookIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(webhookIds)];
+  if (ids.length === 0) return;
+  await q(`SELECT count(${DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id)`, [ids]);
+}
+
 /**
- * Lowers subscriptions' next_due_at to the given database times (never raises them). It always
- * takes the rows' locks, in id order: a claim raising a hint holds the same lock, so the two
- * cannot interleave and strand a delivery (the lower time always wins after both commit).
+ * Lowers subscriptions' hints to the given database times where they are later (it never raises
+ * one), and with `notify` sends the work notification (at commit) in the same statement. The
+ * caller's transaction took the due locks shared in an earlier statement (insertDeliveries,
+ * lockDueShared). A hint already low enough is not written, so no row lock is taken for it.
  */
-export async function markDueBy(q: Query, due: ReadonlyMap<string, number>): Promise<void> {
-  if (due.size === 0) return;
+export async function lowerDue(
+  q: Query,
+  due: ReadonlyMap<string, number>,
+  notify: string | null,
+): Promise<void> {
+  if (due.size === 0) {
+    if (notify) await q(notify);
+    return;
+  }
   const ids = [...due.keys()].sort();
-  await q("SELECT id FROM webhooks WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE", [ids]);
+  const lower = `UPDATE webhooks w SET next_due_at = u.at
+     FROM unnest($1::text[], $2::bigint[]) AS u(id, at)
+     WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at)`;
+  await q(notify ? `WITH lowered AS (${lower} RETURNING 1) ${notify}` : lower, [
+    ids,
+    ids.map((id) => due.get(id)),
+  ]);
+}
+
+/**
+ * Recomputes subscriptions' hints from their queued deliveries: the earliest unleased due time,
+ * or the earliest lease end (leased rows were due when leased, so they sit in the due range). The
+ * caller holds the subscriptions' row locks and took their due locks exclusively in an earlier
+ * statement (DUE_LOCK_TRY answered true); see the hint above.
+ */
+export async function recomputeDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
+  if (webhookIds.length === 0) return;
   await q(
-    `UPDATE webhooks w SET next_due_at = least(coalesce(w.next_due_at, u.at), u.at)
-     FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE w.id = u.id`,
-    [ids, ids.map((id) => due.get(id))],
+    `UPDATE webhooks w SET next_due_at = least(
+       (SELECT min(d.next_attempt_at) FROM deliveries d
+         WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying') AND d.lease_owner IS NULL),
+       (SELECT min(d.leased_until) FROM deliveries d
+         WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying') AND d.lease_owner IS NOT NULL
+           AND d.next_attempt_at <= $2))
+     WHERE w.id = ANY($1::text[])`,
+    [webhookIds, dbNow],
   );
 }
 
 /**
- * Recomputes a subscription's next_due_at from its queued deliveries: the earliest unleased due
- * time, or the earliest lease end (leased rows were due when leased, so they sit in the due range).
- * The caller holds the subscription's row lock.
+ * Raises a subscription's hint to what its queued deliveries need, unless a writer holds its due
+ * lock now (then the hint stays low, which is safe). The caller holds the subscription's row lock.
  */
 export async function refreshDue(q: Query, webhookId: string, dbNow: number): Promise<void> {
-  await q(
-    `UPDATE webhooks SET next_due_at = least(
-       (SELECT min(next_attempt_at) FROM deliveries
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND lease_owner IS NULL),
-       (SELECT min(leased_until) FROM deliveries
-         WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND lease_owner IS NOT NULL
-           AND next_attempt_at <= $2))
-     WHERE id = $1`,
-    [webhookId, dbNow],
-  );
+  const [row] = await q<{ locked: boolean }>(`SELECT ${DUE_LOCK_TRY("$1::text")} AS locked`, [webhookId]);
+  if (row?.locked) await recomputeDue(q, [webhookId], dbNow);
 }
 
 export async function selectDelivery(
@@ -255,11 +318,17 @@ const toAttempt = (row: AttemptRow): Attempt => ({
  * settle whose COMMIT went through while its answer was lost (a reset connection): the settle is
  * being tried again, and that attempt must not be counted twice.
  */
-export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Promise<Set<string>> {
+export async function insertAttempts(
+  q: Query,
+  attempts: readonly Attempt[],
+  /** Subscriptions whose due locks the statement also takes, shared (a settle about to lower their hints). */
+  lockDue: readonly string[] = [],
+): Promise<Set<string>> {
   if (attempts.length === 0) return new Set();
   const rows = await q<{ id: string }>(
     `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
+     WHERE (SELECT count(${DUE_LOCK_SHARED("l.id")}) FROM unnest($9::text[]) AS l(id)) >= 0
      ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       attempts.map((a) => a.id),
@@ -270,6 +339,7 @@ export async function insertAttempts(q: Query, attempts: readonly Attempt[]): Pr
       attempts.map((a) => (a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders))),
       attempts.map((a) => (a.responseBody === null ? null : stripNul(a.responseBody))),
       attempts.map((a) => a.error),
+      [...new Set(lockDue)].sort(),
     ],
   );
   return new Set(rows.map((row) => row.id));

@@ -10,6 +10,7 @@ import type { DeliveryStatus } from "../../domain/delivery.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
+import type { Webhook } from "../../domain/webhook.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
@@ -24,7 +25,16 @@ import type {
 } from "../store.ts";
 import { addFinal } from "../store.ts";
 import type { PgClient, Query } from "./client.ts";
-import { endQueued, insertAttempts, insertDeliveries, markDueBy, refreshDue } from "./deliveries.ts";
+import {
+  DUE_LOCK_TRY,
+  endQueued,
+  insertAttempts,
+  insertDeliveries,
+  lockDueShared,
+  lowerDue,
+  recomputeDue,
+  refreshDue,
+} from "./deliveries.ts";
 import { insertEvents } from "./events.ts";
 import type { Fanout } from "./fanout.ts";
 import { num, numOrNull } from "./keyset.ts";
@@ -38,125 +48,269 @@ const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
 export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
-type CandidateRow = WebhookRow & { in_flight: number; lease_check_at: string | number };
 /** lease_check_at when no lease is held: no lease can end before it. */
 const NO_LEASE = "9007199254740991";
 
-interface LeasedRow {
-  id: string;
-  status: string;
-  series_attempts: number;
-  event_id: string;
-  event_type: string;
-  fresh: boolean;
+/** Subscriptions one round of a claim locks and looks at, at most. */
+const ROUND_WEBHOOKS = 32;
+const QUEUED = "status IN ('pending', 'retrying')";
+const DUE = (d: string) =>
+  `${d}.next_attempt_at <= $1 AND (${d}.lease_owner IS NULL OR ${d}.leased_until <= $1)`;
+
+// Up to `limit` due deliveries of one subscription and one status, locked (skipping rows another
+// claim holds), oldest first. With no place free, only deliveries whose lease ended.
+const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => {
+  const lease =
+    kind === "fresh" ? "d.lease_owner IS NULL" : "d.lease_owner IS NOT NULL AND d.leased_until <= $1";
+  const limit = kind === "fresh" ? `least(p.spare, ${limits})` : `least(p.in_flight, ${limits})`;
+  return `SELECT p.id AS webhook_id, p.pos, c.id, c.next_attempt_at, ${kind === "fresh"} AS fresh,
+      ${status === "retrying"} AS retry
+    FROM plan p CROSS JOIN LATERAL (
+      SELECT d.id, d.next_attempt_at FROM deliveries d
+      WHERE d.webhook_id = p.id AND d.status = '${status}' AND d.next_attempt_at <= $1 AND ${lease}
+      ORDER BY d.next_attempt_at, d.id LIMIT ${limit} FOR UPDATE SKIP LOCKED) c
+    WHERE p.reached AND ${kind === "fresh" ? "p.spare > 0" : "p.may_end"}`;
+};
+
+/**
+ * One round of a claim, one statement: up to ROUND_WEBHOOKS due subscriptions locked (FOR UPDATE SKIP LOCKED,
+ * so instances spread over different ones), and for each, in order of due time, up to its free
+ * places of due deliveries leased (locked with SKIP LOCKED, the due condition re-checked on the
+ * locked row), its in_flight raised by the fresh leases in the same statement (the row lock makes
+ * the count exact), and the payloads returned. Parameters: $1 database now, $2 subscriptions
+ * already looked at, $3 deliveries still wanted, $4 retries still allowed, $5 the lease owner,
+ * $6 the lease length asked for, $7 the margin over a subscription's timeout.
+ *
+ * Rules: a subscription takes at most max_in_flight - in_flight fresh leases, plus leases that
+ * ended (taken over at no new cost, looked for only once lease_check_at says one may have ended);
+ * fresh and ended ones are found by separate scans, so neither kind crowds out the other; retries
+ * at most $4 across the round (in subscription order, so the share left goes to first attempts);
+ * $3 in all, the earlier subscriptions first. A retry skipped for the share can leave its
+ * subscription a place short of what it could have taken this round; the next claim takes it.
+ *
+ * The statement is a transaction of its own (no BEGIN, no COMMIT round trips): its locks are held
+ * until it ends. A subscription whose take came up short has drained what is due now: it is named
+ * `short`, and its hint is raised afterwards (raiseDue). Output: one 'w' row per subscription
+ * locked, one 'd' row per lease.
+ */
+const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
+    SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
+    FROM webhooks w
+    WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
+    ORDER BY w.next_due_at ${lock}),
+  caps AS (
+    SELECT l.id, l.enabled, l.next_due_at, l.in_flight,
+      CASE WHEN l.enabled THEN greatest(0, l.max_in_flight - l.in_flight) ELSE 0 END AS spare,
+      l.enabled AND l.in_flight > 0 AND l.lease_check_at <= $1 AS may_end,
+      CASE WHEN NOT l.enabled THEN 0
+           ELSE greatest(0, l.max_in_flight - l.in_flight)
+             + CASE WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight ELSE 0 END
+      END AS cap,
+      $1::bigint + greatest($6::bigint, l.timeout_seconds * 1000 + $7::bigint) AS lease_until,
+      row_number() OVER (ORDER BY l.next_due_at, l.id) AS pos
+    FROM locked l),
+  -- Subscriptions past the first ones whose places add up to what is wanted are left to the next
+  -- round (which takes them only if those came up short).
+  plan AS MATERIALIZED (
+    SELECT c.*, coalesce(sum(c.cap) OVER (ORDER BY c.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      < $3::int AS reached
+    FROM caps c),
+  cand AS (
+    ${CANDIDATES("pending", "fresh", "$3::int")}
+    UNION ALL
+    ${CANDIDATES("pending", "ended", "$3::int")}
+    UNION ALL
+    ${CANDIDATES("retrying", "fresh", "$3::int, $4::int")}
+    UNION ALL
+    ${CANDIDATES("retrying", "ended", "$3::int, $4::int")}),
+  kept AS (
+    SELECT c.* FROM (
+      SELECT c.*, row_number() OVER (PARTITION BY c.retry ORDER BY c.pos, c.next_attempt_at, c.id) AS rrank
+      FROM cand c) c
+    WHERE NOT c.retry OR c.rrank <= $4::int),
+  within AS (
+    SELECT k.* FROM (
+      SELECT k.*, row_number() OVER w AS wrank, sum(k.fresh::int) OVER w AS nfresh
+      FROM kept k WINDOW w AS (PARTITION BY k.webhook_id ORDER BY k.next_attempt_at, k.id)) k
+    JOIN plan p ON p.id = k.webhook_id
+    WHERE k.wrank <= p.cap AND (NOT k.fresh OR k.nfresh <= p.spare)),
+  chosen AS (
+    SELECT w.* FROM (
+      SELECT w.*, row_number() OVER (ORDER BY w.pos, w.next_attempt_at, w.id) AS grank FROM within w) w
+    WHERE w.grank <= $3::int),
+  leased AS (
+    UPDATE deliveries d SET lease_owner = $5, leased_until = p.lease_until
+    FROM chosen c JOIN plan p ON p.id = c.webhook_id
+    WHERE d.id = c.id AND d.${QUEUED} AND ${DUE("d")}
+    RETURNING d.id, d.webhook_id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh, p.lease_until, c.grank),
+  took AS (
+    SELECT webhook_id, count(*)::int AS n, (count(*) FILTER (WHERE fresh))::int AS nfresh, array_agg(id) AS ids
+    FROM leased GROUP BY webhook_id),
+  bumped AS (
+    -- With every place held, the earliest lease end from the rows themselves (a scan of this
+    -- subscription's queued rows, at most once per lease length while it stays saturated); the
+    -- rows leased by this statement count with their new end.
+    UPDATE webhooks w SET in_flight = w.in_flight + coalesce(t.nfresh, 0),
+      lease_check_at = CASE WHEN p.spare = 0 THEN least(
+          coalesce((SELECT min(d.leased_until) FROM deliveries d WHERE d.webhook_id = p.id AND d.${QUEUED}
+            AND d.lease_owner IS NOT NULL AND NOT (d.id = ANY(coalesce(t.ids, '{}'::text[])))), ${NO_LEASE}),
+          CASE WHEN t.n > 0 THEN p.lease_until END)
+        ELSE least(w.lease_check_at, p.lease_until) END
+    FROM plan p LEFT JOIN took t ON t.webhook_id = p.id
+    WHERE w.id = p.id AND p.cap > 0 AND (p.spare = 0 OR t.n > 0)
+    RETURNING w.id),
+  avail AS (
+    SELECT p.id, p.pos, p.cap, coalesce(a.n, 0) AS n FROM plan p
+    LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM within GROUP BY webhook_id) a ON a.webhook_id = p.id),
+  progress AS (
+    SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      AS wanted FROM avail a)
+  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled, p.reached,
+    p.reached AND g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) AS short,
+    CASE WHEN g.n > 0 THEN (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) END AS webhook,
+    NULL::text AS id, NULL::text AS status, NULL::int AS series_attempts, NULL::text AS event_id,
+    NULL::text AS event_type, NULL::bigint AS lease_until, NULL::text AS payload, NULL::bigint AS grank,
+    (SELECT count(*) FROM bumped)::int AS bumped
+  FROM progress g JOIN plan p ON p.id = g.id
+  UNION ALL
+  SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
+    l.lease_until, e.payload, l.grank, NULL
+  FROM leased l JOIN events e ON e.id = l.event_id`;
+const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
+// When every due subscription is locked by another transaction — an ingest lowering its hint, a
+// settle giving places back, another claim: each a short transaction — the claim waits for the
+// first of them instead of coming back empty (one subscription's claims and settles would otherwise
+// keep missing each other).
+const CLAIM_ROUND_WAITING = claimRound("LIMIT 1 FOR UPDATE");
+
+interface ClaimRoundRow {
+  kind: "w" | "d";
+  webhook_id: string;
+  enabled: boolean | null;
+  reached: boolean | null;
+  short: boolean | null;
+  webhook: string | null;
+  id: string | null;
+  status: string | null;
+  series_attempts: number | null;
+  event_id: string | null;
+  event_type: string | null;
+  lease_until: string | number | null;
+  payload: string | null;
+  grank: string | number | null;
 }
 
-// Leases up to $3 due deliveries of one subscription, of which at most $4 not leased before (the
-// rest were under leases that ended). $7: 'any', 'pending' (first attempts only) or 'retrying';
-// $8: only deliveries whose lease ended.
-const LEASE_DUE = `WITH picked AS (
-    SELECT id, next_attempt_at, lease_owner IS NULL AS fresh FROM deliveries
-    WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND next_attempt_at <= $2
-      AND (lease_owner IS NULL OR leased_until <= $2)
-      AND ($7 = 'any' OR status = $7) AND (NOT $8::boolean OR lease_owner IS NOT NULL)
-    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
-  ranked AS (
-    SELECT id, fresh, sum(fresh::int) OVER (ORDER BY next_attempt_at, id) AS nfresh FROM picked),
-  chosen AS (SELECT id, fresh FROM ranked WHERE NOT fresh OR nfresh <= $4)
-  UPDATE deliveries d SET lease_owner = $5, leased_until = $6
-  FROM chosen c
-  WHERE d.id = c.id AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $2
-    AND (d.lease_owner IS NULL OR d.leased_until <= $2)
-  RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
+/** What a claim runs on: statements that commit alone, and transactions. */
+export interface ClaimClient {
+  query: Query;
+  tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+}
 
-export async function claimDue(q: Query, time: DbTime, request: ClaimRequest): Promise<ClaimedDelivery[]> {
+/**
+ * Raises drained subscriptions' hints: each one's due lock tried (exclusively, never waiting), then,
+ * in a later statement of the same transaction, the hints of those taken recomputed (deliveries.ts
+ * says why the two must be apart). A subscription a writer holds now keeps its low hint.
+ */
+async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
+  const [row] = await q<{ ids: string[] | null }>(
+    `SELECT array_agg(u.id) AS ids FROM unnest($1::text[]) AS u(id) WHERE ${DUE_LOCK_TRY("u.id")}`,
+    [webhookIds],
+  );
+  await recomputeDue(q, row?.ids ?? [], dbNow);
+}
+
+export async function claimDue(
+  client: ClaimClient,
+  time: DbTime,
+  request: ClaimRequest,
+): Promise<ClaimedDelivery[]> {
   const { now, owner } = request;
   const dbNow = time.toDb(now);
   const skip: string[] = [];
   const claimed: ClaimedDelivery[] = [];
   let remaining = request.limit;
   let retriesLeft = request.retryLimit;
-  const payloads = new Map<string, string>();
-  while (remaining > 0) {
-    const round = await q<CandidateRow>(
-      `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at,")}
-       WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
-       ORDER BY w.next_due_at LIMIT 32 FOR UPDATE OF w SKIP LOCKED`,
-      [dbNow, skip],
-    );
-    if (round.length === 0) break;
-    let progressed = false;
-    for (const row of round) {
-      skip.push(row.id);
-      if (remaining <= 0) break;
-      const webhook = toWebhook(row);
-      if (!webhook.enabled) {
-        await endQueued(q, webhook.id, "failed", now);
-        await refreshDue(q, webhook.id, dbNow);
+  const short: string[] = [];
+  const disabled: string[] = [];
+  for (let round = 0; remaining > 0; round++) {
+    let rows: ClaimRoundRow[];
+    try {
+      const waiting = round === 1 && skip.length === 0;
+      rows = await client.query<ClaimRoundRow>(waiting ? CLAIM_ROUND_WAITING : CLAIM_ROUND, [
+        dbNow,
+        skip,
+        remaining,
+        Math.max(0, retriesLeft),
+        owner,
+        request.leaseMs,
+        LEASE_MARGIN_MS,
+      ]);
+    } catch (error) {
+      // The leases of earlier rounds are committed: hand them over rather than leave them to end.
+      if (round === 0) throw error;
+      break;
+    }
+    const webhooks = new Map<string, Webhook>();
+    let looked = 0;
+    let unreached = 0;
+    const leases: ClaimRoundRow[] = [];
+    for (const row of rows) {
+      if (row.kind === "d") {
+        leases.push(row);
         continue;
       }
-      const inFlight = row.in_flight;
-      const spare = Math.max(0, webhook.maxInFlight - inFlight);
-      // Room for fresh leases, plus the leases that may have ended (taken over at no new cost).
-      // With no room, only ended leases can be taken, and only once one may have ended.
-      const mayHaveEnded = inFlight > 0 && num(row.lease_check_at) <= dbNow;
-      const take = Math.min(remaining, spare > 0 ? spare + inFlight : mayHaveEnded ? inFlight : 0);
-      if (take <= 0) continue;
-      const leaseUntil = dbNow + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
-      const onlyEnded = spare === 0;
-      const lease = (limit: number, mode: string, freshAllowed: number) =>
-        q<LeasedRow>(LEASE_DUE, [webhook.id, dbNow, limit, freshAllowed, owner, leaseUntil, mode, onlyEnded]);
-      // Retries only within what is left of their share; first attempts always.
-      let rows = retriesLeft >= take ? await lease(take, "any", spare) : await lease(take, "pending", spare);
-      if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
-        const freshLeft = spare - rows.filter((r) => r.fresh).length;
-        rows = rows.concat(await lease(Math.min(retriesLeft, take - rows.length), "retrying", freshLeft));
+      looked++;
+      if (!row.reached) {
+        unreached++;
+        continue;
       }
-      const missing = [...new Set(rows.map((r) => r.event_id))].filter((id) => !payloads.has(id));
-      if (missing.length > 0) {
-        const events = await q<{ id: string; payload: string }>(
-          "SELECT id, payload FROM events WHERE id = ANY($1::text[])",
-          [missing],
-        );
-        for (const event of events) payloads.set(event.id, event.payload);
-      }
-      let fresh = 0;
-      for (const r of rows) {
-        if (r.status === "retrying") retriesLeft--;
-        if (r.fresh) fresh++;
-        claimed.push({
-          id: r.id,
-          leaseOwner: owner,
-          eventId: r.event_id,
-          eventType: r.event_type,
-          payload: payloads.get(r.event_id) ?? "{}",
-          status: r.status as DeliveryStatus,
-          seriesAttempts: r.series_attempts,
-          leaseUntil: time.fromDb(leaseUntil),
-          webhook,
-        });
-      }
-      if (spare === 0) {
-        // Every place is held: the earliest lease end from the rows themselves (a scan of this
-        // subscription's queued rows, at most once per lease length while it stays saturated).
-        await q(
-          `UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = coalesce((SELECT min(leased_until)
-             FROM deliveries WHERE webhook_id = $2 AND status IN ('pending', 'retrying') AND lease_owner IS NOT NULL),
-             ${NO_LEASE}) WHERE id = $2`,
-          [fresh, webhook.id],
-        );
-      } else if (rows.length > 0) {
-        await q(
-          "UPDATE webhooks SET in_flight = in_flight + $1, lease_check_at = least(lease_check_at, $2) WHERE id = $3",
-          [fresh, leaseUntil, webhook.id],
-        );
-      }
-      // next_due_at may be early, never late: a short take drained what was due now.
-      if (rows.length < take) await refreshDue(q, webhook.id, dbNow);
-      remaining -= rows.length;
-      if (rows.length > 0) progressed = true;
+      skip.push(row.webhook_id);
+      if (row.enabled === false) disabled.push(row.webhook_id);
+      else if (row.short) short.push(row.webhook_id);
+      if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
-    if (!progressed) break;
+    if (looked === 0) {
+      if (round === 0) continue; // nothing free: the next round waits for the first due one
+      break;
+    }
+    leases.sort((a, b) => num(a.grank!) - num(b.grank!));
+    for (const r of leases) {
+      if (r.status === "retrying") retriesLeft--;
+      claimed.push({
+        id: r.id!,
+        leaseOwner: owner,
+        eventId: r.event_id!,
+        eventType: r.event_type!,
+        payload: r.payload ?? "{}",
+        status: r.status as DeliveryStatus,
+        seriesAttempts: r.series_attempts!,
+        leaseUntil: time.fromDb(num(r.lease_until!)),
+        webhook: webhooks.get(r.webhook_id)!,
+      });
+    }
+    // Another round while this one found work, or left subscriptions unreached, or locked as many
+    // as it could (those after them may be due; the ones looked at may have drained just now).
+    // Every round adds at least its first subscription to `skip`, so this ends.
+    const full = looked === Math.min(ROUND_WEBHOOKS, remaining);
+    remaining -= leases.length;
+    if (leases.length === 0 && unreached === 0 && !full) break;
+  }
+  // Housekeeping after the leases, which are committed already: a failure here loses nothing (a
+  // hint left low is safe, a disabled subscription is seen again by the next claim).
+  try {
+    if (short.length > 0) await client.tx((q) => raiseDue(q, short, dbNow));
+    for (const webhookId of disabled) {
+      await client.tx(async (q) => {
+        const [row] = await q<{ enabled: boolean }>("SELECT enabled FROM webhooks WHERE id = $1 FOR UPDATE", [
+          webhookId,
+        ]);
+        if (!row || row.enabled) return;
+        await endQueued(q, webhookId, "failed", now);
+        await refreshDue(q, webhookId, dbNow);
+      });
+    }
+  } catch (error) {
+    if (claimed.length === 0) throw error;
   }
   return claimed;
 }
@@ -181,9 +335,13 @@ export async function settleAttempts(
   finals: FinalCount[];
   disable: { webhookId: string; reason: "failing" | "gone" }[];
 }> {
+  // Three statements for the batch: the attempts (taking the due locks of subscriptions that get a
+  // retry, shared: their hints are lowered by the third statement, deliveries.ts), the deliveries,
+  // then every subscription's counters and hint at once.
   const recorded = await insertAttempts(
     q,
     results.map((r) => ({ ...r.attempt, deliveryId: r.deliveryId })),
+    results.filter((r) => r.settlement.action === "retry").map((r) => r.webhookId),
   );
   // A result whose attempt is already recorded was settled by an earlier try of this batch.
   const fresh = results.filter((r) => recorded.has(r.attempt.id));
@@ -224,17 +382,41 @@ export async function settleAttempts(
 
   // Health follows every attempt, applied or not (it reflects the endpoint), counted relatively so
   // settlers on other instances never lose a count; then the domain rule decides.
+  const bySubscription = attemptsBySubscription(fresh);
+  const summaries = bySubscription.map(([, outcomes]) => summarizeAttempts(outcomes));
+  const ids = bySubscription.map(([id]) => id);
+  const rows =
+    ids.length === 0
+      ? []
+      : await q<{
+          id: string;
+          consecutive_failures: number;
+          health_since: string | number;
+          enabled: boolean;
+        }>(
+          `UPDATE webhooks w SET in_flight = greatest(0, w.in_flight - u.freed),
+             consecutive_failures = CASE WHEN u.reset_at IS NULL THEN w.consecutive_failures + u.failures
+               ELSE u.failures END,
+             health_since = coalesce(u.reset_at, w.health_since),
+             next_due_at = CASE WHEN u.due IS NOT NULL AND (w.next_due_at IS NULL OR w.next_due_at > u.due)
+               THEN u.due ELSE w.next_due_at END
+           FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint[])
+             AS u(id, freed, reset_at, failures, due)
+           WHERE w.id = u.id RETURNING w.id, w.consecutive_failures, w.health_since, w.enabled`,
+          [
+            ids,
+            ids.map((id) => freed.get(id) ?? 0),
+            summaries.map((s) => s.resetAt),
+            summaries.map((s) => s.failuresAfter),
+            ids.map((id) => due.get(id) ?? null),
+          ],
+        );
+  const byId = new Map(rows.map((row) => [row.id, row]));
   const disable: { webhookId: string; reason: "failing" | "gone" }[] = [];
-  for (const [webhookId, outcomes] of attemptsBySubscription(fresh)) {
-    const summary = summarizeAttempts(outcomes);
-    const [row] = await q<{ consecutive_failures: number; health_since: string | number; enabled: boolean }>(
-      `UPDATE webhooks SET in_flight = greatest(0, in_flight - $1),
-         consecutive_failures = CASE WHEN $2::bigint IS NULL THEN consecutive_failures + $3 ELSE $3 END,
-         health_since = coalesce($2::bigint, health_since)
-       WHERE id = $4 RETURNING consecutive_failures, health_since, enabled`,
-      [freed.get(webhookId) ?? 0, summary.resetAt, summary.failuresAfter, webhookId],
-    );
-    if (!row) continue;
+  for (const [i, webhookId] of ids.entries()) {
+    const row = byId.get(webhookId);
+    const summary = summaries[i];
+    if (!row || !summary) continue;
     const decision = decideHealth({
       enabled: row.enabled,
       gone: summary.gone,
@@ -246,7 +428,6 @@ export async function settleAttempts(
     });
     if (decision.action === "disable") disable.push({ webhookId, reason: decision.reason });
   }
-  await markDueBy(q, due);
   return { applied, finals, disable };
 }
 
@@ -331,8 +512,11 @@ async function publishInternal(
       now: event.now,
     })),
   );
-  await markDueBy(q, new Map(targets.map((id) => [id, time.toDb(event.now)])));
-  if (targets.length > 0) await q(NOTIFY_WORK);
+  await lowerDue(
+    q,
+    new Map(targets.map((id) => [id, time.toDb(event.now)])),
+    targets.length > 0 ? NOTIFY_WORK : null,
+  );
   return record as EventRecord;
 }
 
@@ -351,13 +535,20 @@ export async function releaseLeases(
      RETURNING d.webhook_id`,
     [dbNow, leases.map((l) => l.deliveryId), leases.map((l) => l.leaseOwner)],
   );
+  if (rows.length === 0) return 0;
   const freed = new Map<string, number>();
   for (const row of rows) freed.set(row.webhook_id, (freed.get(row.webhook_id) ?? 0) + 1);
-  await markDueBy(q, new Map([...freed.keys()].map((id) => [id, dbNow])));
-  for (const [webhookId, n] of freed) {
-    await q("UPDATE webhooks SET in_flight = greatest(0, in_flight - $1) WHERE id = $2", [n, webhookId]);
-  }
-  if (rows.length > 0) await q(NOTIFY_WORK);
+  const ids = [...freed.keys()].sort();
+  await lockDueShared(q, ids);
+  // The places given back and the hints lowered (deliveries.ts: after the due locks) in one statement.
+  await q(
+    `WITH freed AS (
+       UPDATE webhooks w SET in_flight = greatest(0, w.in_flight - u.n),
+         next_due_at = CASE WHEN w.next_due_at IS NULL OR w.next_due_at > $3 THEN $3 ELSE w.next_due_at END
+       FROM unnest($1::text[], $2::int[]) AS u(id, n) WHERE w.id = u.id RETURNING 1)
+     ${NOTIFY_WORK}`,
+    [ids, ids.map((id) => freed.get(id)), dbNow],
+  );
   return rows.length;
 }
 

@@ -5,7 +5,10 @@ import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
 import type { Mode } from "../../domain/mode.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import type { Query } from "./client.ts";
+import type { NewDelivery } from "./deliveries.ts";
+import { FANOUT_VERSION } from "./fanout.ts";
 import { keysetPage, num } from "./keyset.ts";
+import type { DbTime } from "./time.ts";
 
 interface EventRow {
   id: string;
@@ -64,6 +67,73 @@ export async function insertEvents(
     ],
   );
   return events.map(({ event, deliveriesCount }) => ({ ...event, tenantId, mode, deliveriesCount }));
+}
+
+/**
+ * Ingests' writes in one statement: their events, their deliveries, and the hints lowered where
+ * they are later than the new deliveries (without a row lock where they are not). The caller took
+ * the targets' due locks shared in an earlier statement (deliveries.ts). Answers the fan-out
+ * version this statement saw, and whether it wrote.
+ */
+export async function insertIngested(
+  q: Query,
+  time: DbTime,
+  events: readonly { tenantId: string; mode: Mode; event: NewEvent; deliveriesCount: number }[],
+  deliveries: readonly (NewDelivery & { tenantId: string; mode: Mode })[],
+  due: ReadonlyMap<string, number>,
+  /**
+   * Write only if this request holds its idempotency key (the key's row names these events): the
+   * statement may be sent before the answer of the one that took the key (pipelined).
+   */
+  guard?: { tenantId: string; mode: Mode; key: string; eventIds: readonly string[] },
+): Promise<{ version: string; written: boolean }> {
+  const dueIds = [...due.keys()].sort();
+  const ok = guard
+    ? "EXISTS (SELECT 1 FROM idempotency_keys WHERE tenant_id = $19 AND mode = $20 AND key = $21 AND event_ids = $22)"
+    : "true";
+  const [row] = await q<{ version: string | number; written: boolean }>(
+    `WITH ok AS (SELECT ${ok} AS yes),
+     ev AS (
+       INSERT INTO events (id, tenant_id, type, account_id, payload, deliveries_count, created_at, mode)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[], $17::text[])
+       WHERE (SELECT yes FROM ok)
+       RETURNING 1),
+     dl AS (
+       INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+       SELECT id, tenant_id, mode, event_id, webhook_id, event_type, 'pending', due, created, created
+       FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $18::text[])
+         AS u(id, tenant_id, event_id, webhook_id, event_type, due, created, mode)
+       WHERE (SELECT yes FROM ok)
+       RETURNING 1),
+     lowered AS (
+       UPDATE webhooks w SET next_due_at = u.at
+       FROM unnest($15::text[], $16::bigint[]) AS u(id, at)
+       WHERE w.id = u.id AND (w.next_due_at IS NULL OR w.next_due_at > u.at) AND (SELECT yes FROM ok)
+       RETURNING 1)
+     SELECT ${FANOUT_VERSION} AS version, (SELECT yes FROM ok) AS written`,
+    [
+      events.map((e) => e.event.id),
+      events.map((e) => e.tenantId),
+      events.map((e) => e.event.type),
+      events.map((e) => e.event.accountId),
+      events.map((e) => e.event.payload),
+      events.map((e) => e.deliveriesCount),
+      events.map((e) => e.event.createdAt),
+      deliveries.map((d) => d.id),
+      deliveries.map((d) => d.tenantId),
+      deliveries.map((d) => d.eventId),
+      deliveries.map((d) => d.webhookId),
+      deliveries.map((d) => d.eventType),
+      deliveries.map((d) => time.toDb(d.now)),
+      deliveries.map((d) => d.now),
+      dueIds,
+      dueIds.map((id) => due.get(id)),
+      events.map((e) => e.mode),
+      deliveries.map((d) => d.mode),
+      ...(guard ? [guard.tenantId, guard.mode, guard.key, JSON.stringify(guard.eventIds)] : []),
+    ],
+  );
+  return { version: String(row?.version), written: row?.written === true };
 }
 
 export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {
@@ -153,16 +223,44 @@ export async function claimIdempotencyKey(
   eventIds: readonly string[],
   now: number,
 ): Promise<{ requestHash: string; eventIds: string[] } | null> {
-  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, mode];
   const taken = await q(
-    `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at, mode) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (tenant_id, mode, key) DO UPDATE SET request_hash = excluded.request_hash,
-       event_ids = excluded.event_ids, expires_at = excluded.expires_at
-     WHERE k.expires_at <= $7
-     RETURNING 1`,
-    [...params, now],
+    `${IDEMPOTENCY_UPSERT(1)} RETURNING 1`,
+    idempotencyParams(tenantId, mode, key, eventIds, now),
   );
   if (taken.length > 0) return null;
+  return idempotencyHeld(q, tenantId, mode, key, eventIds);
+}
+
+/** The upsert that takes a key unless a live one holds it, its parameters from $`from` (seven). */
+export const IDEMPOTENCY_UPSERT = (from: number) => {
+  const $ = (i: number) => `$${from + i}`;
+  return `INSERT INTO idempotency_keys AS k (tenant_id, key, request_hash, event_ids, expires_at, mode)
+     VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)}, ${$(6)})
+     ON CONFLICT (tenant_id, mode, key) DO UPDATE SET request_hash = excluded.request_hash,
+       event_ids = excluded.event_ids, expires_at = excluded.expires_at
+     WHERE k.expires_at <= ${$(5)}`;
+};
+
+export const idempotencyParams = (
+  tenantId: string,
+  mode: Mode,
+  key: IdempotencyKey,
+  eventIds: readonly string[],
+  now: number,
+): unknown[] => [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, now, mode];
+
+/**
+ * After IDEMPOTENCY_UPSERT did not take the key: the first request's hash and events, or null
+ * when the key is taken over after all (its events are gone).
+ */
+export async function idempotencyHeld(
+  q: Query,
+  tenantId: string,
+  mode: Mode,
+  key: IdempotencyKey,
+  eventIds: readonly string[],
+): Promise<{ requestHash: string; eventIds: string[] } | null> {
+  const params = [tenantId, key.key, key.requestHash, JSON.stringify(eventIds), key.expiresAt, mode];
   // The upsert left the row locked: this transaction decides what happens to it.
   const [first] = await q<{ request_hash: string; event_ids: string; missing: boolean }>(
     `SELECT request_hash, event_ids, EXISTS (SELECT 1 FROM json_array_elements_text(k.event_ids::json) j(id)

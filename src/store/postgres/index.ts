@@ -3,10 +3,11 @@
 // contract's calls, each one transaction at most, none open across an HTTP attempt.
 import { RECOVERABLE_STATUSES, RETRYABLE_STATUSES } from "../../domain/delivery.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
+import { createStatDeltas } from "../../domain/stats.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import { ingestDeltas, settleDeltas } from "../stat-deltas.ts";
+import { ingestDeltas, recordIngest, settleDeltas } from "../stat-deltas.ts";
 import {
   addFinal,
   type DisabledWebhook,
@@ -15,11 +16,11 @@ import {
   type SettleOutcome,
   type Store,
 } from "../store.ts";
-import { createPgClient, type Query } from "./client.ts";
+import { createPgClient, isUnavailable, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
 import * as events from "./events.ts";
-import { createFanout, type Fanout, lockFanoutForChange } from "./fanout.ts";
+import { createFanout, FANOUT_LOCK_SHARED, type Fanout, lockFanoutForChange } from "./fanout.ts";
 import { migrate } from "./migrate.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import * as rows from "./rows.ts";
@@ -81,6 +82,119 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       await lockFanoutForChange(tx);
       return fn(tx);
     });
+
+  // Other instances hear of ingested work by a notification sent after the commit, not inside the
+  // ingest: PostgreSQL serializes every committing transaction that notified on one database-wide
+  // lock, held through its commit flush, which made it the bound on ingest (measured: half the
+  // sessions waiting in COMMIT on Lock:object). One notification at a time per instance, later
+  // ingests folded into the next; its transaction commits without waiting for the flush (a
+  // notification is a hint: this instance's dispatcher is woken directly, and all of them poll).
+  let notifying = false;
+  let notifyAgain = false;
+  const notifyWork = () => {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = true;
+    void (async () => {
+      do {
+        notifyAgain = false;
+        await client
+          .tx(async (tx) => {
+            await tx("SET LOCAL synchronous_commit TO off");
+            await tx(dispatch.NOTIFY_WORK);
+          })
+          .catch(() => {}); // the others poll
+      } while (notifyAgain);
+      notifying = false;
+    })();
+  };
+
+  /** One request in a transaction of its own (keys, or a tenant not cached yet). */
+  const ingestAlone = async (request: IngestRequest): Promise<IngestResult> => {
+    try {
+      // Run again when it fanned out against an old copy of the subscriptions (it is refreshed).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout, shard()));
+          if (queued) notifyWork();
+          return result;
+        } catch (error) {
+          if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
+        }
+      }
+    } catch (error) {
+      if (error instanceof IdempotencyConflict) return { kind: "conflict" };
+      throw error;
+    }
+  };
+
+  // Ingest requests without keys are grouped (SQLite's write batcher does the same): a request
+  // that arrives while fewer than BATCHES transactions of them are running starts one at once with
+  // whatever waits, so nothing waits for a timer; under load each transaction carries many
+  // requests and one commit flush. A batch that fails for another reason than the database being
+  // away is run again one request at a time, so one bad request fails alone.
+  const BATCHES = Math.max(1, Math.floor(options.poolSize / 2));
+  const BATCH_EVENTS = 500;
+  const waiting: {
+    request: IngestRequest;
+    resolve: (r: IngestResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  let batchesRunning = 0;
+  const runBatch = async (batch: typeof waiting) => {
+    const alone: Promise<void>[] = [];
+    const runAlone = (ws: typeof waiting) => {
+      for (const w of ws) alone.push(ingestAlone(w.request).then(w.resolve, w.reject));
+    };
+    let rest = batch;
+    for (let attempt = 1; attempt <= 3 && rest.length > 0; attempt++) {
+      // A tenant whose copy was dropped meanwhile is loaded by a request of its own.
+      runAlone(rest.filter((w) => !fanout.cached(w.request.tenantId)));
+      rest = rest.filter((w) => fanout.cached(w.request.tenantId));
+      if (rest.length === 0) break;
+      const requests = rest.map((w) => w.request);
+      try {
+        const { results, queued } = await client.tx((tx) =>
+          ingestBatch(tx, time, requests, ids, fanout, shard()),
+        );
+        if (queued) notifyWork();
+        for (const [i, w] of rest.entries()) w.resolve(results[i]!);
+        rest = [];
+      } catch (error) {
+        if (error instanceof StaleFanout) continue;
+        if (isUnavailable(error)) for (const w of rest) w.reject(error);
+        else runAlone(rest);
+        rest = [];
+      }
+    }
+    runAlone(rest);
+    await Promise.all(alone);
+  };
+  const pump = () => {
+    while (batchesRunning < BATCHES && waiting.length > 0) {
+      let events = 0;
+      let n = 0;
+      while (n < waiting.length && (n === 0 || events + waiting[n]!.request.events.length <= BATCH_EVENTS)) {
+        events += waiting[n]!.request.events.length;
+        n++;
+      }
+      const batch = waiting.splice(0, n);
+      batchesRunning++;
+      void runBatch(batch).finally(() => {
+        batchesRunning--;
+        pump();
+      });
+    }
+  };
+  const batcher = {
+    add: (request: IngestRequest) =>
+      new Promise<IngestResult>((resolve, reject) => {
+        waiting.push({ request, resolve, reject });
+        pump();
+      }),
+  };
 
   const webhookRefusal = async (tx: Query, webhookId: string) => {
     const webhook = await webhooks.selectWebhook(tx, webhookId);
@@ -170,12 +284,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async ingest(request) {
-      try {
-        return await client.tx((tx) => ingest(tx, time, request, ids, fanout, shard()));
-      } catch (error) {
-        if (error instanceof IdempotencyConflict) return { kind: "conflict" };
-        throw error;
+      if (!request.idempotency && !request.eventKeys?.some((key) => key) && fanout.cached(request.tenantId)) {
+        return batcher.add(request);
       }
+      return ingestAlone(request);
     },
 
     async insertTestEvent(webhook, event) {
@@ -187,7 +299,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         await deliveries.insertDeliveries(tx, time, webhook.tenantId, webhook.mode, [
           { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
         ]);
-        await deliveries.markDueBy(tx, new Map([[webhook.id, time.toDb(event.createdAt)]]));
+        await deliveries.lowerDue(
+          tx,
+          new Map([[webhook.id, time.toDb(event.createdAt)]]),
+          dispatch.NOTIFY_WORK,
+        );
         await stats.addStats(
           tx,
           ingestDeltas(
@@ -197,7 +313,6 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           ),
           shard(),
         );
-        await tx(dispatch.NOTIFY_WORK);
         return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
       });
     },
@@ -214,31 +329,32 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         if (!current) return null;
         if (current.status === "cancelled") return "cancelled";
         // The subscription's row first (the order every writer takes), then the delivery.
+        // The due lock before the row lock: a raise holding the due lock may wait for the row.
+        await deliveries.lockDueShared(tx, [current.webhookId]);
         if (!(await webhooks.lockWebhook(tx, current.webhookId))) return "webhook_deleted";
         const refusal = await webhookRefusal(tx, current.webhookId);
         if (refusal) return refusal;
         if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
-        await deliveries.markDueBy(tx, new Map([[current.webhookId, time.toDb(now)]]));
-        await tx(dispatch.NOTIFY_WORK);
+        await deliveries.lowerDue(tx, new Map([[current.webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         return deliveries.selectDelivery(tx, time, id);
       });
     },
 
     async recoverDeliveries(webhookId, since, until, now) {
       return client.tx(async (tx) => {
+        await deliveries.lockDueShared(tx, [webhookId]); // before the row lock, as above
         if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
         const refusal = await webhookRefusal(tx, webhookId);
         if (refusal) return refusal;
         const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
         if (n > 0) {
-          await deliveries.markDueBy(tx, new Map([[webhookId, time.toDb(now)]]));
-          await tx(dispatch.NOTIFY_WORK);
+          await deliveries.lowerDue(tx, new Map([[webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
         }
         return n;
       });
     },
 
-    claimDue: (request) => client.tx((tx) => dispatch.claimDue(tx, time, request)),
+    claimDue: (request) => dispatch.claimDue(client, time, request),
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
       if (results.length === 0) return { applied: [], disabled: [], finals: [] };
@@ -348,7 +464,20 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   };
 }
 
-/** One ingest request in its own transaction: idempotency, events, fan-out, the wake-up. */
+/** Thrown inside an ingest that fanned out against a copy of the subscriptions older than the database's. */
+class StaleFanout extends Error {}
+
+/**
+ * One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made
+ * deliveries. Two statements between BEGIN and COMMIT: the first takes the fan-out lock, the
+ * targets' due locks (all shared) and the request's idempotency key; the second writes the events,
+ * the deliveries and the lowered hints, and reads the fan-out version (its snapshot starts after
+ * the lock, so it sees every change committed before): if the cached subscriptions the targets came
+ * from are older, the transaction is rolled back and the ingest runs again. With the tenant cached
+ * and no per-event keys, the two are pipelined (sent together): the second writes only if the
+ * first took the key (its row names this request's events). Otherwise they run one after the other,
+ * with the cache loaded or the per-event keys taken between.
+ */
 async function ingest(
   q: Query,
   time: DbTime,
@@ -356,25 +485,105 @@ async function ingest(
   ids: IdGenerator,
   fanout: Fanout,
   shard: number,
-): Promise<IngestResult> {
+): Promise<{ result: IngestResult; queued: boolean }> {
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
-  if (request.idempotency) {
-    const first = await events.claimIdempotencyKey(
-      q,
-      tenantId,
-      mode,
-      request.idempotency,
-      request.events.map((e) => e.id),
-      now,
-    );
-    if (first) {
-      if (first.requestHash !== request.idempotency.requestHash) return { kind: "conflict" };
-      return { kind: "replayed", events: await events.selectEvents(q, first.eventIds) };
-    }
+  // Matched against the cached copy first, so that the statement taking the fan-out lock takes the
+  // targets' due locks too (deliveries.ts: before the statement that lowers their hints). The
+  // same statement takes the request's idempotency key, when it has one.
+  let cached = fanout.cached(tenantId);
+  const targetsOf = new Map<string, string[]>();
+  if (cached) {
+    for (const event of request.events) targetsOf.set(event.id, cached.match(mode, event));
   }
-  await fanout.begin(q);
-  const out: { replayed?: string[]; event?: IngestRequest["events"][number]; targets?: string[] }[] = [];
+  const locked = new Set([...targetsOf.values()].flat());
+  const eventIds = request.events.map((e) => e.id);
+  const lock = `SELECT ${FANOUT_LOCK_SHARED},
+    (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`;
+  if (cached && !(request.eventKeys ?? []).some((key) => key)) {
+    const from = cached;
+    const plan = planIngest([request], (event) => targetsOf.get(event.id) ?? [], ids, time);
+    const key = request.idempotency;
+    const write = () =>
+      events.insertIngested(
+        q,
+        time,
+        plan.fresh,
+        plan.deliveries,
+        plan.due,
+        key ? { tenantId, mode, key: key.key, eventIds } : undefined,
+      );
+    // The statistics aggregates (stats.ts) go with the writes when nothing can stop them; behind a
+    // key, once the key is known to be this request's.
+    const counted = () => stats.addStats(q, ingestDeltas(tenantId, fannedOutOf(plan), mode), shard);
+    const [, written] = await Promise.all([
+      key
+        ? q(`WITH taken AS (${events.IDEMPOTENCY_UPSERT(2)} RETURNING 1) ${lock}`, [
+            [...locked].sort(),
+            ...events.idempotencyParams(tenantId, mode, key, eventIds, now),
+          ])
+        : q(lock, [[...locked].sort()]),
+      write(),
+      ...(key ? [] : [counted()]),
+    ]);
+    let outcome = written;
+    if (key && !outcome.written) {
+      const first = await events.idempotencyHeld(q, tenantId, mode, key, eventIds);
+      if (first) {
+        if (first.requestHash !== key.requestHash) return { result: { kind: "conflict" }, queued: false };
+        return {
+          result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
+          queued: false,
+        };
+      }
+      outcome = await write(); // the key was taken over (its first events are gone)
+    }
+    if (outcome.version !== from.version) {
+      fanout.saw(outcome.version);
+      throw new StaleFanout();
+    }
+    if (key) await counted();
+    return {
+      result: {
+        kind: "accepted",
+        events: plan.fresh.map(({ event, deliveriesCount }) => ({
+          ...event,
+          tenantId,
+          mode,
+          deliveriesCount,
+        })),
+      },
+      queued: plan.deliveries.length > 0,
+    };
+  }
+  if (request.idempotency) {
+    const [row] = await q<{ taken: number }>(
+      `WITH taken AS (${events.IDEMPOTENCY_UPSERT(2)} RETURNING 1) ${lock}, (SELECT count(*) FROM taken)::int AS taken`,
+      [[...locked].sort(), ...events.idempotencyParams(tenantId, mode, request.idempotency, eventIds, now)],
+    );
+    const first = row?.taken
+      ? null
+      : await events.idempotencyHeld(q, tenantId, mode, request.idempotency, eventIds);
+    if (first) {
+      if (first.requestHash !== request.idempotency.requestHash)
+        return { result: { kind: "conflict" }, queued: false };
+      return {
+        result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
+        queued: false,
+      };
+    }
+  } else {
+    await q(lock, [[...locked].sort()]);
+  }
+  if (!cached) {
+    for (const event of request.events) {
+      targetsOf.set(event.id, await fanout.match(q, tenantId, mode, event));
+    }
+    cached = fanout.cached(tenantId);
+    const more = [...new Set([...targetsOf.values()].flat())].filter((id) => !locked.has(id));
+    await deliveries.lockDueShared(q, more);
+  }
+  const out: { replayed?: string[]; event?: IngestRequest["events"][number] }[] = [];
   let created = 0;
   const fresh: { event: IngestRequest["events"][number]; deliveriesCount: number }[] = [];
   const newDeliveries: deliveries.NewDelivery[] = [];
@@ -393,7 +602,7 @@ async function ingest(
         continue;
       }
     }
-    const targets = await fanout.match(q, tenantId, mode, event);
+    const targets = targetsOf.get(event.id) ?? [];
     out.push({ event });
     fresh.push({ event, deliveriesCount: targets.length });
     created++;
@@ -409,8 +618,24 @@ async function ingest(
       due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
     }
   }
-  const inserted = new Map((await events.insertEvents(q, tenantId, mode, fresh)).map((e) => [e.id, e]));
-  await deliveries.insertDeliveries(q, time, tenantId, mode, newDeliveries);
+  if (fresh.length > 0) {
+    const { version } = await events.insertIngested(
+      q,
+      time,
+      fresh.map((f) => ({ ...f, tenantId, mode })),
+      newDeliveries.map((d) => ({ ...d, tenantId, mode })),
+      due,
+    );
+    if (version !== cached?.version) {
+      fanout.saw(version);
+      throw new StaleFanout();
+    }
+    const fannedOut = fannedOutOf({ fresh, deliveries: newDeliveries });
+    await stats.addStats(q, ingestDeltas(tenantId, fannedOut, mode), shard);
+  }
+  const inserted = new Map(
+    fresh.map(({ event, deliveriesCount }) => [event.id, { ...event, tenantId, mode, deliveriesCount }]),
+  );
   const replayedIds = out.flatMap((o) => o.replayed ?? []);
   const replayed = new Map((await events.selectEvents(q, replayedIds)).map((e) => [e.id, e]));
   const records = out.flatMap((o) =>
@@ -418,7 +643,8 @@ async function ingest(
       ? o.replayed.map((id) => replayed.get(id)).filter((e) => e !== undefined)
       : [inserted.get(o.event!.id)!],
   );
-  if (request.idempotency) {
+  // The key was taken with the request's own event ids: written again only when replays changed them.
+  if (request.idempotency && records.map((e) => e.id).join("\n") !== eventIds.join("\n")) {
     await events.setIdempotencyEvents(
       q,
       tenantId,
@@ -427,22 +653,139 @@ async function ingest(
       records.map((e) => e.id),
     );
   }
-  // Last, so the subscription rows are locked for the shortest time; the notification goes out at commit.
-  await deliveries.markDueBy(q, due);
-  // The statistics aggregates (stats.ts): one statement, after the subscription rows.
+  const result: IngestResult =
+    created === 0 && records.length > 0
+      ? { kind: "replayed", events: records }
+      : { kind: "accepted", events: records };
+  return { result, queued: newDeliveries.length > 0 };
+}
+
+/** The events of requests with no per-event keys, their deliveries and the due times they set. */
+function planIngest(
+  requests: readonly IngestRequest[],
+  targetsOf: (event: IngestRequest["events"][number], tenantId: string, mode: Mode) => string[],
+  ids: IdGenerator,
+  time: DbTime,
+) {
+  const fresh: {
+    tenantId: string;
+    mode: Mode;
+    event: IngestRequest["events"][number];
+    deliveriesCount: number;
+  }[] = [];
+  const newDeliveries: (deliveries.NewDelivery & { tenantId: string; mode: Mode })[] = [];
+  const due = new Map<string, number>();
+  for (const { tenantId, events, mode = DEFAULT_MODE } of requests) {
+    for (const event of events) {
+      const targets = targetsOf(event, tenantId, mode);
+      fresh.push({ tenantId, mode, event, deliveriesCount: targets.length });
+      const at = time.toDb(event.createdAt);
+      for (const webhookId of targets) {
+        newDeliveries.push({
+          id: ids.next("dlv"),
+          tenantId,
+          mode,
+          eventId: event.id,
+          webhookId,
+          eventType: event.type,
+          now: event.createdAt,
+        });
+        due.set(webhookId, Math.min(due.get(webhookId) ?? at, at));
+      }
+    }
+  }
+  return { fresh, deliveries: newDeliveries, due };
+}
+
+/** The statistics deltas of a group of requests (each its tenant's and mode's). */
+function groupDeltas(
+  requests: readonly IngestRequest[],
+  plan: ReturnType<typeof planIngest>,
+): ReturnType<typeof ingestDeltas> {
+  const deltas = createStatDeltas();
+  for (const request of requests) {
+    const ids = new Set(request.events.map((e) => e.id));
+    recordIngest(
+      deltas,
+      request.tenantId,
+      fannedOutOf({
+        fresh: plan.fresh.filter((f) => ids.has(f.event.id)),
+        deliveries: plan.deliveries.filter((d) => ids.has(d.eventId)),
+      }),
+      request.mode ?? DEFAULT_MODE,
+    );
+  }
+  return { kind: "events", deltas: deltas.list() };
+}
+
+/** Each fresh event with the webhooks it was fanned out to, for the statistics (stat-deltas.ts). */
+function fannedOutOf(plan: {
+  fresh: readonly { event: { id: string; createdAt: number } }[];
+  deliveries: readonly { eventId: string; webhookId: string }[];
+}): { createdAt: number; webhookIds: string[] }[] {
   const targetsOf = new Map<string, string[]>();
-  for (const d of newDeliveries) {
+  for (const d of plan.deliveries) {
     const targets = targetsOf.get(d.eventId);
     if (targets) targets.push(d.webhookId);
     else targetsOf.set(d.eventId, [d.webhookId]);
   }
-  const fannedOut = fresh.map(({ event }) => ({
+  return plan.fresh.map(({ event }) => ({
     createdAt: event.createdAt,
     webhookIds: targetsOf.get(event.id) ?? [],
   }));
-  await stats.addStats(q, ingestDeltas(tenantId, fannedOut, mode), shard);
-  if (newDeliveries.length > 0) await q(dispatch.NOTIFY_WORK);
-  return created === 0 && records.length > 0
-    ? { kind: "replayed", events: records }
-    : { kind: "accepted", events: records };
+}
+
+/**
+ * Several ingest requests without idempotency keys, of tenants whose subscriptions are cached, in
+ * one transaction (group commit: one commit flush for all): the two statements of `ingest`,
+ * pipelined. Answers each request's events, in order; StaleFanout when a cached copy was older
+ * than the database's version.
+ */
+async function ingestBatch(
+  q: Query,
+  time: DbTime,
+  requests: readonly IngestRequest[],
+  ids: IdGenerator,
+  fanout: Fanout,
+  shard: number,
+): Promise<{ results: IngestResult[]; queued: boolean }> {
+  const versions = new Set<string>();
+  const copies = new Map<string, NonNullable<ReturnType<Fanout["cached"]>>>();
+  for (const { tenantId } of requests) {
+    const copy = fanout.cached(tenantId);
+    if (!copy) throw new StaleFanout();
+    copies.set(tenantId, copy);
+    versions.add(copy.version);
+  }
+  const plan = planIngest(
+    requests,
+    (event, tenantId, mode) => copies.get(tenantId)?.match(mode, event) ?? [],
+    ids,
+    time,
+  );
+  const targets = [...new Set(plan.deliveries.map((d) => d.webhookId))].sort();
+  const [, written] = await Promise.all([
+    q(
+      `SELECT ${FANOUT_LOCK_SHARED},
+         (SELECT count(${deliveries.DUE_LOCK_SHARED("u.id")}) FROM unnest($1::text[]) AS u(id))`,
+      [targets],
+    ),
+    events.insertIngested(q, time, plan.fresh, plan.deliveries, plan.due),
+    // The statistics aggregates (stats.ts), one statement for the group: its requests' deltas.
+    stats.addStats(q, groupDeltas(requests, plan), shard),
+  ]);
+  if (versions.size !== 1 || !versions.has(written.version)) {
+    fanout.saw(written.version);
+    throw new StaleFanout();
+  }
+  const records = new Map(
+    plan.fresh.map(({ tenantId, mode, event, deliveriesCount }) => [
+      event.id,
+      { ...event, tenantId, mode, deliveriesCount },
+    ]),
+  );
+  return {
+    results: requests.map((r) => ({ kind: "accepted", events: r.events.map((e) => records.get(e.id)!) })),
+    queued: plan.deliveries.length > 0,
+  };
 }
