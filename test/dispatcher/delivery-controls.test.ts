@@ -4,13 +4,17 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { createTestDaemon, type TestDaemon } from "../support/daemon.ts";
+import { type IntervalReceiver, startIntervalReceiver } from "../support/multi-instance.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 let t: TestDaemon | undefined;
 let r: Receiver | undefined;
+let slow: IntervalReceiver | undefined;
 
 afterEach(async () => {
+  await slow?.close();
+  slow = undefined;
   await r?.stop();
   await t?.close();
   r = t = undefined;
@@ -122,11 +126,15 @@ describe("ordering: fifo", () => {
 
   test("50 events published at once arrive one at a time in creation order", async () => {
     await setup("[50ms]");
-    const hook = await createWebhook({ url: r!.url("/fifo"), ordering: "fifo", max_in_flight: 16 });
+    // A receiver that takes a moment over each request, so two at once would show.
+    slow = startIntervalReceiver({ delayMs: { "/fifo": 5 } });
+    const hook = await createWebhook({ url: slow.url("/fifo"), ordering: "fifo", max_in_flight: 16 });
     const unordered = await createWebhook({ url: r!.url("/any") });
     const events = await Promise.all(Array.from({ length: 50 }, () => publish()));
-    await r!.waitForRequests(50, "/fifo");
-    expect(receivedIds("/fifo")).toEqual(creationOrder(events));
+    const rx = slow;
+    await waitFor(() => rx.delivered("/fifo").size === 50, { what: "50 FIFO deliveries" });
+    expect(rx.intervals.map((i) => i.id)).toEqual(creationOrder(events));
+    expect(rx.maxOpen("/fifo")).toBe(1);
     await r!.waitForRequests(50, "/any");
     expect(hook.max_in_flight).toBe(16); // stored as set; enforced as 1
     expect(unordered.ordering).toBe("unordered");
@@ -134,10 +142,13 @@ describe("ordering: fifo", () => {
 
   test("a batch (one creation time) goes in event id order", async () => {
     await setup("[50ms]");
-    await createWebhook({ url: r!.url("/fifo"), ordering: "fifo" });
+    slow = startIntervalReceiver({ delayMs: { "/fifo": 5 } });
+    await createWebhook({ url: slow.url("/fifo"), ordering: "fifo" });
     const events = await publishBatch(30);
-    await r!.waitForRequests(30, "/fifo");
-    expect(receivedIds("/fifo")).toEqual(creationOrder(events));
+    const rx = slow;
+    await waitFor(() => rx.delivered("/fifo").size === 30, { what: "30 FIFO deliveries" });
+    expect(rx.intervals.map((i) => i.id)).toEqual(creationOrder(events));
+    expect(rx.maxOpen("/fifo")).toBe(1);
   });
 });
 
