@@ -109,6 +109,8 @@ describe("ordering: fifo", () => {
     const headDone = Date.parse(a1.at(-1).started_at) + a1.at(-1).duration_ms;
     // Event 2's only attempt started after the head's success, and within a moment of it.
     expect(Date.parse(a2.started_at)).toBeGreaterThanOrEqual(headDone - 1);
+    // "At once": not after the head's lease would have ended (at least 5 s: timeout + margin).
+    expect(Date.parse(a2.started_at) - headDone).toBeLessThan(3000);
     for (let i = 1; i < a1.length; i++)
       expect(Date.parse(a1[i].started_at)).toBeLessThan(Date.parse(a2.started_at));
   });
