@@ -13,6 +13,7 @@ import { backlog } from "./scenarios/backlog.ts";
 import { ceiling } from "./scenarios/ceiling.ts";
 import { delivery } from "./scenarios/delivery.ts";
 import { fanOut } from "./scenarios/fan-out.ts";
+import { fifo } from "./scenarios/fifo.ts";
 import { footprint } from "./scenarios/footprint.ts";
 import { ingest } from "./scenarios/ingest.ts";
 import { isolation } from "./scenarios/isolation.ts";
@@ -25,6 +26,7 @@ const SCENARIOS: Scenario[] = [
   ceiling,
   ingest,
   delivery,
+  fifo,
   latency,
   fanOut,
   isolation,

@@ -20,6 +20,7 @@ const POSTGRES_TESTS = [
   "test/reliability/",
   "test/cli/",
   "test/dispatcher/delivery.test.ts",
+  "test/dispatcher/delivery-controls.test.ts",
   "test/domain/webhook-url.test.ts",
 ];
 

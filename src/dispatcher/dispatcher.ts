@@ -5,6 +5,7 @@
 import { StorageUnavailableError } from "../domain/errors.ts";
 import { decideRetry, parseRetryAfter, type RetrySchedule } from "../domain/retry.ts";
 import { liveSecrets, signPayload } from "../domain/signer.ts";
+import { effectiveMaxInFlight } from "../domain/webhook.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { IdGenerator } from "../runtime/ids.ts";
@@ -164,7 +165,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const webhookId = delivery.webhook.id;
     flights.add(flight);
     perWebhook.set(webhookId, (perWebhook.get(webhookId) ?? 0) + 1);
-    maxPerWebhook.set(webhookId, delivery.webhook.maxInFlight);
+    maxPerWebhook.set(webhookId, effectiveMaxInFlight(delivery.webhook));
     if (flight.isRetry) retriesInFlight++;
     metrics.inFlight.set(flights.size);
     attempt(delivery)

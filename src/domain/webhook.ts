@@ -32,9 +32,9 @@ export interface Webhook {
   maxInFlight: number;
   /** Matched against each event at fan-out; null delivers every event of its types and accounts. */
   filter: Filter | null;
-  /** Stored and validated here; enforced by the claim. */
+  /** `fifo`: one attempt at a time, in event creation order (enforced by the claim). */
   ordering: Ordering;
-  /** At most this many attempts a second (stored and validated here; enforced by the claim). */
+  /** At most this many attempts started within any one second (enforced by the claim). */
   rateLimit: number | null;
   signatureScheme: SignatureScheme;
   /** The current signing secret (`whsec_…`), or for `v1a` the Ed25519 private key (`whsk_…`). */
@@ -46,6 +46,11 @@ export interface Webhook {
   healthSince: number;
   createdAt: number;
   updatedAt: number;
+}
+
+/** How many attempts of the subscription may be in flight at once: 1 for a FIFO one, whatever is set. */
+export function effectiveMaxInFlight(webhook: Pick<Webhook, "ordering" | "maxInFlight">): number {
+  return webhook.ordering === "fifo" ? 1 : webhook.maxInFlight;
 }
 
 export interface UrlPolicy extends AddressPolicy {

@@ -126,14 +126,18 @@ const filterField = z
 
 const orderingField = z
   .enum(ORDERINGS, { error: "must be 'unordered' or 'fifo'" })
-  .describe("fifo: one attempt at a time, in the order the events were created (SPEC §3 Order).");
+  .describe(
+    "fifo: one attempt at a time (max_in_flight counts as 1), in the order the events were created (ties by event id); a failing delivery holds the later ones pending until it ends, then the next goes at once; a manual retry of an older delivery waits for the attempt in flight. unordered: no per-webhook order. See docs/ordering-and-rate-limits.md.",
+  );
 const rateLimitField = z
   .number({ error: "must be a whole number or null" })
   .int("must be a whole number")
   .min(1)
   .max(MAX_RATE_LIMIT)
   .nullable()
-  .describe(`At most this many attempts a second to this webhook, 1-${MAX_RATE_LIMIT}; null for no limit.`);
+  .describe(
+    `At most this many attempts started within any one-second window (a burst of N, then about N a second), for all instances together, 1-${MAX_RATE_LIMIT}; deliveries over it wait (pending or retrying), are not counted as attempts and never fail for it. null for no limit.`,
+  );
 const signatureSchemeField = z
   .enum(SIGNATURE_SCHEMES, { error: "must be 'v1' or 'v1a'" })
   .describe(

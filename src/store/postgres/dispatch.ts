@@ -35,6 +35,7 @@ import {
   recomputeDue,
   refreshDue,
 } from "./deliveries.ts";
+import { claimControlled } from "./delivery-controls.ts";
 import { insertEvents } from "./events.ts";
 import type { Fanout } from "./fanout.ts";
 import { num, numOrNull } from "./keyset.ts";
@@ -94,15 +95,16 @@ const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => 
  * locked, one 'd' row per lease.
  */
 const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
-    SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at
+    SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at,
+      w.ordering = 'fifo' OR w.rate_limit IS NOT NULL AS controlled
     FROM webhooks w
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
     ORDER BY w.next_due_at ${lock}),
   caps AS (
-    SELECT l.id, l.enabled, l.next_due_at, l.in_flight,
-      CASE WHEN l.enabled THEN greatest(0, l.max_in_flight - l.in_flight) ELSE 0 END AS spare,
-      l.enabled AND l.in_flight > 0 AND l.lease_check_at <= $1 AS may_end,
-      CASE WHEN NOT l.enabled THEN 0
+    SELECT l.id, l.enabled, l.next_due_at, l.in_flight, l.controlled,
+      CASE WHEN l.enabled AND NOT l.controlled THEN greatest(0, l.max_in_flight - l.in_flight) ELSE 0 END AS spare,
+      l.enabled AND NOT l.controlled AND l.in_flight > 0 AND l.lease_check_at <= $1 AS may_end,
+      CASE WHEN NOT l.enabled OR l.controlled THEN 0
            ELSE greatest(0, l.max_in_flight - l.in_flight)
              + CASE WHEN l.in_flight > 0 AND l.lease_check_at <= $1 THEN l.in_flight ELSE 0 END
       END AS cap,
@@ -165,7 +167,7 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   progress AS (
     SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
       AS wanted FROM avail a)
-  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled, p.reached,
+  SELECT 'w' AS kind, g.id AS webhook_id, p.enabled, p.reached, p.controlled,
     p.reached AND g.cap > 0 AND g.wanted > 0 AND g.n < least(g.cap, g.wanted) AS short,
     CASE WHEN g.n > 0 THEN (SELECT row_to_json(x)::text FROM (${WEBHOOK_SELECT} WHERE w.id = g.id) x) END AS webhook,
     NULL::text AS id, NULL::text AS status, NULL::int AS series_attempts, NULL::text AS event_id,
@@ -173,7 +175,7 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     (SELECT count(*) FROM bumped)::int AS bumped
   FROM progress g JOIN plan p ON p.id = g.id
   UNION ALL
-  SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
+  SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
     l.lease_until, e.payload, l.grank, NULL
   FROM leased l JOIN events e ON e.id = l.event_id`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
@@ -188,6 +190,8 @@ interface ClaimRoundRow {
   webhook_id: string;
   enabled: boolean | null;
   reached: boolean | null;
+  /** FIFO or rate-limited: left alone by the statement, claimed by claimControlled. */
+  controlled: boolean | null;
   short: boolean | null;
   webhook: string | null;
   id: string | null;
@@ -232,6 +236,7 @@ export async function claimDue(
   let retriesLeft = request.retryLimit;
   const short: string[] = [];
   const disabled: string[] = [];
+  const controlled: string[] = [];
   for (let round = 0; remaining > 0; round++) {
     let rows: ClaimRoundRow[];
     try {
@@ -266,6 +271,7 @@ export async function claimDue(
       }
       skip.push(row.webhook_id);
       if (row.enabled === false) disabled.push(row.webhook_id);
+      else if (row.controlled) controlled.push(row.webhook_id);
       else if (row.short) short.push(row.webhook_id);
       if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
@@ -294,6 +300,30 @@ export async function claimDue(
     const full = looked === Math.min(ROUND_WEBHOOKS, remaining);
     remaining -= leases.length;
     if (leases.length === 0 && unreached === 0 && !full) break;
+  }
+  // FIFO and rate-limited subscriptions the rounds passed over, each in a transaction of its own
+  // under its row lock (delivery-controls.ts), with what is left of the claim.
+  for (const webhookId of controlled) {
+    if (remaining <= 0) break;
+    let taken: ClaimedDelivery[];
+    try {
+      taken = await client.tx((q) =>
+        claimControlled(q, time, webhookId, {
+          dbNow,
+          owner,
+          leaseMs: request.leaseMs,
+          leaseMarginMs: LEASE_MARGIN_MS,
+          limit: remaining,
+          retriesLeft,
+        }),
+      );
+    } catch (error) {
+      if (claimed.length === 0) throw error;
+      break;
+    }
+    for (const d of taken) if (d.status === "retrying") retriesLeft--;
+    remaining -= taken.length;
+    claimed.push(...taken);
   }
   // Housekeeping after the leases, which are committed already: a failure here loses nothing (a
   // hint left low is safe, a disabled subscription is seen again by the next claim).
@@ -374,10 +404,12 @@ export async function settleAttempts(
   }
   const freed = new Map<string, number>();
   const due = new Map<string, number>();
+  const ended = new Set<string>();
   for (const row of updated) {
     freed.set(row.webhook_id, (freed.get(row.webhook_id) ?? 0) + 1);
     const at = numOrNull(row.retry_at);
     if (at !== null) due.set(row.webhook_id, Math.min(due.get(row.webhook_id) ?? at, at));
+    else ended.add(row.webhook_id);
   }
 
   // Health follows every attempt, applied or not (it reflects the endpoint), counted relatively so
@@ -399,9 +431,13 @@ export async function settleAttempts(
                ELSE u.failures END,
              health_since = coalesce(u.reset_at, w.health_since),
              next_due_at = CASE WHEN u.due IS NOT NULL AND (w.next_due_at IS NULL OR w.next_due_at > u.due)
-               THEN u.due ELSE w.next_due_at END
-           FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint[])
-             AS u(id, freed, reset_at, failures, due)
+                 THEN u.due
+               -- A FIFO head ended: the next one may go now (its hint was the lease's end).
+               WHEN u.ended AND w.ordering = 'fifo' AND (w.next_due_at IS NULL OR w.next_due_at > $6)
+                 THEN $6
+               ELSE w.next_due_at END
+           FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint[], $7::boolean[])
+             AS u(id, freed, reset_at, failures, due, ended)
            WHERE w.id = u.id RETURNING w.id, w.consecutive_failures, w.health_since, w.enabled`,
           [
             ids,
@@ -409,6 +445,8 @@ export async function settleAttempts(
             summaries.map((s) => s.resetAt),
             summaries.map((s) => s.failuresAfter),
             ids.map((id) => due.get(id) ?? null),
+            time.toDb(now),
+            ids.map((id) => ended.has(id)),
           ],
         );
   const byId = new Map(rows.map((row) => [row.id, row]));

@@ -247,6 +247,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
           await webhooks.capPreviousSecrets(tx, id, now);
           await webhooks.deleteExpiredSecrets(tx, id, now);
         }
+        if (changes.ordering !== undefined || changes.rateLimit !== undefined) {
+          // The hint was set under the old rules (a FIFO head's, a rate window's): due now, the
+          // next claim sets it under the new ones. The update holds the row, as a claim would.
+          await tx("UPDATE webhooks SET next_due_at = least(next_due_at, $2) WHERE id = $1", [
+            id,
+            time.toDb(now),
+          ]);
+        }
         if (changes.enabled === false) {
           failed = await deliveries.endQueued(tx, id, "failed", now);
           await deliveries.refreshDue(tx, id, time.toDb(now));

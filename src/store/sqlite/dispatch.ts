@@ -2,9 +2,11 @@
 // leases, and the queue's shape for /metrics.
 import type { Database } from "bun:sqlite";
 import type { DeliveryStatus } from "../../domain/delivery.ts";
+import { type RateLog, rateAllowance, recordStarts } from "../../domain/delivery-rate.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
+import { effectiveMaxInFlight } from "../../domain/webhook.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
@@ -20,6 +22,14 @@ import type {
 } from "../store.ts";
 import { addFinal } from "../store.ts";
 import { failQueued, insertAttempt, insertDelivery, markDueBy, refreshDue } from "./deliveries.ts";
+import {
+  type LeasedRow,
+  leaseFifoHead,
+  raiseDue,
+  readRateLog,
+  refreshFifoDueOf,
+  writeRateLog,
+} from "./delivery-controls.ts";
 import { insertEvent } from "./events.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
 import { selectWebhook } from "./webhooks.ts";
@@ -120,10 +130,7 @@ export function claimDue(
   );
   // Leases up to LIMIT due deliveries of one subscription in one statement. Mode: 0 first attempts
   // only, 1 any, 2 retries only.
-  const leaseDue = db.query<
-    { id: string; status: string; series_attempts: number; event_id: string; event_type: string },
-    [number, string, string, number, number, number]
-  >(
+  const leaseDue = db.query<LeasedRow, [number, string, string, number, number, number]>(
     `UPDATE deliveries SET next_attempt_at = ?1, lease_owner = ?2
      WHERE rowid IN (SELECT rowid FROM deliveries
        WHERE webhook_id = ?3 AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?4
@@ -143,29 +150,59 @@ export function claimDue(
         continue;
       }
       const webhook = selectWebhook(db, webhookId);
-      if (webhook) caps.set(webhookId, webhook.maxInFlight);
+      if (webhook) caps.set(webhookId, effectiveMaxInFlight(webhook));
       if (!webhook?.enabled) {
         if (webhook) failQueued(db, webhookId, now);
         refreshDue(db, webhookId);
         skip.add(webhookId);
         continue;
       }
-      const spare = webhook.maxInFlight - leases.count(webhookId, now) - (inFlight.get(webhookId) ?? 0);
+      const spare =
+        effectiveMaxInFlight(webhook) - leases.count(webhookId, now) - (inFlight.get(webhookId) ?? 0);
       if (spare <= 0) {
         skip.add(webhookId);
         continue;
       }
-      const take = Math.min(spare, remaining);
+      // A rate-limited subscription takes what its window has left; with none left it waits,
+      // its hint raised to when some is free (so nothing claims it again before then).
+      let room = spare;
+      let rateLog: RateLog | null = null;
+      if (webhook.rateLimit !== null) {
+        rateLog = readRateLog(db, webhookId);
+        const allowance = rateAllowance(rateLog, webhook.rateLimit, now);
+        if (allowance.freeAt !== null) {
+          raiseDue(db, webhookId, allowance.freeAt);
+          skip.add(webhookId);
+          continue;
+        }
+        room = Math.min(room, allowance.allowed);
+      }
+      const take = Math.min(room, remaining);
       const leaseUntil = now + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
-      // Retries only within what is left of their share; first attempts always.
-      let rows =
-        retriesLeft >= take
-          ? leaseDue.all(leaseUntil, owner, webhookId, now, 1, take)
-          : leaseDue.all(leaseUntil, owner, webhookId, now, 0, take);
-      if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
-        rows = rows.concat(
-          leaseDue.all(leaseUntil, owner, webhookId, now, 2, Math.min(retriesLeft, take - rows.length)),
-        );
+      let rows: LeasedRow[];
+      if (webhook.ordering === "fifo") {
+        // Only its head, and only when nothing of it is in flight; the hint follows the head.
+        rows = leaseFifoHead(db, webhookId, now, { until: leaseUntil, owner }, retriesLeft > 0);
+      } else {
+        // Retries only within what is left of their share; first attempts always.
+        rows =
+          retriesLeft >= take
+            ? leaseDue.all(leaseUntil, owner, webhookId, now, 1, take)
+            : leaseDue.all(leaseUntil, owner, webhookId, now, 0, take);
+        if (retriesLeft > 0 && retriesLeft < take && rows.length < take) {
+          rows = rows.concat(
+            leaseDue.all(leaseUntil, owner, webhookId, now, 2, Math.min(retriesLeft, take - rows.length)),
+          );
+        }
+        // next_due_at may be early, never late: while a full take may have left more due, it stays
+        // as it is (the next claim that finds fewer refreshes it); a short take drained what was due.
+        if (rows.length < take) refreshDue(db, webhookId);
+      }
+      if (rateLog !== null && webhook.rateLimit !== null && rows.length > 0) {
+        const logged = recordStarts(rateLog, now, rows.length);
+        writeRateLog(db, webhookId, logged);
+        const left = rateAllowance(logged, webhook.rateLimit, now);
+        if (left.freeAt !== null) raiseDue(db, webhookId, left.freeAt);
       }
       const missing = [...new Set(rows.map((row) => row.event_id))].filter((id) => !payloads.has(id));
       if (missing.length > 0) {
@@ -187,14 +224,11 @@ export function claimDue(
         });
       }
       const taken = rows.length;
-      // next_due_at may be early, never late: while a full take may have left more due, it stays
-      // as it is (the next claim that finds fewer refreshes it); a short take drained what was due.
-      if (taken < take) refreshDue(db, webhookId);
       inFlight.set(webhookId, (inFlight.get(webhookId) ?? 0) + taken);
       remaining -= taken;
       if (taken > 0) progressed = true;
-      // Nothing more to take from it in this claim: at its cap, drained, or only retries left.
-      if (taken === 0 || taken >= spare) skip.add(webhookId);
+      // Nothing more to take from it in this claim: at its cap or rate, drained, or only retries left.
+      if (taken === 0 || taken >= room) skip.add(webhookId);
     }
     if (!progressed) break;
   }
@@ -219,6 +253,7 @@ export function settle(
   const applied: boolean[] = [];
   const disabled: DisabledWebhook[] = [];
   const finals: FinalCount[] = [];
+  const settledWebhooks = new Set<string>();
 
   for (const result of results) {
     const { attempt, settlement } = result;
@@ -243,11 +278,15 @@ export function settle(
       ).changes;
     applied.push(changed > 0);
     if (changed > 0) {
+      settledWebhooks.add(result.webhookId);
       if (settlement.action === "retry") markDueBy(db, result.webhookId, settlement.at);
       const final = FINAL_OF[settlement.action];
       if (final) addFinal(finals, final, result.mode ?? DEFAULT_MODE);
     }
   }
+
+  // A FIFO subscription's next head may go now (or its head retries later): its hint follows.
+  refreshFifoDueOf(db, settledWebhooks, now);
 
   // The subscription's health follows every attempt, applied or not: it reflects the endpoint.
   // Counted once per subscription for the batch, then decided by the domain rule.

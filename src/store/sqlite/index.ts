@@ -17,6 +17,7 @@ import type {
   Store,
 } from "../store.ts";
 import * as deliveries from "./deliveries.ts";
+import * as controls from "./delivery-controls.ts";
 import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
 import * as events from "./events.ts";
@@ -176,6 +177,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
             webhooks.deleteExpiredSecrets(db, id, now);
           }
           const updated = webhooks.selectWebhook(db, id);
+          if (updated && (changes.ordering !== undefined || changes.rateLimit !== undefined)) {
+            // The hint follows the rules it was set under: recompute it under the new ones.
+            if (updated.ordering === "fifo") controls.refreshFifoDue(db, id, now);
+            else deliveries.refreshDue(db, id);
+          }
           if (changes.enabled === false) {
             leases.forgetWebhook(id);
             const failed = deliveries.failQueued(db, id, now);

@@ -5,6 +5,7 @@ import m0002 from "./0002_mode.sql" with { type: "text" };
 import m0003 from "./0003_webhook_controls.sql" with { type: "text" };
 import m0004 from "./0004_portal_stats.sql" with { type: "text" };
 import m0005 from "./0005_claim.sql" with { type: "text" };
+import m0006 from "./0006_fifo.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -18,4 +19,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: "webhook_controls", sql: m0003 },
   { version: 4, name: "portal_stats", sql: m0004 },
   { version: 5, name: "claim", sql: m0005 },
+  { version: 6, name: "fifo", sql: m0006 },
 ];

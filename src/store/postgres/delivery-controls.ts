@@ -1,0 +1,217 @@
+// The claim of a FIFO or rate-limited subscription on PostgreSQL (SPEC §3 "Order", "Rate limit",
+// §6), exact across instances: one transaction holds the subscription's row lock (FOR UPDATE SKIP
+// LOCKED, so its claimers are serialised and another instance passes it by), chooses the FIFO head
+// or the window's allowance under it, and writes the leases, in_flight and the rate log before it
+// commits. The one-statement claim (dispatch.ts) hands these subscriptions over untouched; the
+// unordered ones never come here.
+import type { DeliveryStatus } from "../../domain/delivery.ts";
+import { parseRateLog, rateAllowance, recordStarts } from "../../domain/delivery-rate.ts";
+import { effectiveMaxInFlight } from "../../domain/webhook.ts";
+import type { ClaimedDelivery } from "../store.ts";
+import type { Query } from "./client.ts";
+import { DUE_LOCK_TRY, recomputeDue } from "./deliveries.ts";
+import { num } from "./keyset.ts";
+import type { DbTime } from "./time.ts";
+import { toWebhook, WEBHOOK_SELECT, type WebhookRow } from "./webhooks.ts";
+
+/** lease_check_at when no lease is held (as dispatch.ts). */
+const NO_LEASE = "9007199254740991";
+const QUEUED = "status IN ('pending', 'retrying')";
+
+type ControlledRow = WebhookRow & {
+  in_flight: number;
+  lease_check_at: string | number;
+  rate_log: string | null;
+};
+
+interface LeasedRow {
+  id: string;
+  status: string;
+  series_attempts: number;
+  event_id: string;
+  event_type: string;
+  fresh: boolean;
+}
+
+// Up to $3 due deliveries of one subscription, of which at most $4 not leased before (the rest
+// were under leases that ended). $7: 'any', 'pending' (first attempts only) or 'retrying'.
+const LEASE_DUE = `WITH picked AS (
+    SELECT id, next_attempt_at, lease_owner IS NULL AS fresh FROM deliveries
+    WHERE webhook_id = $1 AND ${QUEUED} AND next_attempt_at <= $2
+      AND (lease_owner IS NULL OR leased_until <= $2) AND ($7 = 'any' OR status = $7)
+    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
+  ranked AS (
+    SELECT id, fresh, sum(fresh::int) OVER (ORDER BY next_attempt_at, id) AS nfresh FROM picked),
+  chosen AS (SELECT id, fresh FROM ranked WHERE NOT fresh OR nfresh <= $4)
+  UPDATE deliveries d SET lease_owner = $5, leased_until = $6
+  FROM chosen c
+  WHERE d.id = c.id AND d.${QUEUED} AND d.next_attempt_at <= $2
+    AND (d.lease_owner IS NULL OR d.leased_until <= $2)
+  RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
+
+/** The FIFO head: the oldest queued delivery (creation order, ties by event id), locked. */
+const FIFO_HEAD = `SELECT id, next_attempt_at, status, lease_owner IS NULL AS fresh FROM deliveries
+  WHERE webhook_id = $1 AND ${QUEUED} ORDER BY created_at, event_id LIMIT 1 FOR UPDATE`;
+
+export interface ControlledClaim {
+  dbNow: number;
+  owner: string;
+  leaseMs: number;
+  leaseMarginMs: number;
+  limit: number;
+  retriesLeft: number;
+}
+
+/**
+ * Claims what a FIFO or rate-limited subscription may start now, inside the caller's transaction.
+ * Answers nothing when another claimer holds it, it is no longer due, or its rules allow nothing;
+ * its hint is then left where its next claim can go (never later than that).
+ */
+export async function claimControlled(
+  q: Query,
+  time: DbTime,
+  webhookId: string,
+  claim: ControlledClaim,
+): Promise<ClaimedDelivery[]> {
+  const { dbNow } = claim;
+  const [row] = await q<ControlledRow>(
+    `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at, w.rate_log,")}
+     WHERE w.id = $1 AND w.next_due_at <= $2 AND w.enabled FOR UPDATE OF w SKIP LOCKED`,
+    [webhookId, dbNow],
+  );
+  if (!row) return [];
+  const webhook = toWebhook(row);
+  // The due lock (deliveries.ts): without it, a hint may be lowered but not raised past a writer's.
+  const [lock] = await q<{ locked: boolean }>(`SELECT ${DUE_LOCK_TRY("$1::text")} AS locked`, [webhookId]);
+  const dueLocked = lock?.locked === true;
+
+  const log = parseRateLog(row.rate_log);
+  let room = claim.limit;
+  if (webhook.rateLimit !== null) {
+    const allowance = rateAllowance(log, webhook.rateLimit, dbNow);
+    // Nothing of it may start before freeAt, whoever writes meanwhile: the raise needs no due lock.
+    if (allowance.freeAt !== null) {
+      await raiseHint(q, webhookId, allowance.freeAt);
+      return [];
+    }
+    room = Math.min(room, allowance.allowed);
+  }
+  const leaseUntil = dbNow + Math.max(claim.leaseMs, webhook.timeoutSeconds * 1000 + claim.leaseMarginMs);
+  let inFlight = row.in_flight;
+  let leaseCheckAt = num(row.lease_check_at);
+  let rows: LeasedRow[];
+
+  if (webhook.ordering === "fifo") {
+    if (inFlight > 0 && leaseCheckAt > dbNow) {
+      // A live lease: nothing else may go until it ends or is settled (which lowers the hint).
+      await raiseHint(q, webhookId, leaseCheckAt);
+      return [];
+    }
+    if (inFlight > 0) {
+      // A lease may have ended (its process died): count them from the rows, under the row lock.
+      const [count] = await q<{ n: number; live: string | number | null }>(
+        `SELECT count(*)::int AS n, min(leased_until) FILTER (WHERE leased_until > $2) AS live
+         FROM deliveries WHERE webhook_id = $1 AND ${QUEUED} AND lease_owner IS NOT NULL`,
+        [webhookId, dbNow],
+      );
+      inFlight = count?.n ?? 0;
+      leaseCheckAt = count?.live == null ? Number(NO_LEASE) : num(count.live);
+      await q("UPDATE webhooks SET in_flight = $2, lease_check_at = $3 WHERE id = $1", [
+        webhookId,
+        inFlight,
+        leaseCheckAt,
+      ]);
+      if (count?.live != null) {
+        await raiseHint(q, webhookId, leaseCheckAt);
+        return [];
+      }
+    }
+    const [head] = await q<{ id: string; next_attempt_at: string | number; status: string; fresh: boolean }>(
+      FIFO_HEAD,
+      [webhookId],
+    );
+    const headAt = head ? num(head.next_attempt_at) : null;
+    if (!head || headAt === null || headAt > dbNow) {
+      if (dueLocked) await setHint(q, webhookId, headAt);
+      return [];
+    }
+    if (head.status === "retrying" && claim.retriesLeft <= 0) return [];
+    if (room <= 0) return [];
+    rows = await q<LeasedRow>(
+      `UPDATE deliveries SET lease_owner = $2, leased_until = $3 WHERE id = $1 AND ${QUEUED}
+       RETURNING id, status, series_attempts, event_id, event_type`,
+      [head.id, claim.owner, leaseUntil],
+    );
+    // No lease is live now, so this one ends first; nothing else of it may go before it ends (or
+    // is settled, which lowers the hint): the hint may be raised to its end without the due lock.
+    const fresh = rows.length > 0 && head.fresh ? 1 : 0;
+    const logged = webhook.rateLimit === null ? null : recordStarts(log, dbNow, rows.length);
+    await q(
+      `UPDATE webhooks SET in_flight = in_flight + $2, lease_check_at = $3, next_due_at = $3,
+         rate_log = coalesce($4, rate_log) WHERE id = $1`,
+      [webhookId, fresh, leaseUntil, logged && JSON.stringify(logged)],
+    );
+  } else {
+    const spare = Math.max(0, effectiveMaxInFlight(webhook) - inFlight);
+    const mayEnd = inFlight > 0 && leaseCheckAt <= dbNow;
+    const take = Math.min(room, spare + (mayEnd ? inFlight : 0));
+    if (take <= 0) return [];
+    const lease = (limit: number, mode: string, freshAllowed: number) =>
+      q<LeasedRow>(LEASE_DUE, [webhookId, dbNow, limit, freshAllowed, claim.owner, leaseUntil, mode]);
+    // Retries only within what is left of their share; first attempts always.
+    rows = claim.retriesLeft >= take ? await lease(take, "any", spare) : await lease(take, "pending", spare);
+    if (claim.retriesLeft > 0 && claim.retriesLeft < take && rows.length < take) {
+      const freshLeft = spare - rows.filter((r) => r.fresh).length;
+      rows = rows.concat(await lease(Math.min(claim.retriesLeft, take - rows.length), "retrying", freshLeft));
+    }
+    const fresh = rows.filter((r) => r.fresh).length;
+    const logged =
+      webhook.rateLimit === null || rows.length === 0 ? null : recordStarts(log, dbNow, rows.length);
+    if (rows.length > 0) {
+      await q(
+        `UPDATE webhooks SET in_flight = in_flight + $2, lease_check_at = least(lease_check_at, $3),
+           rate_log = coalesce($4, rate_log) WHERE id = $1`,
+        [webhookId, fresh, leaseUntil, logged && JSON.stringify(logged)],
+      );
+    }
+    // A short take drained what was due now: the hint is recomputed (under the due lock).
+    if (rows.length < take && dueLocked) await recomputeDue(q, [webhookId], dbNow);
+    if (logged !== null && webhook.rateLimit !== null) {
+      const left = rateAllowance(logged, webhook.rateLimit, dbNow);
+      if (left.freeAt !== null) await raiseHint(q, webhookId, left.freeAt);
+    }
+  }
+
+  const payloads = new Map<string, string>();
+  if (rows.length > 0) {
+    const events = await q<{ id: string; payload: string }>(
+      "SELECT id, payload FROM events WHERE id = ANY($1::text[])",
+      [[...new Set(rows.map((r) => r.event_id))]],
+    );
+    for (const event of events) payloads.set(event.id, event.payload);
+  }
+  return rows.map((r) => ({
+    id: r.id,
+    leaseOwner: claim.owner,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    payload: payloads.get(r.event_id) ?? "{}",
+    status: r.status as DeliveryStatus,
+    seriesAttempts: r.series_attempts,
+    leaseUntil: time.fromDb(leaseUntil),
+    webhook,
+  }));
+}
+
+/** Raises the hint to `at` while something is queued (never lowers it, never clears it). */
+async function raiseHint(q: Query, webhookId: string, at: number): Promise<void> {
+  await q(
+    "UPDATE webhooks SET next_due_at = greatest(next_due_at, $2) WHERE id = $1 AND next_due_at IS NOT NULL",
+    [webhookId, at],
+  );
+}
+
+/** Sets the hint to the FIFO head's due time (null: nothing queued); the caller holds the due lock. */
+async function setHint(q: Query, webhookId: string, at: number | null): Promise<void> {
+  await q("UPDATE webhooks SET next_due_at = $2 WHERE id = $1", [webhookId, at]);
+}
