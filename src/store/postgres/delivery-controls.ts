@@ -49,9 +49,27 @@ const LEASE_DUE = `WITH picked AS (
     AND (d.lease_owner IS NULL OR d.leased_until <= $2)
   RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
 
-/** The FIFO head: the oldest queued delivery (creation order, ties by event id), locked. */
-const FIFO_HEAD = `SELECT id, next_attempt_at, status, lease_owner IS NULL AS fresh FROM deliveries
-  WHERE webhook_id = $1 AND ${QUEUED} ORDER BY created_at, event_id LIMIT 1 FOR UPDATE`;
+/**
+ * The FIFO head (the oldest queued delivery, creation order, ties by event id), locked, and leased
+ * when due ($4 now) and, for a retry, when $5 allows; its webhook's in_flight (+1 when it held no
+ * lease), lease_check_at and hint set to the lease's end ($3), and its rate log to $6 (null: kept).
+ * One row, the head's due time with the lease's columns (null when not leased); none when nothing
+ * is queued.
+ */
+const FIFO_LEASE = `WITH head AS (
+    SELECT id, next_attempt_at, status, lease_owner IS NULL AS fresh FROM deliveries
+    WHERE webhook_id = $1 AND ${QUEUED} ORDER BY created_at, event_id LIMIT 1 FOR UPDATE),
+  leased AS (
+    UPDATE deliveries d SET lease_owner = $2, leased_until = $3 FROM head h
+    WHERE d.id = h.id AND h.next_attempt_at <= $4 AND ($5::boolean OR h.status = 'pending')
+    RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, h.fresh),
+  bumped AS (
+    UPDATE webhooks w SET in_flight = w.in_flight + (SELECT count(*) FROM leased WHERE fresh)::int,
+      lease_check_at = $3, next_due_at = $3, rate_log = coalesce($6, w.rate_log)
+    WHERE w.id = $1 AND EXISTS (SELECT 1 FROM leased) RETURNING 1)
+  SELECT h.next_attempt_at AS head_at, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
+    e.payload, (SELECT count(*) FROM bumped)::int AS bumped
+  FROM head h LEFT JOIN leased l ON true LEFT JOIN events e ON e.id = l.event_id`;
 
 export interface ControlledClaim {
   dbNow: number;
@@ -74,16 +92,17 @@ export async function claimControlled(
   claim: ControlledClaim,
 ): Promise<ClaimedDelivery[]> {
   const { dbNow } = claim;
-  const [row] = await q<ControlledRow>(
-    `${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at, w.rate_log,")}
-     WHERE w.id = $1 AND w.next_due_at <= $2 AND w.enabled FOR UPDATE OF w SKIP LOCKED`,
+  // The row lock, then (outside it, so a row passed over takes nothing) the due lock (deliveries.ts):
+  // without the due lock, a hint may be lowered but not raised past a writer's.
+  const [row] = await q<ControlledRow & { due_locked: boolean }>(
+    `SELECT x.*, ${DUE_LOCK_TRY("x.id")} AS due_locked FROM (
+       ${WEBHOOK_SELECT.replace("w.updated_at,", "w.updated_at, w.in_flight, w.lease_check_at, w.rate_log,")}
+       WHERE w.id = $1 AND w.next_due_at <= $2 AND w.enabled FOR UPDATE OF w SKIP LOCKED) x`,
     [webhookId, dbNow],
   );
   if (!row) return [];
   const webhook = toWebhook(row);
-  // The due lock (deliveries.ts): without it, a hint may be lowered but not raised past a writer's.
-  const [lock] = await q<{ locked: boolean }>(`SELECT ${DUE_LOCK_TRY("$1::text")} AS locked`, [webhookId]);
-  const dueLocked = lock?.locked === true;
+  const dueLocked = row.due_locked === true;
 
   const log = parseRateLog(row.rate_log);
   let room = claim.limit;
@@ -126,31 +145,42 @@ export async function claimControlled(
         return [];
       }
     }
-    const [head] = await q<{ id: string; next_attempt_at: string | number; status: string; fresh: boolean }>(
-      FIFO_HEAD,
-      [webhookId],
-    );
-    const headAt = head ? num(head.next_attempt_at) : null;
-    if (!head || headAt === null || headAt > dbNow) {
-      if (dueLocked) await setHint(q, webhookId, headAt);
+    // The head, leased when it is due (and, for a retry, when the claim may take one), with
+    // in_flight, the hint and the rate log written in the same statement. No lease is live now, so
+    // this one ends first and nothing else of it may go before it ends or is settled (which lowers
+    // the hint): the hint may be raised to its end without the due lock.
+    const logged = webhook.rateLimit === null ? null : recordStarts(log, dbNow, 1);
+    const found = await q<LeasedRow & { head_at: string | number; payload: string | null }>(FIFO_LEASE, [
+      webhookId,
+      claim.owner,
+      leaseUntil,
+      dbNow,
+      claim.retriesLeft > 0,
+      logged && JSON.stringify(logged),
+    ]);
+    const head = found[0];
+    if (!head) {
+      if (dueLocked) await setHint(q, webhookId, null);
       return [];
     }
-    if (head.status === "retrying" && claim.retriesLeft <= 0) return [];
-    if (room <= 0) return [];
-    rows = await q<LeasedRow>(
-      `UPDATE deliveries SET lease_owner = $2, leased_until = $3 WHERE id = $1 AND ${QUEUED}
-       RETURNING id, status, series_attempts, event_id, event_type`,
-      [head.id, claim.owner, leaseUntil],
-    );
-    // No lease is live now, so this one ends first; nothing else of it may go before it ends (or
-    // is settled, which lowers the hint): the hint may be raised to its end without the due lock.
-    const fresh = rows.length > 0 && head.fresh ? 1 : 0;
-    const logged = webhook.rateLimit === null ? null : recordStarts(log, dbNow, rows.length);
-    await q(
-      `UPDATE webhooks SET in_flight = in_flight + $2, lease_check_at = $3, next_due_at = $3,
-         rate_log = coalesce($4, rate_log) WHERE id = $1`,
-      [webhookId, fresh, leaseUntil, logged && JSON.stringify(logged)],
-    );
+    if (head.id === null) {
+      const headAt = num(head.head_at);
+      if (headAt > dbNow && dueLocked) await setHint(q, webhookId, headAt);
+      return []; // not due yet, or a retry the claim has no share left for
+    }
+    return [
+      {
+        id: head.id,
+        leaseOwner: claim.owner,
+        eventId: head.event_id,
+        eventType: head.event_type,
+        payload: head.payload ?? "{}",
+        status: head.status as DeliveryStatus,
+        seriesAttempts: head.series_attempts,
+        leaseUntil: time.fromDb(leaseUntil),
+        webhook,
+      },
+    ];
   } else {
     const spare = Math.max(0, effectiveMaxInFlight(webhook) - inFlight);
     const mayEnd = inFlight > 0 && leaseCheckAt <= dbNow;
