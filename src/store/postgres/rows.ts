@@ -45,6 +45,7 @@ const TABLES: Record<TableName, TableSpec> = {
       "ordering",
       "rate_limit",
       "signature_scheme",
+      "rate_log",
     ],
     numbers: [
       "timeout_seconds",
