@@ -37,6 +37,18 @@ export function Copyable({ value, what }: { value: string; what: string }) {
   );
 }
 
+/** An object's whole id as a link to it, with a copy button (the first cell of a list's row). */
+export function IdLink({ id, to, what }: { id: string; to: string; what: string }) {
+  return (
+    <>
+      <Link to={to} class="mono">
+        {id}
+      </Link>{" "}
+      <CopyButton value={id} what={what} />
+    </>
+  );
+}
+
 export function Time({ iso }: { iso: string | null | undefined }) {
   if (!iso) return <span class="muted">—</span>;
   return (

@@ -1,16 +1,6 @@
 // A list of deliveries with its status filter and pages, the filter and cursors in the address.
 import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
-import {
-  CopyButton,
-  Empty,
-  ErrorBox,
-  Link,
-  Loading,
-  Pager,
-  RowLink,
-  StatusBadge,
-  Time,
-} from "../common/bits.tsx";
+import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { href, route, setQuery } from "../router.ts";
 
@@ -82,10 +72,7 @@ export function DeliveriesTable({
               {page.data.data.map((d) => (
                 <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
                   <td>
-                    <Link to={href(`deliveries/${d.id}`)} class="mono">
-                      {d.id}
-                    </Link>{" "}
-                    <CopyButton value={d.id} what="delivery id" />
+                    <IdLink id={d.id} to={href(`deliveries/${d.id}`)} what="delivery id" />
                   </td>
                   <td class="mono">{d.event_type}</td>
                   <td>

@@ -1,7 +1,7 @@
 // Events: the list with type, status and date filters, all in the address.
 import { useState } from "preact/hooks";
 import { api, EVENT_STATUSES, type EventSummary, type EventType, type Page, withQuery } from "../api.ts";
-import { CopyButton, Empty, ErrorBox, Link, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
 import { href, route, setQuery } from "../router.ts";
@@ -131,10 +131,7 @@ export function EventsList() {
               {page.data.data.map((e) => (
                 <RowLink key={e.id} to={href(`events/${e.id}`)}>
                   <td>
-                    <Link to={href(`events/${e.id}`)} class="mono">
-                      {e.id}
-                    </Link>{" "}
-                    <CopyButton value={e.id} what="event id" />
+                    <IdLink id={e.id} to={href(`events/${e.id}`)} what="event id" />
                   </td>
                   <td class="mono">{e.type}</td>
                   <td class="mono">{e.account_id ?? "—"}</td>
