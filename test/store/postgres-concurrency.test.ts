@@ -5,13 +5,20 @@
 //   claim). Every accepted delivery must be claimed.
 // - Grouped ingest: concurrent requests share transactions; each gets its own events back, fanned
 //   out against the subscriptions as they are in the database (not an older cached copy).
+// - hookd_ingest() (migration 7) takes the same locks as the code that changes subscriptions and
+//   raises hints: its lock keys are the ones the TypeScript side uses.
+// - Wake-ups: an ingest's notification reaches the other instances, not the one that sent it (its
+//   routes wake its own dispatcher; an echo would cost a claim).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createManualClock } from "../../src/runtime/clock.ts";
 import { createIdGenerator } from "../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../src/runtime/random.ts";
+import { DUE_LOCK_KEY } from "../../src/store/postgres/deliveries.ts";
+import { FANOUT_LOCK } from "../../src/store/postgres/fanout.ts";
 import type { ClaimedDelivery, Store } from "../../src/store/store.ts";
 import { createTestDatabase, skipWithoutPostgres } from "../support/postgres.ts";
 import { attemptResult, newWebhook, T0 } from "../support/stores.ts";
+import { waitFor } from "../support/wait-for.ts";
 
 const SKIP = skipWithoutPostgres("PostgreSQL concurrency");
 const INSTANCES = 3;
@@ -26,13 +33,15 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
 
   beforeAll(async () => {
     if (SKIP) return;
-    const url = await createTestDatabase();
+    url = await createTestDatabase();
     const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
     // One first (it migrates), then the others on the migrated schema.
     const open = () => createPostgresStore({ url, poolSize: 6, statementTimeoutMs: 10_000, ids, clock });
     stores = [await open()];
     for (let i = 1; i < INSTANCES; i++) stores.push(await open());
   });
+
+  let url = "";
 
   afterAll(async () => {
     for (const store of stores) await store.close();
@@ -175,4 +184,56 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       }
     }
   }, 60_000);
+
+  test("an ingest's work notification wakes the other instances, never its own", async () => {
+    const [a, b, c] = [stores[0]!, stores[1]!, stores[2]!];
+    await a.insertWebhook({ ...newWebhook(ids, clock.now(), { events: ["n.*"] }), tenantId: "tn" });
+    const heard = { a: 0, b: 0, c: 0 };
+    const stops = await Promise.all([
+      a.onWork(() => heard.a++),
+      b.onWork(() => heard.b++),
+      c.onWork(() => heard.c++),
+    ]);
+    const ingest = (store: Store) =>
+      store.ingest({
+        tenantId: "tn",
+        events: [
+          { id: ids.next("evt"), type: "n.x", accountId: null, payload: "{}", createdAt: clock.now() },
+        ],
+        now: clock.now(),
+      });
+    try {
+      // A fence: once a's and b's listeners heard c, every earlier notification has reached them
+      // (each listener gets notifications in commit order).
+      await ingest(c);
+      await waitFor(() => heard.a > 0 && heard.b > 0, { what: "c's notification at a and b" });
+      heard.a = heard.b = heard.c = 0;
+      // Five notifications of a's own, each heard by b before the next ingest (so none is folded
+      // into another), then c's: a hears c's alone.
+      for (let i = 1; i <= 5; i++) {
+        await ingest(a);
+        await waitFor(() => heard.b >= i && heard.c >= i, { what: `a's notification ${i} at b and c` });
+      }
+      await ingest(c);
+      await waitFor(() => heard.a > 0, { what: "c's notification at a" });
+      expect(heard.a).toBe(1);
+    } finally {
+      for (const stop of stops) stop();
+    }
+  }, 30_000);
+
+  test("hookd_ingest() takes the fan-out and due locks by the keys the rest of the store uses", async () => {
+    const { SQL } = await import("bun");
+    const sql = new SQL(url);
+    try {
+      const [row] = (await sql.unsafe("SELECT pg_get_functiondef('hookd_ingest'::regproc) AS def")) as {
+        def: string;
+      }[];
+      const def = row!.def.replace(/\s+/g, " ");
+      expect(def).toContain(`pg_advisory_xact_lock_shared(${FANOUT_LOCK})`);
+      expect(def).toContain(`pg_advisory_xact_lock_shared(${DUE_LOCK_KEY("u.id")})`);
+    } finally {
+      await sql.close();
+    }
+  });
 });

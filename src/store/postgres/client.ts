@@ -22,8 +22,11 @@ export interface PgClient {
   query: Query;
   /** Runs `fn` in one transaction, tried again on a deadlock or serialization failure. */
   tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
-  /** Listens on a channel; `onReconnect` runs when a new pool replaced a broken one. */
-  listen(channel: string, onMessage: () => void): Promise<() => void>;
+  /**
+   * Listens on a channel: `onMessage` gets each notification's payload, and no payload when the
+   * listening connection was replaced (notifications sent meanwhile are lost).
+   */
+  listen(channel: string, onMessage: (payload?: string) => void): Promise<() => void>;
   /** Calls `fn` whenever the pool was replaced (work may have been missed meanwhile). */
   onReset(fn: () => void): void;
   close(): Promise<void>;
@@ -99,16 +102,16 @@ export function createPgClient(options: PgClientOptions): PgClient {
   let sql = open();
   let closed = false;
   const resetListeners: (() => void)[] = [];
-  const channels = new Map<string, Set<() => void>>();
+  const channels = new Map<string, Set<(payload?: string) => void>>();
   const unlisten = new Map<string, () => Promise<void>>();
 
   const subscribe = async (pool: SQL, channel: string) => {
-    const notify = () => {
-      for (const fn of channels.get(channel) ?? []) fn();
+    const notify = (payload?: string) => {
+      for (const fn of channels.get(channel) ?? []) fn(payload);
     };
     // The client reconnects a dropped listening connection by itself and says so through the
     // second callback: notifications sent meanwhile are lost, so that is a wake-up too.
-    const subscription = await pool.listen(channel, notify, notify);
+    const subscription = await pool.listen(channel, notify, () => notify());
     unlisten.set(channel, () => subscription.unlisten());
   };
 

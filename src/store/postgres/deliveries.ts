@@ -115,7 +115,7 @@ export async function insertDeliveries(
 // lowering commits with its deliveries or not at all.
 
 /** The subscription's due lock (advisory, per schema), as SQL over an expression giving its id. */
-const DUE_LOCK_KEY = (id: string) =>
+export const DUE_LOCK_KEY = (id: string) =>
   `hashtext('hookd.due.' || ${id}), hashtext(current_setting('search_path'))`;
 export const DUE_LOCK_SHARED = (id: string) => `pg_advisory_xact_lock_shared(${DUE_LOCK_KEY(id)})`;
 export const DUE_LOCK_TRY = (id: string) => `pg_try_advisory_xact_lock(${DUE_LOCK_KEY(id)})`;

@@ -47,6 +47,8 @@ const LEASE_MARGIN_MS = 5_000;
 /** The channel that says "work may be due", one per schema (a channel name is at most 63 bytes). */
 const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
+/** The same from an instance that woke its own dispatcher already: its listener ignores `origin` (hex). */
+export const notifyWorkFrom = (origin: string) => `SELECT pg_notify(${WORK_CHANNEL_SQL}, '${origin}')`;
 export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
 /** lease_check_at when no lease is held: no lease can end before it. */
@@ -94,11 +96,17 @@ const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => 
  * `short`, and its hint is raised afterwards (raiseDue). Output: one 'w' row per subscription
  * locked, one 'd' row per lease.
  */
+const OPEN = `(w.in_flight < w.max_in_flight OR w.lease_check_at <= $1 OR NOT w.enabled
+        OR w.ordering = 'fifo' OR w.rate_limit IS NOT NULL)`;
 const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at,
       w.ordering = 'fifo' OR w.rate_limit IS NOT NULL AS controlled
     FROM webhooks w
     WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
+      -- Every place held and no lease that may have ended: nothing to give, so not locked (a row
+      -- lock takes a transaction id, whose commit waits for a WAL flush). Re-checked on the locked
+      -- row, as every condition here is.
+      AND ${OPEN}
     ORDER BY w.next_due_at ${lock}),
   caps AS (
     SELECT l.id, l.enabled, l.next_due_at, l.in_flight, l.controlled,
@@ -177,7 +185,12 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   UNION ALL
   SELECT 'd', l.webhook_id, NULL, NULL, NULL, NULL, NULL, l.id, l.status, l.series_attempts, l.event_id, l.event_type,
     l.lease_until, e.payload, l.grank, NULL
-  FROM leased l JOIN events e ON e.id = l.event_id`;
+  FROM leased l JOIN events e ON e.id = l.event_id
+  UNION ALL
+  -- With nothing locked: whether any subscription could have been (then others hold them).
+  SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT EXISTS (
+    SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN})`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
 // When every due subscription is locked by another transaction — an ingest lowering its hint, a
 // settle giving places back, another claim: each a short transaction — the claim waits for the
@@ -186,7 +199,8 @@ const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDA
 const CLAIM_ROUND_WAITING = claimRound("LIMIT 1 FOR UPDATE");
 
 interface ClaimRoundRow {
-  kind: "w" | "d";
+  /** A subscription looked at, a lease, or "nothing due has a place" (with no subscription locked). */
+  kind: "w" | "d" | "n";
   webhook_id: string;
   enabled: boolean | null;
   reached: boolean | null;
@@ -259,7 +273,12 @@ export async function claimDue(
     let looked = 0;
     let unreached = 0;
     const leases: ClaimRoundRow[] = [];
+    let none = false;
     for (const row of rows) {
+      if (row.kind === "n") {
+        none = true;
+        continue;
+      }
       if (row.kind === "d") {
         leases.push(row);
         continue;
@@ -276,7 +295,9 @@ export async function claimDue(
       if (row.webhook) webhooks.set(row.webhook_id, toWebhook(JSON.parse(row.webhook) as WebhookRow));
     }
     if (looked === 0) {
-      if (round === 0) continue; // nothing free: the next round waits for the first due one
+      // Every due subscription with a place is locked by another transaction: the next round
+      // waits for the first of them. With none (all at their caps, or nothing due), the claim ends.
+      if (round === 0 && !none) continue;
       break;
     }
     leases.sort((a, b) => num(a.grank!) - num(b.grank!));

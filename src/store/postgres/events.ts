@@ -78,8 +78,8 @@ export async function insertEvents(
 export async function insertIngested(
   q: Query,
   time: DbTime,
-  events: readonly { tenantId: string; mode: Mode; event: NewEvent; deliveriesCount: number }[],
-  deliveries: readonly (NewDelivery & { tenantId: string; mode: Mode })[],
+  events: readonly IngestedEvent[],
+  deliveries: readonly IngestedDelivery[],
   due: ReadonlyMap<string, number>,
   /**
    * Write only if this request holds its idempotency key (the key's row names these events): the
@@ -112,20 +112,7 @@ export async function insertIngested(
        RETURNING 1)
      SELECT ${FANOUT_VERSION} AS version, (SELECT yes FROM ok) AS written`,
     [
-      events.map((e) => e.event.id),
-      events.map((e) => e.tenantId),
-      events.map((e) => e.event.type),
-      events.map((e) => e.event.accountId),
-      events.map((e) => e.event.payload),
-      events.map((e) => e.deliveriesCount),
-      events.map((e) => e.event.createdAt),
-      deliveries.map((d) => d.id),
-      deliveries.map((d) => d.tenantId),
-      deliveries.map((d) => d.eventId),
-      deliveries.map((d) => d.webhookId),
-      deliveries.map((d) => d.eventType),
-      deliveries.map((d) => time.toDb(d.now)),
-      deliveries.map((d) => d.now),
+      ...ingestedColumns(time, events, deliveries),
       dueIds,
       dueIds.map((id) => due.get(id)),
       events.map((e) => e.mode),
@@ -134,6 +121,73 @@ export async function insertIngested(
     ],
   );
   return { version: String(row?.version), written: row?.written === true };
+}
+
+type IngestedEvent = { tenantId: string; mode: Mode; event: NewEvent; deliveriesCount: number };
+type IngestedDelivery = NewDelivery & { tenantId: string; mode: Mode };
+
+/** The events' and deliveries' columns of an ingest's writes, as arrays (insertIngested, callIngest). */
+function ingestedColumns(
+  time: DbTime,
+  events: readonly IngestedEvent[],
+  deliveries: readonly IngestedDelivery[],
+): unknown[] {
+  return [
+    events.map((e) => e.event.id),
+    events.map((e) => e.tenantId),
+    events.map((e) => e.event.type),
+    events.map((e) => e.event.accountId),
+    events.map((e) => e.event.payload),
+    events.map((e) => e.deliveriesCount),
+    events.map((e) => e.event.createdAt),
+    deliveries.map((d) => d.id),
+    deliveries.map((d) => d.tenantId),
+    deliveries.map((d) => d.eventId),
+    deliveries.map((d) => d.webhookId),
+    deliveries.map((d) => d.eventType),
+    deliveries.map((d) => time.toDb(d.now)),
+    deliveries.map((d) => d.now),
+  ];
+}
+
+/**
+ * A group of ingests in one call of hookd_ingest() (migration 0007): the locks, the fan-out
+ * version check and every write in one statement that commits alone, one round trip. Written only
+ * when the database's fan-out version is `expected` (the copy the targets came from); answers the
+ * version it saw. `targets` are the subscriptions whose due locks it takes, shared, sorted.
+ */
+export async function callIngest(
+  q: Query,
+  time: DbTime,
+  expected: string,
+  targets: readonly string[],
+  events: readonly IngestedEvent[],
+  deliveries: readonly IngestedDelivery[],
+  due: ReadonlyMap<string, number>,
+  stats: readonly unknown[][],
+  shard: number,
+): Promise<{ version: string; written: boolean }> {
+  const e = ingestedColumns(time, events, deliveries);
+  const dueIds = [...due.keys()].sort();
+  const params = [
+    expected,
+    targets,
+    ...e.slice(0, 7),
+    events.map((x) => x.mode),
+    ...e.slice(7),
+    deliveries.map((d) => d.mode),
+    dueIds,
+    dueIds.map((id) => due.get(id)),
+    ...stats,
+    shard,
+  ];
+  const placeholders = params.map((_, i) => `$${i + 1}`).join(", ");
+  const [row] = await q<{ version: string | number }>(
+    `SELECT hookd_ingest(${placeholders}) AS version`,
+    params,
+  );
+  const version = String(row?.version);
+  return { version, written: version === expected };
 }
 
 export async function selectEvents(q: Query, ids: readonly string[]): Promise<EventRecord[]> {

@@ -20,7 +20,7 @@ import {
 import type { Query } from "./client.ts";
 
 /** The fan-out's advisory lock, one per schema (several hookd databases may share a server). */
-const FANOUT_LOCK = "hashtext('hookd.fanout'), hashtext(current_setting('search_path'))";
+export const FANOUT_LOCK = "hashtext('hookd.fanout'), hashtext(current_setting('search_path'))";
 
 export interface Fanout {
   /**
@@ -30,6 +30,11 @@ export interface Fanout {
   begin(q: Query): Promise<void>;
   /** Subscriptions of `tenantId` in `mode` that receive `event` (loaded if need be). */
   match(q: Query, tenantId: string, mode: Mode, event: FanoutEvent): Promise<string[]>;
+  /**
+   * Loads the copy of `tenantId` unless a current one is held; concurrent calls for one tenant share
+   * one read. (Outside any transaction: whoever uses the copy checks its version under the lock.)
+   */
+  load(q: Query, tenantId: string): Promise<void>;
   /** The same from the cache alone, with the version it was loaded at; null when it holds no copy. */
   cached(tenantId: string): { version: string; match(mode: Mode, event: FanoutEvent): string[] } | null;
   /** After a statement showed the database's version is `version`: drops every copy older. */
@@ -80,7 +85,21 @@ export function createFanout(): Fanout {
     byTenant = kept;
   };
 
+  const loading = new Map<string, Promise<void>>();
+
   return {
+    load(q, tenantId) {
+      const entry = byTenant.get(tenantId);
+      if (entry && entry.version === current) return Promise.resolve();
+      let pending = loading.get(tenantId);
+      if (!pending) {
+        pending = load(q, tenantId)
+          .then(() => {})
+          .finally(() => loading.delete(tenantId));
+        loading.set(tenantId, pending);
+      }
+      return pending;
+    },
     async begin(q) {
       const [row] = await q<{ version: string | number }>(`SELECT ${FANOUT_VERSION} AS version`);
       saw(String(row?.version));

@@ -6,7 +6,7 @@
 // of one instance seldom wait on the same row; a read sums the shards. Rows are written in the
 // table's key order and as the last statement of their transaction (after the subscription rows),
 // so two writers never lock them in opposite orders.
-import { STAT_SPANS, type StatCounts } from "../../domain/stats.ts";
+import { STAT_SPANS, type StatCounts, type StatDelta } from "../../domain/stats.ts";
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -48,20 +48,26 @@ export function createShards(): () => number {
   };
 }
 
+/** An ingest's deltas as columns: span, webhook, start, tenant, events, mode (EVENTS_SQL, hookd_ingest()). */
+export function eventStatColumns(write: { deltas: readonly StatDelta[] }): unknown[][] {
+  const { deltas } = write;
+  return [
+    deltas.map((d) => d.span),
+    deltas.map((d) => d.webhookId),
+    deltas.map((d) => d.start),
+    deltas.map((d) => d.tenantId),
+    deltas.map((d) => d.events),
+    deltas.map((d) => d.mode),
+  ];
+}
+
 /** Adds one ingest's or settle's deltas, in one statement, to the rows of `shard`. */
 export async function addStats(q: Query, write: StatWrite, shard: number): Promise<void> {
   const { deltas } = write;
   if (deltas.length === 0) return;
   if (write.kind === "events") {
-    await q(EVENTS_SQL, [
-      deltas.map((d) => d.span),
-      deltas.map((d) => d.webhookId),
-      deltas.map((d) => d.start),
-      deltas.map((d) => d.tenantId),
-      deltas.map((d) => d.events),
-      shard,
-      deltas.map((d) => d.mode),
-    ]);
+    const [span, webhookId, start, tenantId, events, mode] = eventStatColumns(write);
+    await q(EVENTS_SQL, [span, webhookId, start, tenantId, events, shard, mode]);
     return;
   }
   const tuples = deltas.map((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)]);
