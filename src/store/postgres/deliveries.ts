@@ -330,19 +330,23 @@ export async function insertAttempts(
      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
      WHERE (SELECT count(${DUE_LOCK_SHARED("l.id")}) FROM unnest($9::text[]) AS l(id)) >= 0
      ON CONFLICT (id) DO NOTHING RETURNING id`,
-    [
-      attempts.map((a) => a.id),
-      attempts.map((a) => a.deliveryId),
-      attempts.map((a) => a.startedAt),
-      attempts.map((a) => Math.round(a.durationMs)),
-      attempts.map((a) => a.responseStatusCode),
-      attempts.map((a) => (a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders))),
-      attempts.map((a) => (a.responseBody === null ? null : stripNul(a.responseBody))),
-      attempts.map((a) => a.error),
-      [...new Set(lockDue)].sort(),
-    ],
+    [...attemptColumns(attempts), [...new Set(lockDue)].sort()],
   );
   return new Set(rows.map((row) => row.id));
+}
+
+/** The attempts table's columns of these attempts, as arrays in its column order. */
+export function attemptColumns(attempts: readonly Attempt[]): unknown[][] {
+  return [
+    attempts.map((a) => a.id),
+    attempts.map((a) => a.deliveryId),
+    attempts.map((a) => a.startedAt),
+    attempts.map((a) => Math.round(a.durationMs)),
+    attempts.map((a) => a.responseStatusCode),
+    attempts.map((a) => (a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders))),
+    attempts.map((a) => (a.responseBody === null ? null : stripNul(a.responseBody))),
+    attempts.map((a) => a.error),
+  ];
 }
 
 /** A receiver's body may hold NUL characters, which a PostgreSQL text column cannot: shown as U+FFFD. */

@@ -24,8 +24,9 @@ import type {
   QueueStats,
 } from "../store.ts";
 import { addFinal } from "../store.ts";
-import type { PgClient, Query } from "./client.ts";
+import { type PgClient, type Query, sqlState } from "./client.ts";
 import {
+  attemptColumns,
   DUE_LOCK_TRY,
   endQueued,
   insertAttempts,
@@ -373,6 +374,60 @@ const SETTLE_STATUS: Record<string, string> = {
   exhaust: "exhausted",
 };
 const FINAL_OF: Record<string, DeliveryStatus> = { succeed: "success", fail: "failed", exhaust: "exhausted" };
+
+/** hookd_settle() found an attempt of the batch recorded already (migration 7). */
+const SETTLED_BEFORE = "HK001";
+
+/**
+ * The usual settlement batch in one call of hookd_settle() (migration 7), committed alone: one in
+ * which every subscription's last attempt succeeded, so that none can be disabled by it (decideHealth
+ * keeps a subscription whose failures were reset) and it needs no fan-out lock. Answers null for
+ * any other batch, or when an attempt of it is recorded already (an earlier try committed and its
+ * answer was lost); settleAttempts then settles it in a transaction that knows what to do with those.
+ */
+export async function settleInOneCall(
+  q: Query,
+  time: DbTime,
+  results: readonly AttemptResult[],
+  now: number,
+  stats: string,
+  shard: number,
+): Promise<{ applied: boolean[]; finals: FinalCount[] } | null> {
+  const bySubscription = attemptsBySubscription(results);
+  const summaries = bySubscription.map(([, outcomes]) => summarizeAttempts(outcomes));
+  if (summaries.some((s) => s.failuresAfter > 0)) return null;
+  let rows: { hookd_settle: string }[];
+  try {
+    rows = await q<{ hookd_settle: string }>(
+      `SELECT hookd_settle(${Array.from({ length: 20 }, (_, i) => `$${i + 1}`).join(", ")})`,
+      [
+        now,
+        time.toDb(now),
+        [...new Set(results.filter((r) => r.settlement.action === "retry").map((r) => r.webhookId))].sort(),
+        ...attemptColumns(results.map((r) => ({ ...r.attempt, deliveryId: r.deliveryId }))),
+        results.map((r) => r.leaseOwner),
+        results.map((r) => SETTLE_STATUS[r.settlement.action]),
+        results.map((r) => (r.settlement.action === "retry" ? time.toDb(r.settlement.at) : null)),
+        results.map((r) => r.signature),
+        bySubscription.map(([id]) => id),
+        summaries.map((s) => s.resetAt),
+        summaries.map((s) => s.failuresAfter),
+        stats,
+        shard,
+      ],
+    );
+  } catch (error) {
+    if (sqlState(error) === SETTLED_BEFORE) return null;
+    throw error;
+  }
+  const appliedIds = new Set(rows.map((row) => row.hookd_settle));
+  const finals: FinalCount[] = [];
+  for (const r of results) {
+    const final = FINAL_OF[r.settlement.action];
+    if (appliedIds.has(r.deliveryId) && final) addFinal(finals, final, r.mode ?? DEFAULT_MODE);
+  }
+  return { applied: results.map((r) => appliedIds.has(r.deliveryId)), finals };
+}
 
 /** Records the attempts and applies the settlements (by their lease owners) in one transaction. */
 export async function settleAttempts(

@@ -379,6 +379,15 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
       if (results.length === 0) return { applied: [], disabled: [], finals: [] };
+      const usual = await dispatch.settleInOneCall(
+        q,
+        time,
+        results,
+        now,
+        stats.attemptStatsJson(settleDeltas(results)),
+        shard(),
+      );
+      if (usual) return { ...usual, disabled: [] };
       // A disable changes the fan-out, whose lock must come before any row lock (ingest takes it
       // first too). Disables are rare: a settle that finds one starts again with the lock held, so
       // the attempt, the disable and its `webhook.disabled` event commit together.

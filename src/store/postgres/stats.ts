@@ -70,8 +70,12 @@ export async function addStats(q: Query, write: StatWrite, shard: number): Promi
     await q(EVENTS_SQL, [span, webhookId, start, tenantId, events, shard, mode]);
     return;
   }
-  const tuples = deltas.map((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)]);
-  await q(ATTEMPTS_SQL, [JSON.stringify(tuples), shard]);
+  await q(ATTEMPTS_SQL, [attemptStatsJson(write), shard]);
+}
+
+/** A settle's deltas as the JSON ATTEMPTS_SQL and hookd_settle() read: [span, webhook, start, ...counts]. */
+export function attemptStatsJson(write: { deltas: readonly StatDelta[] }): string {
+  return JSON.stringify(write.deltas.map((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)]));
 }
 
 const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")

@@ -184,20 +184,32 @@ const toAttempt = (row: AttemptRow): Attempt => ({
   error: row.error as AttemptError | null,
 });
 
-export function insertAttempt(db: Database, a: Attempt): void {
-  db.query(
-    `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
-    a.id,
-    a.deliveryId,
-    a.startedAt,
-    a.durationMs,
-    a.responseStatusCode,
-    a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders),
-    a.responseBody,
-    a.error,
-  );
+/**
+ * Records an attempt; false when it is recorded already (the same settlement again). An id that
+ * names another delivery's attempt is an error, as any other failed insert.
+ */
+export function insertAttempt(db: Database, a: Attempt): boolean {
+  const inserted = db
+    .query(
+      `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    )
+    .run(
+      a.id,
+      a.deliveryId,
+      a.startedAt,
+      a.durationMs,
+      a.responseStatusCode,
+      a.responseHeaders === null ? null : JSON.stringify(a.responseHeaders),
+      a.responseBody,
+      a.error,
+    ).changes;
+  if (inserted > 0) return true;
+  const held = db
+    .query<{ delivery_id: string }, [string]>("SELECT delivery_id FROM attempts WHERE id = ?")
+    .get(a.id);
+  if (held?.delivery_id !== a.deliveryId) throw new Error(`attempt ${a.id} is recorded for another delivery`);
+  return false;
 }
 
 export function selectAttemptPage(

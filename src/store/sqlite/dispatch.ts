@@ -255,9 +255,15 @@ export function settle(
   const finals: FinalCount[] = [];
   const settledWebhooks = new Set<string>();
 
+  const fresh: AttemptResult[] = [];
   for (const result of results) {
     const { attempt, settlement } = result;
-    insertAttempt(db, { ...attempt, deliveryId: result.deliveryId });
+    // The same settlement again (a caller that did not hear the first answer): applied already.
+    if (!insertAttempt(db, { ...attempt, deliveryId: result.deliveryId })) {
+      applied.push(true);
+      continue;
+    }
+    fresh.push(result);
     const params: (string | number | null)[] = [];
     if (settlement.action === "retry") params.push(settlement.at);
     const changed = db
@@ -298,7 +304,7 @@ export function settle(
        health_since = coalesce(?3, health_since) WHERE id = ?4
      RETURNING consecutive_failures, health_since, enabled`,
   );
-  for (const [webhookId, outcomes] of attemptsBySubscription(results)) {
+  for (const [webhookId, outcomes] of attemptsBySubscription(fresh)) {
     const summary = summarizeAttempts(outcomes);
     const row = recordHealth.get(summary.resetAt, summary.failuresAfter, summary.resetAt, webhookId);
     if (!row) continue;

@@ -168,6 +168,33 @@ for (const driver of STORE_DRIVERS) {
       });
     });
 
+    test("the same settlement again (its first answer lost) is applied once and recorded once", async () => {
+      const w = await webhook();
+      await publish(3);
+      const claimed = await claim();
+      const batch = claimed.map((d, i) =>
+        attemptResult(
+          t.ids,
+          d,
+          i === 0 ? { action: "retry", at: t.clock.now() + 500 } : { action: "succeed" },
+          t.clock.now(),
+        ),
+      );
+      const first = await t.store.settle(batch, t.clock.now(), HEALTH, () => t.ids.next("evt"));
+      const again = await t.store.settle(batch, t.clock.now(), HEALTH, () => t.ids.next("evt"));
+      expect(first.applied).toEqual([true, true, true]);
+      expect(again.applied).toEqual([true, true, true]);
+      expect(again.finals).toEqual([]);
+      for (const [i, d] of claimed.entries()) {
+        expect(await t.store.findDelivery(d.id)).toMatchObject({
+          status: i === 0 ? "retrying" : "success",
+          attempts: 1,
+        });
+        expect((await t.store.listAttempts(d.id, { order: "started_at", limit: 10 })).items.length).toBe(1);
+      }
+      expect((await t.store.findWebhook(w.id))?.consecutiveFailures).toBe(0);
+    });
+
     test("releaseLeases gives a delivery back due now, only for the owner that holds it", async () => {
       await webhook();
       await publish(2);

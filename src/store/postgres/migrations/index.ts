@@ -6,7 +6,7 @@ import m0003 from "./0003_webhook_controls.sql" with { type: "text" };
 import m0004 from "./0004_portal_stats.sql" with { type: "text" };
 import m0005 from "./0005_claim.sql" with { type: "text" };
 import m0006 from "./0006_fifo.sql" with { type: "text" };
-import m0007 from "./0007_ingest_call.sql" with { type: "text" };
+import m0007 from "./0007_calls.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -21,5 +21,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "portal_stats", sql: m0004 },
   { version: 5, name: "claim", sql: m0005 },
   { version: 6, name: "fifo", sql: m0006 },
-  { version: 7, name: "ingest_call", sql: m0007 },
+  { version: 7, name: "calls", sql: m0007 },
 ];
