@@ -1,8 +1,11 @@
 // A list of deliveries with its status filter and pages, the filter and cursors in the address.
 import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
 import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
+import { FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { href, route, setQuery } from "../router.ts";
+
+const STATUS_OPTIONS = DELIVERY_STATUSES.map((s) => ({ value: s, text: s }));
 
 export function DeliveriesTable({
   path,
@@ -29,25 +32,7 @@ export function DeliveriesTable({
     <div>
       {filterable && (
         <div class="filters">
-          <label>
-            Status
-            <select
-              value={status}
-              onChange={(e) =>
-                setQuery(
-                  { status: (e.target as HTMLSelectElement).value, after: null, before: null },
-                  { push: true },
-                )
-              }
-            >
-              <option value="">All</option>
-              {DELIVERY_STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <FilterSelect label="Status" name="status" value={status} options={STATUS_OPTIONS} />
         </div>
       )}
       {page.loading && !page.data && <Loading what="deliveries" />}

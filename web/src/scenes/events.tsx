@@ -2,9 +2,12 @@
 import { useState } from "preact/hooks";
 import { api, EVENT_STATUSES, type EventSummary, type EventType, type Page, withQuery } from "../api.ts";
 import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, route, setFilters, setQuery } from "../router.ts";
+
+const STATUS_OPTIONS = EVENT_STATUSES.map((s) => ({ value: s, text: s.replace("_", " ") }));
 
 export function EventsList() {
   const query = route.value.query;
@@ -21,72 +24,42 @@ export function EventsList() {
     [type, status, from, to, after, before],
   );
   const filtered = Boolean(type || status || from || to);
-  const apply = (event: Event) => {
-    event.preventDefault();
-    setQuery(
-      {
-        type: draft.type.trim(),
-        from: localInputToIso(draft.from),
-        to: localInputToIso(draft.to),
-        after: null,
-        before: null,
-      },
-      { push: true },
-    );
-  };
   return (
     <section>
       <h1>Events</h1>
-      <form class="filters" onSubmit={apply} aria-label="Filter events">
-        <label>
-          Type
-          <input
-            list="event-type-names"
-            value={draft.type}
-            placeholder="invoice.paid"
-            onInput={(e) => setDraft({ ...draft, type: (e.target as HTMLInputElement).value })}
-          />
-        </label>
+      <FilterForm
+        label="Filter events"
+        onApply={() => ({
+          type: draft.type.trim(),
+          from: localInputToIso(draft.from),
+          to: localInputToIso(draft.to),
+        })}
+      >
+        <FilterInput
+          label="Type"
+          list="event-type-names"
+          value={draft.type}
+          placeholder="invoice.paid"
+          onValue={(value) => setDraft({ ...draft, type: value })}
+        />
         <datalist id="event-type-names">
           {(catalog.data?.data ?? []).map((t) => (
             <option key={t.name} value={t.name} />
           ))}
         </datalist>
-        <label>
-          Status
-          <select
-            value={status}
-            onChange={(e) =>
-              setQuery(
-                { status: (e.target as HTMLSelectElement).value, after: null, before: null },
-                { push: true },
-              )
-            }
-          >
-            <option value="">All</option>
-            {EVENT_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace("_", " ")}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          From
-          <input
-            type="datetime-local"
-            value={draft.from}
-            onInput={(e) => setDraft({ ...draft, from: (e.target as HTMLInputElement).value })}
-          />
-        </label>
-        <label>
-          To
-          <input
-            type="datetime-local"
-            value={draft.to}
-            onInput={(e) => setDraft({ ...draft, to: (e.target as HTMLInputElement).value })}
-          />
-        </label>
+        <FilterSelect label="Status" name="status" value={status} options={STATUS_OPTIONS} />
+        <FilterInput
+          label="From"
+          type="datetime-local"
+          value={draft.from}
+          onValue={(value) => setDraft({ ...draft, from: value })}
+        />
+        <FilterInput
+          label="To"
+          type="datetime-local"
+          value={draft.to}
+          onValue={(value) => setDraft({ ...draft, to: value })}
+        />
         <button type="submit" class="button">
           Apply filters
         </button>
@@ -96,16 +69,13 @@ export function EventsList() {
             class="button"
             onClick={() => {
               setDraft({ type: "", from: "", to: "" });
-              setQuery(
-                { type: null, status: null, from: null, to: null, after: null, before: null },
-                { push: true },
-              );
+              setFilters({ type: null, status: null, from: null, to: null });
             }}
           >
             Clear filters
           </button>
         )}
-      </form>
+      </FilterForm>
       {page.loading && !page.data && <Loading what="events" />}
       <ErrorBox error={page.error} what="Events could not be loaded" />
       {page.data && page.data.data.length === 0 && (

@@ -14,9 +14,15 @@ import {
   RowLink,
   Time,
 } from "../common/bits.tsx";
+import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
 import { href, route, setQuery } from "../router.ts";
+
+const ENABLED_OPTIONS = [
+  { value: "true", text: "Enabled" },
+  { value: "false", text: "Disabled" },
+];
 
 export function WebhooksList() {
   const query = route.value.query;
@@ -41,43 +47,19 @@ export function WebhooksList() {
           </Link>
         )}
       </div>
-      <form
-        class="filters"
-        aria-label="Search webhooks"
-        onSubmit={(event) => {
-          event.preventDefault();
-          setQuery({ q: search.trim(), after: null, before: null }, { push: true });
-        }}
-      >
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            placeholder="Name, URL or id"
-            onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Enabled
-          <select
-            value={enabled}
-            onChange={(e) =>
-              setQuery(
-                { enabled: (e.target as HTMLSelectElement).value, after: null, before: null },
-                { push: true },
-              )
-            }
-          >
-            <option value="">All</option>
-            <option value="true">Enabled</option>
-            <option value="false">Disabled</option>
-          </select>
-        </label>
+      <FilterForm label="Search webhooks" onApply={() => ({ q: search.trim() })}>
+        <FilterInput
+          label="Search"
+          type="search"
+          value={search}
+          placeholder="Name, URL or id"
+          onValue={setSearch}
+        />
+        <FilterSelect label="Enabled" name="enabled" value={enabled} options={ENABLED_OPTIONS} />
         <button type="submit" class="button">
           Search
         </button>
-      </form>
+      </FilterForm>
       {page.loading && !page.data && <Loading what="webhooks" />}
       <ErrorBox error={page.error} what="Webhooks could not be loaded" />
       {page.data && page.data.data.length === 0 && q !== "" && (
