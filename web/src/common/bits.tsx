@@ -3,7 +3,7 @@ import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { describeError, type Page } from "../api.ts";
 import { localTime } from "../format.ts";
-import { onLinkClick } from "../router.ts";
+import { onLinkClick, setQuery } from "../router.ts";
 
 export function CopyButton({ value, what }: { value: string; what: string }) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
@@ -105,21 +105,18 @@ export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="empty">{children}</div>;
 }
 
-export function Pager<T>({
-  page,
-  onPage,
-}: {
-  page: Page<T>;
-  onPage: (cursor: { after?: string; before?: string }) => void;
-}) {
+/** The previous and next page buttons of a list whose cursors are in the address (a new history entry each). */
+export function Pager<T>({ page }: { page: Page<T> }) {
   if (!page.has_next_page && !page.has_previous_page) return null;
+  const turn = (cursor: { after?: string; before?: string }) =>
+    setQuery({ after: cursor.after, before: cursor.before }, { push: true });
   return (
     <nav class="pager" aria-label="Pages">
       <button
         type="button"
         class="button"
         disabled={!page.has_previous_page || !page.start_cursor}
-        onClick={() => onPage({ before: page.start_cursor ?? undefined })}
+        onClick={() => turn({ before: page.start_cursor ?? undefined })}
       >
         Previous page
       </button>
@@ -127,7 +124,7 @@ export function Pager<T>({
         type="button"
         class="button"
         disabled={!page.has_next_page || !page.end_cursor}
-        onClick={() => onPage({ after: page.end_cursor ?? undefined })}
+        onClick={() => turn({ after: page.end_cursor ?? undefined })}
       >
         Next page
       </button>

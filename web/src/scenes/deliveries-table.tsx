@@ -3,7 +3,7 @@ import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../
 import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
 import { FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors, route } from "../router.ts";
 
 const STATUS_OPTIONS = DELIVERY_STATUSES.map((s) => ({ value: s, text: s }));
 
@@ -22,8 +22,7 @@ export function DeliveriesTable({
 }) {
   const q = route.value.query;
   const status = filterable ? (q.get("status") ?? "") : "";
-  const after = q.get("after") ?? "";
-  const before = q.get("before") ?? "";
+  const { after, before } = pageCursors(q);
   const page = useResource(
     () => api<Page<Delivery>>("GET", withQuery(path, { ...query, status, after, before })),
     [path, status, after, before, reloadKey],
@@ -74,12 +73,7 @@ export function DeliveriesTable({
           </table>
         </div>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </div>
   );
 }

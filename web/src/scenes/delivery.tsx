@@ -16,7 +16,7 @@ import {
 } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { ms, prettyBody } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors } from "../router.ts";
 
 export function DeliveryView({ id }: { id: string }) {
   const delivery = useResource(() => api<Delivery>("GET", `/v1/deliveries/${id}`), [id]);
@@ -140,8 +140,7 @@ export function DeliveryView({ id }: { id: string }) {
 }
 
 function Attempts({ id, reloadKey }: { id: string; reloadKey: string }) {
-  const after = route.value.query.get("after") ?? "";
-  const before = route.value.query.get("before") ?? "";
+  const { after, before } = pageCursors();
   const page = useResource(
     () => api<Page<Attempt>>("GET", withQuery(`/v1/deliveries/${id}/attempts`, { after, before, limit: 50 })),
     [id, after, before, reloadKey],
@@ -178,10 +177,7 @@ function Attempts({ id, reloadKey }: { id: string; reloadKey: string }) {
           </li>
         ))}
       </ol>
-      <Pager
-        page={page.data}
-        onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-      />
+      <Pager page={page.data} />
     </>
   );
 }

@@ -5,7 +5,7 @@ import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Time } from "../commo
 import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
-import { href, route, setFilters, setQuery } from "../router.ts";
+import { href, pageCursors, route, setFilters } from "../router.ts";
 
 const STATUS_OPTIONS = EVENT_STATUSES.map((s) => ({ value: s, text: s.replace("_", " ") }));
 
@@ -15,8 +15,7 @@ export function EventsList() {
   const status = query.get("status") ?? "";
   const from = query.get("from") ?? "";
   const to = query.get("to") ?? "";
-  const after = query.get("after") ?? "";
-  const before = query.get("before") ?? "";
+  const { after, before } = pageCursors(query);
   const [draft, setDraft] = useState({ type, from: isoToLocalInput(from), to: isoToLocalInput(to) });
   const catalog = useResource(() => api<{ data: EventType[] }>("GET", "/v1/event-types"), []);
   const page = useResource(
@@ -115,12 +114,7 @@ export function EventsList() {
           </table>
         </div>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </section>
   );
 }

@@ -17,7 +17,7 @@ import {
 import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors, route } from "../router.ts";
 
 const ENABLED_OPTIONS = [
   { value: "true", text: "Enabled" },
@@ -28,8 +28,7 @@ export function WebhooksList() {
   const query = route.value.query;
   const q = query.get("q") ?? "";
   const enabled = query.get("enabled") ?? "";
-  const after = query.get("after") ?? "";
-  const before = query.get("before") ?? "";
+  const { after, before } = pageCursors(query);
   const [search, setSearch] = useState(q);
   const page = useResource(
     () =>
@@ -105,12 +104,7 @@ export function WebhooksList() {
           </table>
         </div>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </section>
   );
 }
