@@ -159,6 +159,24 @@ export function Pre({ text, label }: { text: string; label: string }) {
   );
 }
 
+/** One entry of a facts list (`<dl class="facts">`): what it is, and its value (in monospace with `mono`). */
+export function Fact({
+  term,
+  mono,
+  children,
+}: {
+  term: string;
+  mono?: boolean;
+  children: ComponentChildren;
+}) {
+  return (
+    <div>
+      <dt>{term}</dt>
+      <dd class={mono ? "mono" : undefined}>{children}</dd>
+    </div>
+  );
+}
+
 /** Key/value pairs (headers, metadata) as a definition list of text. */
 export function Pairs({ pairs, empty }: { pairs: Record<string, string> | null | undefined; empty: string }) {
   const entries = Object.entries(pairs ?? {});

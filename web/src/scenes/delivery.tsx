@@ -6,6 +6,7 @@ import {
   Copyable,
   Empty,
   ErrorBox,
+  Fact,
   Link,
   Loading,
   Pager,
@@ -68,54 +69,30 @@ export function DeliveryView({ id }: { id: string }) {
         <StatusBadge status={d.status} />
       </div>
       <dl class="facts">
-        <div>
-          <dt>Id</dt>
-          <dd>
-            <Copyable value={d.id} what="delivery id" />
-          </dd>
-        </div>
-        <div>
-          <dt>Event</dt>
-          <dd>
-            <Link to={href(`events/${d.event_id}`)} class="mono">
-              {d.event_id}
-            </Link>
-          </dd>
-        </div>
-        <div>
-          <dt>Webhook</dt>
-          <dd>
-            <Link to={href(`webhooks/${d.webhook_id}`)} class="mono">
-              {d.webhook_id}
-            </Link>
-          </dd>
-        </div>
-        <div>
-          <dt>Attempts</dt>
-          <dd>{d.attempts}</dd>
-        </div>
-        <div>
-          <dt>Last response</dt>
-          <dd>{d.response_status_code ?? "—"}</dd>
-        </div>
-        <div>
-          <dt>Last attempt</dt>
-          <dd>
-            <Time iso={d.last_attempt_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Next attempt</dt>
-          <dd>
-            <Time iso={d.next_retry_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time iso={d.created_at} />
-          </dd>
-        </div>
+        <Fact term="Id">
+          <Copyable value={d.id} what="delivery id" />
+        </Fact>
+        <Fact term="Event">
+          <Link to={href(`events/${d.event_id}`)} class="mono">
+            {d.event_id}
+          </Link>
+        </Fact>
+        <Fact term="Webhook">
+          <Link to={href(`webhooks/${d.webhook_id}`)} class="mono">
+            {d.webhook_id}
+          </Link>
+        </Fact>
+        <Fact term="Attempts">{d.attempts}</Fact>
+        <Fact term="Last response">{d.response_status_code ?? "—"}</Fact>
+        <Fact term="Last attempt">
+          <Time iso={d.last_attempt_at} />
+        </Fact>
+        <Fact term="Next attempt">
+          <Time iso={d.next_retry_at} />
+        </Fact>
+        <Fact term="Created">
+          <Time iso={d.created_at} />
+        </Fact>
       </dl>
       {capabilities.value?.replay && (
         <div class="actions">

@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Delivery, describeError, type Stats, type Webhook } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
-import { Copyable, EnabledBadge, ErrorBox, Link, Loading, Pairs, Time } from "../common/bits.tsx";
+import { Copyable, EnabledBadge, ErrorBox, Fact, Link, Loading, Pairs, Time } from "../common/bits.tsx";
 import { StatsChart } from "../common/chart.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
@@ -47,67 +47,37 @@ export function WebhookDetail({ id }: { id: string }) {
       </div>
       {shown && <RevealedSecret shown={shown} />}
       <dl class="facts">
-        <div>
-          <dt>Id</dt>
-          <dd>
-            <Copyable value={w.id} what="webhook id" />
-          </dd>
-        </div>
-        <div>
-          <dt>URL</dt>
-          <dd>
-            <Copyable value={w.url} what="URL" />
-          </dd>
-        </div>
-        {w.description && (
-          <div>
-            <dt>Description</dt>
-            <dd>{w.description}</dd>
-          </div>
-        )}
-        <div>
-          <dt>Event types</dt>
-          <dd class="mono">{w.events.join(", ")}</dd>
-        </div>
-        <div>
-          <dt>Tenant</dt>
-          <dd class="mono">
-            {w.tenant_id}
-            {w.mode ? ` · ${w.mode}` : ""}
-          </dd>
-        </div>
-        <div>
-          <dt>Signing</dt>
-          <dd class="mono">
-            {w.signature_scheme === "v1a"
-              ? `v1a, public key ${w.public_key ?? ""}`
-              : `v1, secret …${w.secret_last4}`}
-          </dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time iso={w.created_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Updated</dt>
-          <dd>
-            <Time iso={w.updated_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Custom headers</dt>
-          <dd>
-            <Pairs pairs={w.headers} empty="None" />
-          </dd>
-        </div>
-        <div>
-          <dt>Metadata</dt>
-          <dd>
-            <Pairs pairs={w.metadata} empty="None" />
-          </dd>
-        </div>
+        <Fact term="Id">
+          <Copyable value={w.id} what="webhook id" />
+        </Fact>
+        <Fact term="URL">
+          <Copyable value={w.url} what="URL" />
+        </Fact>
+        {w.description && <Fact term="Description">{w.description}</Fact>}
+        <Fact term="Event types" mono>
+          {w.events.join(", ")}
+        </Fact>
+        <Fact term="Tenant" mono>
+          {w.tenant_id}
+          {w.mode ? ` · ${w.mode}` : ""}
+        </Fact>
+        <Fact term="Signing" mono>
+          {w.signature_scheme === "v1a"
+            ? `v1a, public key ${w.public_key ?? ""}`
+            : `v1, secret …${w.secret_last4}`}
+        </Fact>
+        <Fact term="Created">
+          <Time iso={w.created_at} />
+        </Fact>
+        <Fact term="Updated">
+          <Time iso={w.updated_at} />
+        </Fact>
+        <Fact term="Custom headers">
+          <Pairs pairs={w.headers} empty="None" />
+        </Fact>
+        <Fact term="Metadata">
+          <Pairs pairs={w.metadata} empty="None" />
+        </Fact>
       </dl>
       <Actions webhook={w} onChange={webhook.reload} onTest={() => setDeliveriesKey((k) => k + 1)} />
       <h2>Deliveries over the last 24 hours</h2>
