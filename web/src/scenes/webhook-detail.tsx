@@ -15,19 +15,23 @@ import { RecoverPanel, SecretPanel, VerifyPanel } from "./webhook-secret.tsx";
 export function WebhookDetail({ id }: { id: string }) {
   const webhook = useResource(() => api<Webhook>("GET", `/v1/webhooks/${id}`), [id]);
   const [deliveriesKey, setDeliveriesKey] = useState(0);
+  const reloadDeliveries = () => setDeliveriesKey((k) => k + 1);
   useEffect(
     () => () => {
       if (revealed.value?.webhookId === id) revealed.value = null;
     },
     [id],
   );
+  const crumbs = (
+    <p class="crumbs">
+      <Link to={href("webhooks")}>Webhooks</Link>
+    </p>
+  );
   if (webhook.loading && !webhook.data) return <Loading what="the webhook" />;
   if (!webhook.data) {
     return (
       <section>
-        <p class="crumbs">
-          <Link to={href("webhooks")}>Webhooks</Link>
-        </p>
+        {crumbs}
         <h1>Webhook</h1>
         <ErrorBox error={webhook.error} what="This webhook could not be loaded" />
       </section>
@@ -38,9 +42,7 @@ export function WebhookDetail({ id }: { id: string }) {
   const shown = revealed.value?.webhookId === id ? revealed.value : null;
   return (
     <section>
-      <p class="crumbs">
-        <Link to={href("webhooks")}>Webhooks</Link>
-      </p>
+      {crumbs}
       <div class="heading">
         <h1>{w.name}</h1>
         <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
@@ -79,7 +81,7 @@ export function WebhookDetail({ id }: { id: string }) {
           <Pairs pairs={w.metadata} empty="None" />
         </Fact>
       </dl>
-      <Actions webhook={w} onChange={webhook.reload} onTest={() => setDeliveriesKey((k) => k + 1)} />
+      <Actions webhook={w} onChange={webhook.reload} onTest={reloadDeliveries} />
       <h2>Deliveries over the last 24 hours</h2>
       <WebhookStats id={id} />
       <h2>Deliveries</h2>
@@ -102,7 +104,7 @@ export function WebhookDetail({ id }: { id: string }) {
           <SecretPanel webhook={w} onRotated={webhook.reload} />
         </>
       )}
-      {caps?.replay && <RecoverPanel webhook={w} onRecovered={() => setDeliveriesKey((k) => k + 1)} />}
+      {caps?.replay && <RecoverPanel webhook={w} onRecovered={reloadDeliveries} />}
       <VerifyPanel webhook={w} secret={shown?.secret ?? null} />
       {caps?.manageWebhooks && <DeletePanel webhook={w} />}
     </section>
