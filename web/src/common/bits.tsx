@@ -101,6 +101,15 @@ export function ErrorBox({ error, what }: { error: unknown; what?: string }) {
   );
 }
 
+/** What an action did, said when it is done: a status when it worked, an alert when it did not. */
+export function Outcome({ ok, children }: { ok: boolean; children: ComponentChildren }) {
+  return (
+    <p class={ok ? "ok" : "error"} role={ok ? "status" : "alert"}>
+      {children}
+    </p>
+  );
+}
+
 export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="empty">{children}</div>;
 }

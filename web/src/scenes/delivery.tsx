@@ -1,6 +1,5 @@
 // One delivery: the payload sent, the signature, every attempt, and retry.
-import { useState } from "preact/hooks";
-import { type Attempt, api, type Delivery, describeError, type Page, withQuery } from "../api.ts";
+import { type Attempt, api, type Delivery, type Page, withQuery } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
 import {
   Copyable,
@@ -9,20 +8,21 @@ import {
   Fact,
   Link,
   Loading,
+  Outcome,
   Pager,
   Pairs,
   Pre,
   StatusBadge,
   Time,
 } from "../common/bits.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { ms, prettyBody } from "../format.ts";
 import { href, pageCursors } from "../router.ts";
 
 export function DeliveryView({ id }: { id: string }) {
   const delivery = useResource(() => api<Delivery>("GET", `/v1/deliveries/${id}`), [id]);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, outcome: message, run } = useAction();
   const crumbs = (
     <p class="crumbs">
       <Link to={href("events")}>Events</Link>
@@ -46,19 +46,12 @@ export function DeliveryView({ id }: { id: string }) {
       </section>
     );
   const d = delivery.data;
-  const retry = async () => {
-    setBusy(true);
-    setMessage(null);
-    try {
+  const retry = () =>
+    run(async () => {
       await api("POST", `/v1/deliveries/${d.id}/retry`);
-      setMessage({ ok: true, text: "Queued again: a new attempt starts now." });
       delivery.reload();
-    } catch (error) {
-      setMessage({ ok: false, text: describeError(error) });
-    } finally {
-      setBusy(false);
-    }
-  };
+      return { text: "Queued again: a new attempt starts now." };
+    });
   return (
     <section>
       {crumbs}
@@ -99,11 +92,7 @@ export function DeliveryView({ id }: { id: string }) {
           <button type="button" class="button" disabled={busy} onClick={retry}>
             Retry
           </button>
-          {message && (
-            <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
-              {message.text}
-            </p>
-          )}
+          {message && <Outcome ok={message.ok}>{message.text}</Outcome>}
         </div>
       )}
       <h2>Signature</h2>

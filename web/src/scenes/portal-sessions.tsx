@@ -1,7 +1,8 @@
 // Operator only: mint a portal link for a tenant (shown once), list live sessions, revoke them.
 import { useState } from "preact/hooks";
-import { api, describeError, type Page, type PortalSession } from "../api.ts";
-import { Copyable, Empty, ErrorBox, Loading, Time } from "../common/bits.tsx";
+import { api, type Page, type PortalSession } from "../api.ts";
+import { Copyable, Empty, ErrorBox, Loading, Outcome, Time } from "../common/bits.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { localTime } from "../format.ts";
 
@@ -21,7 +22,7 @@ export function PortalSessions() {
   const [caps, setCaps] = useState<string[]>(["manage_webhooks", "replay"]);
   const [minted, setMinted] = useState<PortalSession | null>(null);
   const [error, setError] = useState<unknown>(undefined);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const { outcome: message, run } = useAction();
   const mint = async (event: Event) => {
     event.preventDefault();
     setError(undefined);
@@ -39,15 +40,12 @@ export function PortalSessions() {
       setError(problem);
     }
   };
-  const revoke = async (work: () => Promise<string>) => {
-    setMessage(null);
-    try {
-      setMessage({ ok: true, text: await work() });
+  const revoke = (work: () => Promise<string>) =>
+    run(async () => {
+      const text = await work();
       sessions.reload();
-    } catch (problem) {
-      setMessage({ ok: false, text: describeError(problem) });
-    }
-  };
+      return { text };
+    });
   return (
     <section>
       <h1>Portal sessions</h1>
@@ -126,11 +124,7 @@ export function PortalSessions() {
         )}
       </form>
       <h2>Live sessions</h2>
-      {message && (
-        <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
-          {message.text}
-        </p>
-      )}
+      {message && <Outcome ok={message.ok}>{message.text}</Outcome>}
       {sessions.loading && !sessions.data && <Loading what="portal sessions" />}
       <ErrorBox error={sessions.error} what="Portal sessions could not be loaded" />
       {sessions.data && sessions.data.data.length === 0 && (

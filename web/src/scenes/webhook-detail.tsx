@@ -1,9 +1,20 @@
 // One webhook: what it is, its chart, its deliveries, every setting, and its actions.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, type Delivery, describeError, type Stats, type Webhook } from "../api.ts";
+import { api, type Delivery, type Stats, type Webhook } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
-import { Copyable, EnabledBadge, ErrorBox, Fact, Link, Loading, Pairs, Time } from "../common/bits.tsx";
+import {
+  Copyable,
+  EnabledBadge,
+  ErrorBox,
+  Fact,
+  Link,
+  Loading,
+  Outcome,
+  Pairs,
+  Time,
+} from "../common/bits.tsx";
 import { StatsChart } from "../common/chart.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
 import { href, navigate } from "../router.ts";
@@ -155,19 +166,7 @@ function Actions({
   onTest: () => void;
 }) {
   const caps = capabilities.value;
-  const [message, setMessage] = useState<{ ok: boolean; text: string; delivery?: string } | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (work: () => Promise<{ text: string; delivery?: string }>) => {
-    setBusy(true);
-    setMessage(null);
-    try {
-      setMessage({ ok: true, ...(await work()) });
-    } catch (error) {
-      setMessage({ ok: false, text: describeError(error) });
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, outcome: message, run } = useAction<{ text: string; delivery?: string }>();
   if (!caps?.manageWebhooks && !caps?.sendTest) return null;
   return (
     <div class="actions">
@@ -206,14 +205,14 @@ function Actions({
         </button>
       )}
       {message && (
-        <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
+        <Outcome ok={message.ok}>
           {message.text}
           {message.delivery && (
             <Link to={href(`deliveries/${message.delivery}`)} class="mono">
               {message.delivery}
             </Link>
           )}
-        </p>
+        </Outcome>
       )}
     </div>
   );
