@@ -141,6 +141,26 @@ export function Pager<T>({ page }: { page: Page<T> }) {
   );
 }
 
+/** A list's table: its column headings, its rows (scrolling sideways on a narrow screen). */
+export function Table({ columns, children }: { columns: readonly string[]; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            {columns.map((name) => (
+              <th key={name} scope="col">
+                {name}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 /** A table row that opens its object: click anywhere, or Enter on its link (the first cell). */
 export function RowLink({ to, children }: { to: string; children: ComponentChildren }) {
   return (

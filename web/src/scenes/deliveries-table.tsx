@@ -1,6 +1,16 @@
 // A list of deliveries with its status filter and pages, the filter and cursors in the address.
 import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
+import {
+  Empty,
+  ErrorBox,
+  IdLink,
+  Loading,
+  Pager,
+  RowLink,
+  StatusBadge,
+  Table,
+  Time,
+} from "../common/bits.tsx";
 import { FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { href, pageCursors, route } from "../router.ts";
@@ -40,38 +50,24 @@ export function DeliveriesTable({
         <Empty>{status ? `No ${status} deliveries. Choose another status, or All.` : emptyText}</Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Delivery</th>
-                <th scope="col">Event type</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Response</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.data.map((d) => (
-                <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
-                  <td>
-                    <IdLink id={d.id} to={href(`deliveries/${d.id}`)} what="delivery id" />
-                  </td>
-                  <td class="mono">{d.event_type}</td>
-                  <td>
-                    <StatusBadge status={d.status} />
-                  </td>
-                  <td>{d.attempts}</td>
-                  <td>{d.response_status_code ?? "—"}</td>
-                  <td>
-                    <Time iso={d.created_at} />
-                  </td>
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Delivery", "Event type", "Status", "Attempts", "Response", "Created"]}>
+          {page.data.data.map((d) => (
+            <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
+              <td>
+                <IdLink id={d.id} to={href(`deliveries/${d.id}`)} what="delivery id" />
+              </td>
+              <td class="mono">{d.event_type}</td>
+              <td>
+                <StatusBadge status={d.status} />
+              </td>
+              <td>{d.attempts}</td>
+              <td>{d.response_status_code ?? "—"}</td>
+              <td>
+                <Time iso={d.created_at} />
+              </td>
+            </RowLink>
+          ))}
+        </Table>
       )}
       {page.data && <Pager page={page.data} />}
     </div>

@@ -1,7 +1,7 @@
 // Events: the list with type, status and date filters, all in the address.
 import { useState } from "preact/hooks";
 import { api, EVENT_STATUSES, type EventSummary, type EventType, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Table, Time } from "../common/bits.tsx";
 import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
@@ -85,34 +85,21 @@ export function EventsList() {
         </Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Type</th>
-                <th scope="col">Account</th>
-                <th scope="col">Deliveries</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.data.map((e) => (
-                <RowLink key={e.id} to={href(`events/${e.id}`)}>
-                  <td>
-                    <IdLink id={e.id} to={href(`events/${e.id}`)} what="event id" />
-                  </td>
-                  <td class="mono">{e.type}</td>
-                  <td class="mono">{e.account_id ?? "—"}</td>
-                  <td>{e.deliveries_count}</td>
-                  <td>
-                    <Time iso={e.created_at} />
-                  </td>
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Event", "Type", "Account", "Deliveries", "Created"]}>
+          {page.data.data.map((e) => (
+            <RowLink key={e.id} to={href(`events/${e.id}`)}>
+              <td>
+                <IdLink id={e.id} to={href(`events/${e.id}`)} what="event id" />
+              </td>
+              <td class="mono">{e.type}</td>
+              <td class="mono">{e.account_id ?? "—"}</td>
+              <td>{e.deliveries_count}</td>
+              <td>
+                <Time iso={e.created_at} />
+              </td>
+            </RowLink>
+          ))}
+        </Table>
       )}
       {page.data && <Pager page={page.data} />}
     </section>

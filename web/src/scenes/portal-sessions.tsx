@@ -1,7 +1,7 @@
 // Operator only: mint a portal link for a tenant (shown once), list live sessions, revoke them.
 import { useState } from "preact/hooks";
 import { api, type Page, type PortalSession } from "../api.ts";
-import { Copyable, Empty, ErrorBox, Loading, Outcome, Time } from "../common/bits.tsx";
+import { Copyable, Empty, ErrorBox, Loading, Outcome, Table, Time } from "../common/bits.tsx";
 import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { localTime } from "../format.ts";
@@ -131,71 +131,54 @@ export function PortalSessions() {
         <Empty>No live portal session. Mint a link above.</Empty>
       )}
       {sessions.data && sessions.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Session</th>
-                <th scope="col">Tenant</th>
-                <th scope="col">Capabilities</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Revoke</th>
-              </tr>
-            </thead>
-            <tbody>
-              {sessions.data.data.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <Copyable value={s.id} what="session id" />
-                  </td>
-                  <td class="mono">
-                    {s.tenant_id === null ? "console (every tenant)" : s.tenant_id} · {s.mode}
-                  </td>
-                  <td>{s.capabilities.join(", ")}</td>
-                  <td>
-                    <Time iso={s.expires_at} />
-                  </td>
-                  <td class="cell-actions">
-                    <button
-                      type="button"
-                      class="button small"
-                      aria-label={`Revoke session ${s.id}`}
-                      onClick={() =>
-                        revoke(async () => {
-                          await api("DELETE", `/v1/portal-sessions/${s.id}`);
-                          return `Session ${s.id} revoked.`;
-                        })
-                      }
-                    >
-                      Revoke
-                    </button>
-                    {s.tenant_id !== null && (
-                      <button
-                        type="button"
-                        class="button small"
-                        aria-label={`Revoke all of tenant ${s.tenant_id}`}
-                        onClick={() =>
-                          revoke(async () => {
-                            const answer = await api<{ revoked: number }>(
-                              "POST",
-                              "/v1/portal-sessions/revoke",
-                              {
-                                tenant_id: s.tenant_id,
-                              },
-                            );
-                            return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
-                          })
-                        }
-                      >
-                        Revoke all of tenant
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Session", "Tenant", "Capabilities", "Expires", "Revoke"]}>
+          {sessions.data.data.map((s) => (
+            <tr key={s.id}>
+              <td>
+                <Copyable value={s.id} what="session id" />
+              </td>
+              <td class="mono">
+                {s.tenant_id === null ? "console (every tenant)" : s.tenant_id} · {s.mode}
+              </td>
+              <td>{s.capabilities.join(", ")}</td>
+              <td>
+                <Time iso={s.expires_at} />
+              </td>
+              <td class="cell-actions">
+                <button
+                  type="button"
+                  class="button small"
+                  aria-label={`Revoke session ${s.id}`}
+                  onClick={() =>
+                    revoke(async () => {
+                      await api("DELETE", `/v1/portal-sessions/${s.id}`);
+                      return `Session ${s.id} revoked.`;
+                    })
+                  }
+                >
+                  Revoke
+                </button>
+                {s.tenant_id !== null && (
+                  <button
+                    type="button"
+                    class="button small"
+                    aria-label={`Revoke all of tenant ${s.tenant_id}`}
+                    onClick={() =>
+                      revoke(async () => {
+                        const answer = await api<{ revoked: number }>("POST", "/v1/portal-sessions/revoke", {
+                          tenant_id: s.tenant_id,
+                        });
+                        return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
+                      })
+                    }
+                  >
+                    Revoke all of tenant
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );

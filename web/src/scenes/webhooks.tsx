@@ -12,6 +12,7 @@ import {
   Loading,
   Pager,
   RowLink,
+  Table,
   Time,
 } from "../common/bits.tsx";
 import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
@@ -73,36 +74,23 @@ export function WebhooksList() {
         </Empty>
       )}
       {rows.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">State</th>
-                <th scope="col">Success (24 h)</th>
-                <th scope="col">Last attempt</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((w) => (
-                <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
-                  <td>
-                    <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
-                    <div class="muted mono small">
-                      {w.id} <CopyButton value={w.id} what="webhook id" />
-                    </div>
-                  </td>
-                  <td class="url">{w.url}</td>
-                  <td>
-                    <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
-                  </td>
-                  <RowStats id={w.id} />
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Name", "URL", "State", "Success (24 h)", "Last attempt"]}>
+          {rows.map((w) => (
+            <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
+              <td>
+                <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
+                <div class="muted mono small">
+                  {w.id} <CopyButton value={w.id} what="webhook id" />
+                </div>
+              </td>
+              <td class="url">{w.url}</td>
+              <td>
+                <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
+              </td>
+              <RowStats id={w.id} />
+            </RowLink>
+          ))}
+        </Table>
       )}
       {page.data && <Pager page={page.data} />}
     </section>
