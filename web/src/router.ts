@@ -54,6 +54,16 @@ export function setQuery(
   route.value = current();
 }
 
+/** The cursors of the current view's page of a list (empty on its first page). */
+export function pageCursors(query: URLSearchParams = route.value.query): { after: string; before: string } {
+  return { after: query.get("after") ?? "", before: query.get("before") ?? "" };
+}
+
+/** Changes some filters of the current view's list and goes back to its first page, as a new history entry. */
+export function setFilters(changes: Record<string, string | null | undefined>) {
+  setQuery({ ...changes, after: null, before: null }, { push: true });
+}
+
 /** A click on an in-app link: the page does not reload (modified clicks keep the browser's meaning). */
 export function onLinkClick(event: MouseEvent): void {
   const target = event.currentTarget as HTMLAnchorElement;

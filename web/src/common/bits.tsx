@@ -3,7 +3,7 @@ import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { describeError, type Page } from "../api.ts";
 import { localTime } from "../format.ts";
-import { onLinkClick } from "../router.ts";
+import { onLinkClick, setQuery } from "../router.ts";
 
 export function CopyButton({ value, what }: { value: string; what: string }) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
@@ -101,25 +101,31 @@ export function ErrorBox({ error, what }: { error: unknown; what?: string }) {
   );
 }
 
+/** What an action did, said when it is done: a status when it worked, an alert when it did not. */
+export function Outcome({ ok, children }: { ok: boolean; children: ComponentChildren }) {
+  return (
+    <p class={ok ? "ok" : "error"} role={ok ? "status" : "alert"}>
+      {children}
+    </p>
+  );
+}
+
 export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="empty">{children}</div>;
 }
 
-export function Pager<T>({
-  page,
-  onPage,
-}: {
-  page: Page<T>;
-  onPage: (cursor: { after?: string; before?: string }) => void;
-}) {
+/** The previous and next page buttons of a list whose cursors are in the address (a new history entry each). */
+export function Pager<T>({ page }: { page: Page<T> }) {
   if (!page.has_next_page && !page.has_previous_page) return null;
+  const turn = (cursor: { after?: string; before?: string }) =>
+    setQuery({ after: cursor.after, before: cursor.before }, { push: true });
   return (
     <nav class="pager" aria-label="Pages">
       <button
         type="button"
         class="button"
         disabled={!page.has_previous_page || !page.start_cursor}
-        onClick={() => onPage({ before: page.start_cursor ?? undefined })}
+        onClick={() => turn({ before: page.start_cursor ?? undefined })}
       >
         Previous page
       </button>
@@ -127,11 +133,31 @@ export function Pager<T>({
         type="button"
         class="button"
         disabled={!page.has_next_page || !page.end_cursor}
-        onClick={() => onPage({ after: page.end_cursor ?? undefined })}
+        onClick={() => turn({ after: page.end_cursor ?? undefined })}
       >
         Next page
       </button>
     </nav>
+  );
+}
+
+/** A list's table: its column headings, its rows (scrolling sideways on a narrow screen). */
+export function Table({ columns, children }: { columns: readonly string[]; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            {columns.map((name) => (
+              <th key={name} scope="col">
+                {name}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
   );
 }
 
@@ -159,6 +185,24 @@ export function Pre({ text, label }: { text: string; label: string }) {
     <section class="pre" aria-label={label} tabIndex={0}>
       <pre>{text}</pre>
     </section>
+  );
+}
+
+/** One entry of a facts list (`<dl class="facts">`): what it is, and its value (in monospace with `mono`). */
+export function Fact({
+  term,
+  mono,
+  children,
+}: {
+  term: string;
+  mono?: boolean;
+  children: ComponentChildren;
+}) {
+  return (
+    <div>
+      <dt>{term}</dt>
+      <dd class={mono ? "mono" : undefined}>{children}</dd>
+    </div>
   );
 }
 

@@ -1,8 +1,21 @@
 // A list of deliveries with its status filter and pages, the filter and cursors in the address.
 import { api, DELIVERY_STATUSES, type Delivery, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, StatusBadge, Time } from "../common/bits.tsx";
+import {
+  Empty,
+  ErrorBox,
+  IdLink,
+  Loading,
+  Pager,
+  RowLink,
+  StatusBadge,
+  Table,
+  Time,
+} from "../common/bits.tsx";
+import { FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors, route } from "../router.ts";
+
+const STATUS_OPTIONS = DELIVERY_STATUSES.map((s) => ({ value: s, text: s }));
 
 export function DeliveriesTable({
   path,
@@ -19,8 +32,7 @@ export function DeliveriesTable({
 }) {
   const q = route.value.query;
   const status = filterable ? (q.get("status") ?? "") : "";
-  const after = q.get("after") ?? "";
-  const before = q.get("before") ?? "";
+  const { after, before } = pageCursors(q);
   const page = useResource(
     () => api<Page<Delivery>>("GET", withQuery(path, { ...query, status, after, before })),
     [path, status, after, before, reloadKey],
@@ -29,25 +41,7 @@ export function DeliveriesTable({
     <div>
       {filterable && (
         <div class="filters">
-          <label>
-            Status
-            <select
-              value={status}
-              onChange={(e) =>
-                setQuery(
-                  { status: (e.target as HTMLSelectElement).value, after: null, before: null },
-                  { push: true },
-                )
-              }
-            >
-              <option value="">All</option>
-              {DELIVERY_STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <FilterSelect label="Status" name="status" value={status} options={STATUS_OPTIONS} />
         </div>
       )}
       {page.loading && !page.data && <Loading what="deliveries" />}
@@ -56,45 +50,26 @@ export function DeliveriesTable({
         <Empty>{status ? `No ${status} deliveries. Choose another status, or All.` : emptyText}</Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Delivery</th>
-                <th scope="col">Event type</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Response</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.data.map((d) => (
-                <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
-                  <td>
-                    <IdLink id={d.id} to={href(`deliveries/${d.id}`)} what="delivery id" />
-                  </td>
-                  <td class="mono">{d.event_type}</td>
-                  <td>
-                    <StatusBadge status={d.status} />
-                  </td>
-                  <td>{d.attempts}</td>
-                  <td>{d.response_status_code ?? "—"}</td>
-                  <td>
-                    <Time iso={d.created_at} />
-                  </td>
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Delivery", "Event type", "Status", "Attempts", "Response", "Created"]}>
+          {page.data.data.map((d) => (
+            <RowLink key={d.id} to={href(`deliveries/${d.id}`)}>
+              <td>
+                <IdLink id={d.id} to={href(`deliveries/${d.id}`)} what="delivery id" />
+              </td>
+              <td class="mono">{d.event_type}</td>
+              <td>
+                <StatusBadge status={d.status} />
+              </td>
+              <td>{d.attempts}</td>
+              <td>{d.response_status_code ?? "—"}</td>
+              <td>
+                <Time iso={d.created_at} />
+              </td>
+            </RowLink>
+          ))}
+        </Table>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </div>
   );
 }

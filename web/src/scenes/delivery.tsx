@@ -1,27 +1,28 @@
 // One delivery: the payload sent, the signature, every attempt, and retry.
-import { useState } from "preact/hooks";
-import { type Attempt, api, type Delivery, describeError, type Page, withQuery } from "../api.ts";
+import { type Attempt, api, type Delivery, type Page, withQuery } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
 import {
   Copyable,
   Empty,
   ErrorBox,
+  Fact,
   Link,
   Loading,
+  Outcome,
   Pager,
   Pairs,
   Pre,
   StatusBadge,
   Time,
 } from "../common/bits.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { ms, prettyBody } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors } from "../router.ts";
 
 export function DeliveryView({ id }: { id: string }) {
   const delivery = useResource(() => api<Delivery>("GET", `/v1/deliveries/${id}`), [id]);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, outcome: message, run } = useAction();
   const crumbs = (
     <p class="crumbs">
       <Link to={href("events")}>Events</Link>
@@ -45,19 +46,12 @@ export function DeliveryView({ id }: { id: string }) {
       </section>
     );
   const d = delivery.data;
-  const retry = async () => {
-    setBusy(true);
-    setMessage(null);
-    try {
+  const retry = () =>
+    run(async () => {
       await api("POST", `/v1/deliveries/${d.id}/retry`);
-      setMessage({ ok: true, text: "Queued again: a new attempt starts now." });
       delivery.reload();
-    } catch (error) {
-      setMessage({ ok: false, text: describeError(error) });
-    } finally {
-      setBusy(false);
-    }
-  };
+      return { text: "Queued again: a new attempt starts now." };
+    });
   return (
     <section>
       {crumbs}
@@ -68,65 +62,37 @@ export function DeliveryView({ id }: { id: string }) {
         <StatusBadge status={d.status} />
       </div>
       <dl class="facts">
-        <div>
-          <dt>Id</dt>
-          <dd>
-            <Copyable value={d.id} what="delivery id" />
-          </dd>
-        </div>
-        <div>
-          <dt>Event</dt>
-          <dd>
-            <Link to={href(`events/${d.event_id}`)} class="mono">
-              {d.event_id}
-            </Link>
-          </dd>
-        </div>
-        <div>
-          <dt>Webhook</dt>
-          <dd>
-            <Link to={href(`webhooks/${d.webhook_id}`)} class="mono">
-              {d.webhook_id}
-            </Link>
-          </dd>
-        </div>
-        <div>
-          <dt>Attempts</dt>
-          <dd>{d.attempts}</dd>
-        </div>
-        <div>
-          <dt>Last response</dt>
-          <dd>{d.response_status_code ?? "—"}</dd>
-        </div>
-        <div>
-          <dt>Last attempt</dt>
-          <dd>
-            <Time iso={d.last_attempt_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Next attempt</dt>
-          <dd>
-            <Time iso={d.next_retry_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time iso={d.created_at} />
-          </dd>
-        </div>
+        <Fact term="Id">
+          <Copyable value={d.id} what="delivery id" />
+        </Fact>
+        <Fact term="Event">
+          <Link to={href(`events/${d.event_id}`)} class="mono">
+            {d.event_id}
+          </Link>
+        </Fact>
+        <Fact term="Webhook">
+          <Link to={href(`webhooks/${d.webhook_id}`)} class="mono">
+            {d.webhook_id}
+          </Link>
+        </Fact>
+        <Fact term="Attempts">{d.attempts}</Fact>
+        <Fact term="Last response">{d.response_status_code ?? "—"}</Fact>
+        <Fact term="Last attempt">
+          <Time iso={d.last_attempt_at} />
+        </Fact>
+        <Fact term="Next attempt">
+          <Time iso={d.next_retry_at} />
+        </Fact>
+        <Fact term="Created">
+          <Time iso={d.created_at} />
+        </Fact>
       </dl>
       {capabilities.value?.replay && (
         <div class="actions">
           <button type="button" class="button" disabled={busy} onClick={retry}>
             Retry
           </button>
-          {message && (
-            <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
-              {message.text}
-            </p>
-          )}
+          {message && <Outcome ok={message.ok}>{message.text}</Outcome>}
         </div>
       )}
       <h2>Signature</h2>
@@ -140,8 +106,7 @@ export function DeliveryView({ id }: { id: string }) {
 }
 
 function Attempts({ id, reloadKey }: { id: string; reloadKey: string }) {
-  const after = route.value.query.get("after") ?? "";
-  const before = route.value.query.get("before") ?? "";
+  const { after, before } = pageCursors();
   const page = useResource(
     () => api<Page<Attempt>>("GET", withQuery(`/v1/deliveries/${id}/attempts`, { after, before, limit: 50 })),
     [id, after, before, reloadKey],
@@ -178,10 +143,7 @@ function Attempts({ id, reloadKey }: { id: string; reloadKey: string }) {
           </li>
         ))}
       </ol>
-      <Pager
-        page={page.data}
-        onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-      />
+      <Pager page={page.data} />
     </>
   );
 }

@@ -1,6 +1,6 @@
 // One event: its payload and its deliveries.
 import { api, type EventDetail as EventRecord } from "../api.ts";
-import { Copyable, ErrorBox, Link, Loading, Pre, StatusBadge, Time } from "../common/bits.tsx";
+import { Copyable, ErrorBox, Fact, Link, Loading, Pre, StatusBadge, Time } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { prettyJson } from "../format.ts";
 import { href } from "../router.ts";
@@ -31,38 +31,25 @@ export function EventDetail({ id }: { id: string }) {
         <StatusBadge status={e.status} />
       </div>
       <dl class="facts">
-        <div>
-          <dt>Id</dt>
-          <dd>
-            <Copyable value={e.id} what="event id" />
-          </dd>
-        </div>
-        <div>
-          <dt>Account</dt>
-          <dd class="mono">{e.account_id ?? "—"}</dd>
-        </div>
-        <div>
-          <dt>Tenant</dt>
-          <dd class="mono">
-            {e.tenant_id}
-            {e.mode ? ` · ${e.mode}` : ""}
-          </dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time iso={e.created_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Deliveries</dt>
-          <dd>
-            {Object.entries(e.deliveries)
-              .filter(([name, n]) => name !== "total" && n > 0)
-              .map(([name, n]) => `${n} ${name}`)
-              .join(", ") || "none"}
-          </dd>
-        </div>
+        <Fact term="Id">
+          <Copyable value={e.id} what="event id" />
+        </Fact>
+        <Fact term="Account" mono>
+          {e.account_id ?? "—"}
+        </Fact>
+        <Fact term="Tenant" mono>
+          {e.tenant_id}
+          {e.mode ? ` · ${e.mode}` : ""}
+        </Fact>
+        <Fact term="Created">
+          <Time iso={e.created_at} />
+        </Fact>
+        <Fact term="Deliveries">
+          {Object.entries(e.deliveries)
+            .filter(([name, n]) => name !== "total" && n > 0)
+            .map(([name, n]) => `${n} ${name}`)
+            .join(", ") || "none"}
+        </Fact>
       </dl>
       <h2>Payload</h2>
       <Pre text={prettyJson(e.data)} label="Event data" />

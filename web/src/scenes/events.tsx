@@ -1,10 +1,13 @@
 // Events: the list with type, status and date filters, all in the address.
 import { useState } from "preact/hooks";
 import { api, EVENT_STATUSES, type EventSummary, type EventType, type Page, withQuery } from "../api.ts";
-import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Time } from "../common/bits.tsx";
+import { Empty, ErrorBox, IdLink, Loading, Pager, RowLink, Table, Time } from "../common/bits.tsx";
+import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors, route, setFilters } from "../router.ts";
+
+const STATUS_OPTIONS = EVENT_STATUSES.map((s) => ({ value: s, text: s.replace("_", " ") }));
 
 export function EventsList() {
   const query = route.value.query;
@@ -12,8 +15,7 @@ export function EventsList() {
   const status = query.get("status") ?? "";
   const from = query.get("from") ?? "";
   const to = query.get("to") ?? "";
-  const after = query.get("after") ?? "";
-  const before = query.get("before") ?? "";
+  const { after, before } = pageCursors(query);
   const [draft, setDraft] = useState({ type, from: isoToLocalInput(from), to: isoToLocalInput(to) });
   const catalog = useResource(() => api<{ data: EventType[] }>("GET", "/v1/event-types"), []);
   const page = useResource(
@@ -21,72 +23,42 @@ export function EventsList() {
     [type, status, from, to, after, before],
   );
   const filtered = Boolean(type || status || from || to);
-  const apply = (event: Event) => {
-    event.preventDefault();
-    setQuery(
-      {
-        type: draft.type.trim(),
-        from: localInputToIso(draft.from),
-        to: localInputToIso(draft.to),
-        after: null,
-        before: null,
-      },
-      { push: true },
-    );
-  };
   return (
     <section>
       <h1>Events</h1>
-      <form class="filters" onSubmit={apply} aria-label="Filter events">
-        <label>
-          Type
-          <input
-            list="event-type-names"
-            value={draft.type}
-            placeholder="invoice.paid"
-            onInput={(e) => setDraft({ ...draft, type: (e.target as HTMLInputElement).value })}
-          />
-        </label>
+      <FilterForm
+        label="Filter events"
+        onApply={() => ({
+          type: draft.type.trim(),
+          from: localInputToIso(draft.from),
+          to: localInputToIso(draft.to),
+        })}
+      >
+        <FilterInput
+          label="Type"
+          list="event-type-names"
+          value={draft.type}
+          placeholder="invoice.paid"
+          onValue={(value) => setDraft({ ...draft, type: value })}
+        />
         <datalist id="event-type-names">
           {(catalog.data?.data ?? []).map((t) => (
             <option key={t.name} value={t.name} />
           ))}
         </datalist>
-        <label>
-          Status
-          <select
-            value={status}
-            onChange={(e) =>
-              setQuery(
-                { status: (e.target as HTMLSelectElement).value, after: null, before: null },
-                { push: true },
-              )
-            }
-          >
-            <option value="">All</option>
-            {EVENT_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace("_", " ")}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          From
-          <input
-            type="datetime-local"
-            value={draft.from}
-            onInput={(e) => setDraft({ ...draft, from: (e.target as HTMLInputElement).value })}
-          />
-        </label>
-        <label>
-          To
-          <input
-            type="datetime-local"
-            value={draft.to}
-            onInput={(e) => setDraft({ ...draft, to: (e.target as HTMLInputElement).value })}
-          />
-        </label>
+        <FilterSelect label="Status" name="status" value={status} options={STATUS_OPTIONS} />
+        <FilterInput
+          label="From"
+          type="datetime-local"
+          value={draft.from}
+          onValue={(value) => setDraft({ ...draft, from: value })}
+        />
+        <FilterInput
+          label="To"
+          type="datetime-local"
+          value={draft.to}
+          onValue={(value) => setDraft({ ...draft, to: value })}
+        />
         <button type="submit" class="button">
           Apply filters
         </button>
@@ -96,16 +68,13 @@ export function EventsList() {
             class="button"
             onClick={() => {
               setDraft({ type: "", from: "", to: "" });
-              setQuery(
-                { type: null, status: null, from: null, to: null, after: null, before: null },
-                { push: true },
-              );
+              setFilters({ type: null, status: null, from: null, to: null });
             }}
           >
             Clear filters
           </button>
         )}
-      </form>
+      </FilterForm>
       {page.loading && !page.data && <Loading what="events" />}
       <ErrorBox error={page.error} what="Events could not be loaded" />
       {page.data && page.data.data.length === 0 && (
@@ -116,41 +85,23 @@ export function EventsList() {
         </Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Type</th>
-                <th scope="col">Account</th>
-                <th scope="col">Deliveries</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.data.map((e) => (
-                <RowLink key={e.id} to={href(`events/${e.id}`)}>
-                  <td>
-                    <IdLink id={e.id} to={href(`events/${e.id}`)} what="event id" />
-                  </td>
-                  <td class="mono">{e.type}</td>
-                  <td class="mono">{e.account_id ?? "—"}</td>
-                  <td>{e.deliveries_count}</td>
-                  <td>
-                    <Time iso={e.created_at} />
-                  </td>
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Event", "Type", "Account", "Deliveries", "Created"]}>
+          {page.data.data.map((e) => (
+            <RowLink key={e.id} to={href(`events/${e.id}`)}>
+              <td>
+                <IdLink id={e.id} to={href(`events/${e.id}`)} what="event id" />
+              </td>
+              <td class="mono">{e.type}</td>
+              <td class="mono">{e.account_id ?? "—"}</td>
+              <td>{e.deliveries_count}</td>
+              <td>
+                <Time iso={e.created_at} />
+              </td>
+            </RowLink>
+          ))}
+        </Table>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </section>
   );
 }

@@ -1,6 +1,6 @@
 // Operator only: readiness of this instance (/readyz) and the queue (from /v1/stats).
 import { api, type Stats } from "../api.ts";
-import { ErrorBox, Loading } from "../common/bits.tsx";
+import { ErrorBox, Fact, Loading } from "../common/bits.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { seconds } from "../format.ts";
 
@@ -29,23 +29,18 @@ export function Instances() {
       <ErrorBox error={ready.error} what="Readiness could not be read" />
       {ready.data && (
         <dl class="facts">
-          <div>
-            <dt>Status</dt>
-            <dd>
-              <span class={`badge ${ready.data.status === "ready" ? "status-success" : "status-failed"}`}>
-                {ready.data.status ?? "not ready"}
-              </span>
-            </dd>
-          </div>
-          <div>
-            <dt>Storage</dt>
-            <dd class="mono">{ready.data.driver}</dd>
-          </div>
+          <Fact term="Status">
+            <span class={`badge ${ready.data.status === "ready" ? "status-success" : "status-failed"}`}>
+              {ready.data.status ?? "not ready"}
+            </span>
+          </Fact>
+          <Fact term="Storage" mono>
+            {ready.data.driver}
+          </Fact>
           {Object.entries(ready.data.checks).map(([name, value]) => (
-            <div key={name}>
-              <dt>{name}</dt>
-              <dd>{value}</dd>
-            </div>
+            <Fact key={name} term={name}>
+              {value}
+            </Fact>
           ))}
         </dl>
       )}
@@ -64,21 +59,12 @@ export function Instances() {
       <ErrorBox error={stats.error} what="The queue could not be read" />
       {stats.data && (
         <dl class="facts">
-          <div>
-            <dt>Deliveries due</dt>
-            <dd>{stats.data.queue.depth}</dd>
-          </div>
-          <div>
-            <dt>Oldest due for</dt>
-            <dd>{seconds(stats.data.queue.oldest_due_seconds)}</dd>
-          </div>
-          <div>
-            <dt>Webhooks</dt>
-            <dd>
-              {stats.data.webhooks.enabled} enabled, {stats.data.webhooks.disabled} disabled,{" "}
-              {stats.data.webhooks.failing} failing
-            </dd>
-          </div>
+          <Fact term="Deliveries due">{stats.data.queue.depth}</Fact>
+          <Fact term="Oldest due for">{seconds(stats.data.queue.oldest_due_seconds)}</Fact>
+          <Fact term="Webhooks">
+            {stats.data.webhooks.enabled} enabled, {stats.data.webhooks.disabled} disabled,{" "}
+            {stats.data.webhooks.failing} failing
+          </Fact>
         </dl>
       )}
       <p class="muted">

@@ -1,7 +1,8 @@
 // Operator only: mint a portal link for a tenant (shown once), list live sessions, revoke them.
 import { useState } from "preact/hooks";
-import { api, describeError, type Page, type PortalSession } from "../api.ts";
-import { Copyable, Empty, ErrorBox, Loading, Time } from "../common/bits.tsx";
+import { api, type Page, type PortalSession } from "../api.ts";
+import { Copyable, Empty, ErrorBox, Loading, Outcome, Table, Time } from "../common/bits.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { localTime } from "../format.ts";
 
@@ -21,7 +22,7 @@ export function PortalSessions() {
   const [caps, setCaps] = useState<string[]>(["manage_webhooks", "replay"]);
   const [minted, setMinted] = useState<PortalSession | null>(null);
   const [error, setError] = useState<unknown>(undefined);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const { outcome: message, run } = useAction();
   const mint = async (event: Event) => {
     event.preventDefault();
     setError(undefined);
@@ -39,15 +40,12 @@ export function PortalSessions() {
       setError(problem);
     }
   };
-  const revoke = async (work: () => Promise<string>) => {
-    setMessage(null);
-    try {
-      setMessage({ ok: true, text: await work() });
+  const revoke = (work: () => Promise<string>) =>
+    run(async () => {
+      const text = await work();
       sessions.reload();
-    } catch (problem) {
-      setMessage({ ok: false, text: describeError(problem) });
-    }
-  };
+      return { text };
+    });
   return (
     <section>
       <h1>Portal sessions</h1>
@@ -126,82 +124,61 @@ export function PortalSessions() {
         )}
       </form>
       <h2>Live sessions</h2>
-      {message && (
-        <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
-          {message.text}
-        </p>
-      )}
+      {message && <Outcome ok={message.ok}>{message.text}</Outcome>}
       {sessions.loading && !sessions.data && <Loading what="portal sessions" />}
       <ErrorBox error={sessions.error} what="Portal sessions could not be loaded" />
       {sessions.data && sessions.data.data.length === 0 && (
         <Empty>No live portal session. Mint a link above.</Empty>
       )}
       {sessions.data && sessions.data.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Session</th>
-                <th scope="col">Tenant</th>
-                <th scope="col">Capabilities</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Revoke</th>
-              </tr>
-            </thead>
-            <tbody>
-              {sessions.data.data.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <Copyable value={s.id} what="session id" />
-                  </td>
-                  <td class="mono">
-                    {s.tenant_id === null ? "console (every tenant)" : s.tenant_id} · {s.mode}
-                  </td>
-                  <td>{s.capabilities.join(", ")}</td>
-                  <td>
-                    <Time iso={s.expires_at} />
-                  </td>
-                  <td class="cell-actions">
-                    <button
-                      type="button"
-                      class="button small"
-                      aria-label={`Revoke session ${s.id}`}
-                      onClick={() =>
-                        revoke(async () => {
-                          await api("DELETE", `/v1/portal-sessions/${s.id}`);
-                          return `Session ${s.id} revoked.`;
-                        })
-                      }
-                    >
-                      Revoke
-                    </button>
-                    {s.tenant_id !== null && (
-                      <button
-                        type="button"
-                        class="button small"
-                        aria-label={`Revoke all of tenant ${s.tenant_id}`}
-                        onClick={() =>
-                          revoke(async () => {
-                            const answer = await api<{ revoked: number }>(
-                              "POST",
-                              "/v1/portal-sessions/revoke",
-                              {
-                                tenant_id: s.tenant_id,
-                              },
-                            );
-                            return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
-                          })
-                        }
-                      >
-                        Revoke all of tenant
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Session", "Tenant", "Capabilities", "Expires", "Revoke"]}>
+          {sessions.data.data.map((s) => (
+            <tr key={s.id}>
+              <td>
+                <Copyable value={s.id} what="session id" />
+              </td>
+              <td class="mono">
+                {s.tenant_id === null ? "console (every tenant)" : s.tenant_id} · {s.mode}
+              </td>
+              <td>{s.capabilities.join(", ")}</td>
+              <td>
+                <Time iso={s.expires_at} />
+              </td>
+              <td class="cell-actions">
+                <button
+                  type="button"
+                  class="button small"
+                  aria-label={`Revoke session ${s.id}`}
+                  onClick={() =>
+                    revoke(async () => {
+                      await api("DELETE", `/v1/portal-sessions/${s.id}`);
+                      return `Session ${s.id} revoked.`;
+                    })
+                  }
+                >
+                  Revoke
+                </button>
+                {s.tenant_id !== null && (
+                  <button
+                    type="button"
+                    class="button small"
+                    aria-label={`Revoke all of tenant ${s.tenant_id}`}
+                    onClick={() =>
+                      revoke(async () => {
+                        const answer = await api<{ revoked: number }>("POST", "/v1/portal-sessions/revoke", {
+                          tenant_id: s.tenant_id,
+                        });
+                        return `${answer.revoked} sessions of ${s.tenant_id} revoked.`;
+                      })
+                    }
+                  >
+                    Revoke all of tenant
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );

@@ -1,9 +1,20 @@
 // One webhook: what it is, its chart, its deliveries, every setting, and its actions.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, type Delivery, describeError, type Stats, type Webhook } from "../api.ts";
+import { api, type Delivery, type Stats, type Webhook } from "../api.ts";
 import { capabilities } from "../capabilities.ts";
-import { Copyable, EnabledBadge, ErrorBox, Link, Loading, Pairs, Time } from "../common/bits.tsx";
+import {
+  Copyable,
+  EnabledBadge,
+  ErrorBox,
+  Fact,
+  Link,
+  Loading,
+  Outcome,
+  Pairs,
+  Time,
+} from "../common/bits.tsx";
 import { StatsChart } from "../common/chart.tsx";
+import { useAction } from "../common/use-action.ts";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
 import { href, navigate } from "../router.ts";
@@ -15,19 +26,23 @@ import { RecoverPanel, SecretPanel, VerifyPanel } from "./webhook-secret.tsx";
 export function WebhookDetail({ id }: { id: string }) {
   const webhook = useResource(() => api<Webhook>("GET", `/v1/webhooks/${id}`), [id]);
   const [deliveriesKey, setDeliveriesKey] = useState(0);
+  const reloadDeliveries = () => setDeliveriesKey((k) => k + 1);
   useEffect(
     () => () => {
       if (revealed.value?.webhookId === id) revealed.value = null;
     },
     [id],
   );
+  const crumbs = (
+    <p class="crumbs">
+      <Link to={href("webhooks")}>Webhooks</Link>
+    </p>
+  );
   if (webhook.loading && !webhook.data) return <Loading what="the webhook" />;
   if (!webhook.data) {
     return (
       <section>
-        <p class="crumbs">
-          <Link to={href("webhooks")}>Webhooks</Link>
-        </p>
+        {crumbs}
         <h1>Webhook</h1>
         <ErrorBox error={webhook.error} what="This webhook could not be loaded" />
       </section>
@@ -38,78 +53,46 @@ export function WebhookDetail({ id }: { id: string }) {
   const shown = revealed.value?.webhookId === id ? revealed.value : null;
   return (
     <section>
-      <p class="crumbs">
-        <Link to={href("webhooks")}>Webhooks</Link>
-      </p>
+      {crumbs}
       <div class="heading">
         <h1>{w.name}</h1>
         <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
       </div>
       {shown && <RevealedSecret shown={shown} />}
       <dl class="facts">
-        <div>
-          <dt>Id</dt>
-          <dd>
-            <Copyable value={w.id} what="webhook id" />
-          </dd>
-        </div>
-        <div>
-          <dt>URL</dt>
-          <dd>
-            <Copyable value={w.url} what="URL" />
-          </dd>
-        </div>
-        {w.description && (
-          <div>
-            <dt>Description</dt>
-            <dd>{w.description}</dd>
-          </div>
-        )}
-        <div>
-          <dt>Event types</dt>
-          <dd class="mono">{w.events.join(", ")}</dd>
-        </div>
-        <div>
-          <dt>Tenant</dt>
-          <dd class="mono">
-            {w.tenant_id}
-            {w.mode ? ` · ${w.mode}` : ""}
-          </dd>
-        </div>
-        <div>
-          <dt>Signing</dt>
-          <dd class="mono">
-            {w.signature_scheme === "v1a"
-              ? `v1a, public key ${w.public_key ?? ""}`
-              : `v1, secret …${w.secret_last4}`}
-          </dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time iso={w.created_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Updated</dt>
-          <dd>
-            <Time iso={w.updated_at} />
-          </dd>
-        </div>
-        <div>
-          <dt>Custom headers</dt>
-          <dd>
-            <Pairs pairs={w.headers} empty="None" />
-          </dd>
-        </div>
-        <div>
-          <dt>Metadata</dt>
-          <dd>
-            <Pairs pairs={w.metadata} empty="None" />
-          </dd>
-        </div>
+        <Fact term="Id">
+          <Copyable value={w.id} what="webhook id" />
+        </Fact>
+        <Fact term="URL">
+          <Copyable value={w.url} what="URL" />
+        </Fact>
+        {w.description && <Fact term="Description">{w.description}</Fact>}
+        <Fact term="Event types" mono>
+          {w.events.join(", ")}
+        </Fact>
+        <Fact term="Tenant" mono>
+          {w.tenant_id}
+          {w.mode ? ` · ${w.mode}` : ""}
+        </Fact>
+        <Fact term="Signing" mono>
+          {w.signature_scheme === "v1a"
+            ? `v1a, public key ${w.public_key ?? ""}`
+            : `v1, secret …${w.secret_last4}`}
+        </Fact>
+        <Fact term="Created">
+          <Time iso={w.created_at} />
+        </Fact>
+        <Fact term="Updated">
+          <Time iso={w.updated_at} />
+        </Fact>
+        <Fact term="Custom headers">
+          <Pairs pairs={w.headers} empty="None" />
+        </Fact>
+        <Fact term="Metadata">
+          <Pairs pairs={w.metadata} empty="None" />
+        </Fact>
       </dl>
-      <Actions webhook={w} onChange={webhook.reload} onTest={() => setDeliveriesKey((k) => k + 1)} />
+      <Actions webhook={w} onChange={webhook.reload} onTest={reloadDeliveries} />
       <h2>Deliveries over the last 24 hours</h2>
       <WebhookStats id={id} />
       <h2>Deliveries</h2>
@@ -132,7 +115,7 @@ export function WebhookDetail({ id }: { id: string }) {
           <SecretPanel webhook={w} onRotated={webhook.reload} />
         </>
       )}
-      {caps?.replay && <RecoverPanel webhook={w} onRecovered={() => setDeliveriesKey((k) => k + 1)} />}
+      {caps?.replay && <RecoverPanel webhook={w} onRecovered={reloadDeliveries} />}
       <VerifyPanel webhook={w} secret={shown?.secret ?? null} />
       {caps?.manageWebhooks && <DeletePanel webhook={w} />}
     </section>
@@ -183,19 +166,7 @@ function Actions({
   onTest: () => void;
 }) {
   const caps = capabilities.value;
-  const [message, setMessage] = useState<{ ok: boolean; text: string; delivery?: string } | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (work: () => Promise<{ text: string; delivery?: string }>) => {
-    setBusy(true);
-    setMessage(null);
-    try {
-      setMessage({ ok: true, ...(await work()) });
-    } catch (error) {
-      setMessage({ ok: false, text: describeError(error) });
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, outcome: message, run } = useAction<{ text: string; delivery?: string }>();
   if (!caps?.manageWebhooks && !caps?.sendTest) return null;
   return (
     <div class="actions">
@@ -234,14 +205,14 @@ function Actions({
         </button>
       )}
       {message && (
-        <p class={message.ok ? "ok" : "error"} role={message.ok ? "status" : "alert"}>
+        <Outcome ok={message.ok}>
           {message.text}
           {message.delivery && (
             <Link to={href(`deliveries/${message.delivery}`)} class="mono">
               {message.delivery}
             </Link>
           )}
-        </p>
+        </Outcome>
       )}
     </div>
   );

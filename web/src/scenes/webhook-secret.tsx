@@ -1,8 +1,9 @@
 // A webhook's secret rotation (with a grace period), recovery of failed deliveries since a date,
 // and how a receiver verifies signatures (the secret only while it is being shown).
 import { useState } from "preact/hooks";
-import { api, describeError, type Webhook } from "../api.ts";
-import { CopyButton, ErrorBox, Pre } from "../common/bits.tsx";
+import { api, type Webhook } from "../api.ts";
+import { CopyButton, ErrorBox, Outcome, Pre } from "../common/bits.tsx";
+import { useAction } from "../common/use-action.ts";
 import { isoToLocalInput, localInputToIso } from "../format.ts";
 import { revealed } from "./reveal.ts";
 
@@ -67,8 +68,7 @@ export function SecretPanel({ webhook, onRotated }: { webhook: Webhook; onRotate
 
 export function RecoverPanel({ webhook, onRecovered }: { webhook: Webhook; onRecovered: () => void }) {
   const [since, setSince] = useState(() => isoToLocalInput(new Date(Date.now() - 86_400_000).toISOString()));
-  const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, outcome: result, setOutcome: setResult, run } = useAction();
   const recover = async (event: Event) => {
     event.preventDefault();
     const iso = localInputToIso(since);
@@ -76,25 +76,18 @@ export function RecoverPanel({ webhook, onRecovered }: { webhook: Webhook; onRec
       setResult({ ok: false, text: "Choose the date and time to recover from." });
       return;
     }
-    setBusy(true);
-    setResult(null);
-    try {
+    await run(async () => {
       const answer = await api<{ recovered: number }>("POST", `/v1/webhooks/${webhook.id}/recover`, {
         since: iso,
       });
-      setResult({
-        ok: true,
+      onRecovered();
+      return {
         text:
           answer.recovered === 0
             ? "Nothing to recover: no failed or exhausted delivery since then."
             : `${answer.recovered} ${answer.recovered === 1 ? "delivery" : "deliveries"} queued again.`,
-      });
-      onRecovered();
-    } catch (error) {
-      setResult({ ok: false, text: describeError(error) });
-    } finally {
-      setBusy(false);
-    }
+      };
+    });
   };
   return (
     <form class="panel" onSubmit={recover}>
@@ -110,11 +103,7 @@ export function RecoverPanel({ webhook, onRecovered }: { webhook: Webhook; onRec
         />
         <p class="help">In your time zone ({Intl.DateTimeFormat().resolvedOptions().timeZone}).</p>
       </div>
-      {result && (
-        <p class={result.ok ? "ok" : "error"} role={result.ok ? "status" : "alert"}>
-          {result.text}
-        </p>
-      )}
+      {result && <Outcome ok={result.ok}>{result.text}</Outcome>}
       <button type="submit" class="button" disabled={busy}>
         Recover
       </button>

@@ -12,18 +12,24 @@ import {
   Loading,
   Pager,
   RowLink,
+  Table,
   Time,
 } from "../common/bits.tsx";
+import { FilterForm, FilterInput, FilterSelect } from "../common/filters.tsx";
 import { useResource } from "../common/use-resource.ts";
 import { percent } from "../format.ts";
-import { href, route, setQuery } from "../router.ts";
+import { href, pageCursors, route } from "../router.ts";
+
+const ENABLED_OPTIONS = [
+  { value: "true", text: "Enabled" },
+  { value: "false", text: "Disabled" },
+];
 
 export function WebhooksList() {
   const query = route.value.query;
   const q = query.get("q") ?? "";
   const enabled = query.get("enabled") ?? "";
-  const after = query.get("after") ?? "";
-  const before = query.get("before") ?? "";
+  const { after, before } = pageCursors(query);
   const [search, setSearch] = useState(q);
   const page = useResource(
     () =>
@@ -41,43 +47,19 @@ export function WebhooksList() {
           </Link>
         )}
       </div>
-      <form
-        class="filters"
-        aria-label="Search webhooks"
-        onSubmit={(event) => {
-          event.preventDefault();
-          setQuery({ q: search.trim(), after: null, before: null }, { push: true });
-        }}
-      >
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            placeholder="Name, URL or id"
-            onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          Enabled
-          <select
-            value={enabled}
-            onChange={(e) =>
-              setQuery(
-                { enabled: (e.target as HTMLSelectElement).value, after: null, before: null },
-                { push: true },
-              )
-            }
-          >
-            <option value="">All</option>
-            <option value="true">Enabled</option>
-            <option value="false">Disabled</option>
-          </select>
-        </label>
+      <FilterForm label="Search webhooks" onApply={() => ({ q: search.trim() })}>
+        <FilterInput
+          label="Search"
+          type="search"
+          value={search}
+          placeholder="Name, URL or id"
+          onValue={setSearch}
+        />
+        <FilterSelect label="Enabled" name="enabled" value={enabled} options={ENABLED_OPTIONS} />
         <button type="submit" class="button">
           Search
         </button>
-      </form>
+      </FilterForm>
       {page.loading && !page.data && <Loading what="webhooks" />}
       <ErrorBox error={page.error} what="Webhooks could not be loaded" />
       {page.data && page.data.data.length === 0 && q !== "" && (
@@ -92,43 +74,25 @@ export function WebhooksList() {
         </Empty>
       )}
       {rows.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">State</th>
-                <th scope="col">Success (24 h)</th>
-                <th scope="col">Last attempt</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((w) => (
-                <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
-                  <td>
-                    <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
-                    <div class="muted mono small">
-                      {w.id} <CopyButton value={w.id} what="webhook id" />
-                    </div>
-                  </td>
-                  <td class="url">{w.url}</td>
-                  <td>
-                    <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
-                  </td>
-                  <RowStats id={w.id} />
-                </RowLink>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={["Name", "URL", "State", "Success (24 h)", "Last attempt"]}>
+          {rows.map((w) => (
+            <RowLink key={w.id} to={href(`webhooks/${w.id}`)}>
+              <td>
+                <Link to={href(`webhooks/${w.id}`)}>{w.name}</Link>
+                <div class="muted mono small">
+                  {w.id} <CopyButton value={w.id} what="webhook id" />
+                </div>
+              </td>
+              <td class="url">{w.url}</td>
+              <td>
+                <EnabledBadge enabled={w.enabled} reason={w.disabled_reason} />
+              </td>
+              <RowStats id={w.id} />
+            </RowLink>
+          ))}
+        </Table>
       )}
-      {page.data && (
-        <Pager
-          page={page.data}
-          onPage={(cursor) => setQuery({ after: cursor.after, before: cursor.before }, { push: true })}
-        />
-      )}
+      {page.data && <Pager page={page.data} />}
     </section>
   );
 }
