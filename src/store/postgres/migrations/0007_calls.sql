@@ -15,9 +15,9 @@
 --    statistics rows of the group (in the key order the caller gives, last, as every writer does).
 -- It answers the version it saw; the group was written when that is `expected`.
 --
--- Forward only, like every migration: a later change to this function is a CREATE OR REPLACE in a
--- migration of its own (instances of the previous version keep calling it during a rolling upgrade,
--- so its parameters only ever grow with defaults).
+-- Forward only, like every migration, and never replaced in place: instances of this version keep
+-- calling these functions while a newer one migrates during a rolling upgrade, so a later version
+-- that needs another shape adds a function of another name.
 CREATE FUNCTION hookd_ingest(
   expected bigint,
   targets text[],
