@@ -48,8 +48,8 @@ const LEASE_MARGIN_MS = 5_000;
 /** The channel that says "work may be due", one per schema (a channel name is at most 63 bytes). */
 const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;
-/** The same from an instance that woke its own dispatcher already: its listener ignores `origin` (hex). */
-export const notifyWorkFrom = (origin: string) => `SELECT pg_notify(${WORK_CHANNEL_SQL}, '${origin}')`;
+/** The same with a payload ($1): the sender's token and what its ingests queued for (index.ts). */
+export const NOTIFY_WORK_PAYLOAD = `SELECT pg_notify(${WORK_CHANNEL_SQL}, $1)`;
 export const WORK_CHANNEL_NAME = `SELECT ${WORK_CHANNEL_SQL} AS channel`;
 
 /** lease_check_at when no lease is held: no lease can end before it. */
@@ -188,8 +188,19 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     l.lease_until, e.payload, l.grank, NULL
   FROM leased l JOIN events e ON e.id = l.event_id
   UNION ALL
-  -- With nothing locked: whether any subscription could have been (then others hold them).
-  SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  -- With nothing locked and no due subscription that could have been (others would hold them):
+  -- the due subscriptions at their caps (up to 65, as a JSON array in the webhook column) and, in
+  -- the lease_until column, the first moment this can change by time alone: one of their leases may
+  -- end, or another subscription becomes due.
+  SELECT 'n', NULL, NULL, NULL, NULL, NULL,
+    (SELECT coalesce(json_agg(f.id), '[]')::text FROM (
+      SELECT w.id FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND NOT ${OPEN}
+      LIMIT 65) f),
+    NULL, NULL, NULL, NULL, NULL,
+    least(
+      (SELECT min(w.lease_check_at) FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))),
+      (SELECT min(w.next_due_at) FROM webhooks w WHERE w.next_due_at > $1)),
+    NULL, NULL, NULL
   WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT EXISTS (
     SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN})`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
@@ -242,6 +253,11 @@ export async function claimDue(
   client: ClaimClient,
   time: DbTime,
   request: ClaimRequest,
+  /**
+   * Told `full`, the due subscriptions at their caps, when the claim found nothing else due, and
+   * `until`, when time alone may change that (a lease of theirs may end, another becomes due).
+   */
+  seen?: { full?: string[]; until?: number | null },
 ): Promise<ClaimedDelivery[]> {
   const { now, owner } = request;
   const dbNow = time.toDb(now);
@@ -278,6 +294,10 @@ export async function claimDue(
     for (const row of rows) {
       if (row.kind === "n") {
         none = true;
+        if (round === 0 && seen) {
+          seen.full = JSON.parse(row.webhook ?? "[]") as string[];
+          seen.until = row.lease_until === null ? null : time.fromDb(num(row.lease_until));
+        }
         continue;
       }
       if (row.kind === "d") {

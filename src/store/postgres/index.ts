@@ -57,6 +57,13 @@ class NeedsFanoutLock extends Error {}
 /** How long the maintenance lease lasts if its holder dies mid-run. */
 const MAINTENANCE_LEASE_MS = 5 * 60_000;
 
+/** Subscriptions a work notification names at most (a payload holds up to 8000 bytes). */
+const NOTIFY_TARGETS = 200;
+/** How long a claim that found every due subscription at its caps answers for the next ones. */
+const QUIET_MS = 25;
+/** Due subscriptions at their caps that a quiet claim remembers, at most (more: no quiet). */
+const QUIET_FULL_MAX = 64;
+
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
   const client = createPgClient({
     url: options.url,
@@ -89,26 +96,51 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // sessions waiting in COMMIT on Lock:object). One notification at a time per instance, later
   // ingests folded into the next; its transaction commits without waiting for the flush (a
   // notification is a hint: this instance's dispatcher is woken directly, and all of them poll).
-  // Sent with this store's own token, which its listener ignores: the routes that queue work wake
-  // this instance's dispatcher themselves, and each echo would cost a claim.
+  // A notification names its sender's token and, when they fit, the subscriptions its ingests
+  // queued for ("token:wh_a,wh_b"). A listener ignores its own (the routes that queue work wake
+  // this instance's dispatcher themselves, and each echo would cost a claim), and one that names
+  // only subscriptions this instance just found at their caps (`quiet`, below).
   const origin = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex");
-  const notifyFromHere = dispatch.notifyWorkFrom(origin);
   let notifying = false;
-  let notifyAgain = false;
-  const notifyWork = () => {
-    if (notifying) {
-      notifyAgain = true;
-      return;
-    }
+  let notifyFor: Set<string> | null = new Set(); // null: more than a payload holds
+  const notifyWork = (targets: readonly string[]) => {
+    if (notifyFor) for (const id of targets) notifyFor.add(id);
+    if (notifyFor && notifyFor.size > NOTIFY_TARGETS) notifyFor = null;
+    if (notifying) return;
     notifying = true;
     void (async () => {
-      do {
-        notifyAgain = false;
+      while (notifyFor === null || notifyFor.size > 0) {
+        const payload = notifyFor ? `${origin}:${[...notifyFor].join(",")}` : origin;
+        notifyFor = new Set();
         // One statement that commits alone: the setting is local to its implicit transaction.
-        await q(`${notifyFromHere}, set_config('synchronous_commit', 'off', true)`).catch(() => {}); // the others poll
-      } while (notifyAgain);
+        await q(`${dispatch.NOTIFY_WORK_PAYLOAD}, set_config('synchronous_commit', 'off', true)`, [
+          payload,
+        ]).catch(
+          () => {}, // the others poll
+        );
+      }
       notifying = false;
     })();
+  };
+
+  // After a claim found every due subscription at its cap (and claimed nothing), claims answer
+  // nothing without asking the database for QUIET_MS, unless something that can free a place or
+  // queue work for another subscription happened here meanwhile: a settlement, a release, a
+  // subscription change, a requeue, or deliveries queued for a subscription not in `full`. Places
+  // freed by another instance are claimed by that instance's own dispatcher; this one looks again
+  // within QUIET_MS. Under a stream of events to subscriptions whose places are all taken, each
+  // ingest woke a claim that found nothing (measured: 40 % of the server's samples at C = 64).
+  // (By the store's clock: a test's manual clock that moves past a lease's end ends it too.)
+  let quiet: { full: Set<string>; since: number; until: number } | null = null;
+  const stillQuiet = (now = options.clock.now()) =>
+    quiet !== null && now >= quiet.since && now < quiet.until;
+  const unquiet = () => {
+    quiet = null;
+  };
+  const queuedFor = (targets: readonly string[]) => {
+    if (targets.length === 0) return;
+    if (quiet && !targets.every((id) => quiet?.full.has(id))) quiet = null;
+    notifyWork(targets);
   };
 
   /** One request in a transaction of its own (keys, or a tenant not cached yet). */
@@ -117,8 +149,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       // Run again when it fanned out against an old copy of the subscriptions (it is refreshed).
       for (let attempt = 1; ; attempt++) {
         try {
-          const { result, queued } = await client.tx((tx) => ingest(tx, time, request, ids, fanout, shard()));
-          if (queued) notifyWork();
+          const { result, targets } = await client.tx((tx) =>
+            ingest(tx, time, request, ids, fanout, shard()),
+          );
+          queuedFor(targets);
           return result;
         } catch (error) {
           if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
@@ -166,8 +200,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       if (rest.length === 0) break;
       const requests = rest.map((w) => w.request);
       try {
-        const { results, queued } = await ingestBatch(q, time, requests, ids, fanout, shard());
-        if (queued) notifyWork();
+        const { results, targets } = await ingestBatch(q, time, requests, ids, fanout, shard());
+        queuedFor(targets);
         for (const [i, w] of rest.entries()) w.resolve(results[i]!);
         rest = [];
       } catch (error) {
@@ -241,6 +275,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async insertWebhook(webhook) {
+      unquiet();
       return changeWebhooks(async (tx) => {
         await webhooks.insertWebhook(tx, webhook);
         return (await webhooks.selectWebhook(tx, webhook.id))!;
@@ -251,6 +286,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     listWebhooks: (filter, page) => webhooks.selectWebhookPage(q, filter, page),
 
     async updateWebhook(id, tenantId, changes, now) {
+      unquiet();
       let failed = 0;
       const result = await changeWebhooks(async (tx) => {
         if (!(await webhooks.updateWebhook(tx, id, tenantId, changes, now))) return null;
@@ -278,6 +314,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async deleteWebhook(id, tenantId, now) {
+      unquiet();
       let cancelled = 0;
       let mode: Mode = DEFAULT_MODE;
       const deleted = await changeWebhooks(async (tx) => {
@@ -291,6 +328,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async rotateWebhookSecret(id, tenantId, secret, now, graceUntil) {
+      unquiet();
       return client.tx(async (tx) => {
         if (!(await webhooks.lockWebhook(tx, id, tenantId))) return null;
         const current = await webhooks.selectWebhook(tx, id);
@@ -312,6 +350,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async insertTestEvent(webhook, event) {
+      unquiet();
       return client.tx(async (tx) => {
         const [record] = await events.insertEvents(tx, webhook.tenantId, webhook.mode, [
           { event, deliveriesCount: 1 },
@@ -345,6 +384,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     listAttempts: (deliveryId, page) => deliveries.selectAttemptPage(q, deliveryId, page),
 
     async requeueDelivery(id, tenantId, now) {
+      unquiet();
       return client.tx(async (tx) => {
         const current = await deliveries.selectDelivery(tx, time, id, tenantId);
         if (!current) return null;
@@ -362,6 +402,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async recoverDeliveries(webhookId, since, until, now) {
+      unquiet();
       return client.tx(async (tx) => {
         await deliveries.lockDueShared(tx, [webhookId]); // before the row lock, as above
         if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
@@ -375,9 +416,22 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       });
     },
 
-    claimDue: (request) => dispatch.claimDue(client, time, request),
+    async claimDue(request) {
+      if (stillQuiet(request.now)) return [];
+      quiet = null;
+      const seen: { full?: string[]; until?: number | null } = {};
+      const claimed = await dispatch.claimDue(client, time, request, seen);
+      // Nothing due at all is no reason: that claim was cheap, and nextDueAt says how long to wait.
+      const full = seen.full ?? [];
+      if (claimed.length === 0 && full.length > 0 && full.length <= QUIET_FULL_MAX) {
+        const until = Math.min(request.now + QUIET_MS, seen.until ?? Number.POSITIVE_INFINITY);
+        quiet = { full: new Set(full), since: request.now, until };
+      }
+      return claimed;
+    },
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
+      unquiet();
       if (results.length === 0) return { applied: [], disabled: [], finals: [] };
       const usual = await dispatch.settleInOneCall(
         q,
@@ -420,8 +474,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       }
     },
 
-    releaseLeases: (leases, now) => client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now)),
-    nextDueAt: (exclude) => dispatch.nextDueAt(q, time, exclude),
+    releaseLeases: (leases, now) => {
+      unquiet();
+      return client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now));
+    },
+    // While quiet, what is due is at its caps: the dispatcher waits for a wake-up or its shortest wait.
+    nextDueAt: async (exclude) => (stillQuiet() ? options.clock.now() : dispatch.nextDueAt(q, time, exclude)),
     queueStats: () => dispatch.queueStats(q, time),
 
     async heartbeat(instanceId, ttlMs) {
@@ -465,12 +523,21 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     async onWork(listener) {
       client.onReset(listener);
       const [row] = await q<{ channel: string }>(dispatch.WORK_CHANNEL_NAME);
+      client.onReset(unquiet);
       return client.listen(row?.channel ?? "hookd_work", (payload) => {
-        if (payload !== origin) listener();
+        const [from, named] = (payload ?? "").split(":", 2);
+        if (payload !== undefined && from === origin) return;
+        if (named !== undefined && stillQuiet() && named.split(",").every((id) => quiet?.full.has(id)))
+          return;
+        quiet = null;
+        listener();
       });
     },
 
-    reconcileInFlight: () => dispatch.reconcileInFlight(client),
+    reconcileInFlight: () => {
+      unquiet();
+      return dispatch.reconcileInFlight(client);
+    },
     hasData: () => rows.hasData(q),
     exportRows: (table, after, limit) => rows.exportRows(q, time, table, after, limit),
     importRows: (table, given) => rows.importRows(client, time, table, given),
@@ -500,8 +567,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 class StaleFanout extends Error {}
 
 /**
- * One ingest request in its own transaction: idempotency, events, fan-out; `queued` if it made
- * deliveries. Two statements between BEGIN and COMMIT: the first takes the fan-out lock, the
+ * One ingest request in its own transaction: idempotency, events, fan-out; `targets`, the
+ * subscriptions it queued deliveries for. Two statements between BEGIN and COMMIT: the first takes the fan-out lock, the
  * targets' due locks (all shared) and the request's idempotency key; the second writes the events,
  * the deliveries and the lowered hints, and reads the fan-out version (its snapshot starts after
  * the lock, so it sees every change committed before): if the cached subscriptions the targets came
@@ -517,7 +584,7 @@ async function ingest(
   ids: IdGenerator,
   fanout: Fanout,
   shard: number,
-): Promise<{ result: IngestResult; queued: boolean }> {
+): Promise<{ result: IngestResult; targets: string[] }> {
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
   // Matched against the cached copy first, so that the statement taking the fan-out lock takes the
@@ -562,10 +629,10 @@ async function ingest(
     if (key && !outcome.written) {
       const first = await events.idempotencyHeld(q, tenantId, mode, key, eventIds);
       if (first) {
-        if (first.requestHash !== key.requestHash) return { result: { kind: "conflict" }, queued: false };
+        if (first.requestHash !== key.requestHash) return { result: { kind: "conflict" }, targets: [] };
         return {
           result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
-          queued: false,
+          targets: [],
         };
       }
       outcome = await write(); // the key was taken over (its first events are gone)
@@ -585,7 +652,7 @@ async function ingest(
           deliveriesCount,
         })),
       },
-      queued: plan.deliveries.length > 0,
+      targets: plan.deliveries.map((d) => d.webhookId),
     };
   }
   if (request.idempotency) {
@@ -598,10 +665,10 @@ async function ingest(
       : await events.idempotencyHeld(q, tenantId, mode, request.idempotency, eventIds);
     if (first) {
       if (first.requestHash !== request.idempotency.requestHash)
-        return { result: { kind: "conflict" }, queued: false };
+        return { result: { kind: "conflict" }, targets: [] };
       return {
         result: { kind: "replayed", events: await events.selectEvents(q, first.eventIds) },
-        queued: false,
+        targets: [],
       };
     }
   } else {
@@ -689,7 +756,7 @@ async function ingest(
     created === 0 && records.length > 0
       ? { kind: "replayed", events: records }
       : { kind: "accepted", events: records };
-  return { result, queued: newDeliveries.length > 0 };
+  return { result, targets: newDeliveries.map((d) => d.webhookId) };
 }
 
 /** The events of requests with no per-event keys, their deliveries and the due times they set. */
@@ -780,7 +847,7 @@ async function ingestBatch(
   ids: IdGenerator,
   fanout: Fanout,
   shard: number,
-): Promise<{ results: IngestResult[]; queued: boolean }> {
+): Promise<{ results: IngestResult[]; targets: string[] }> {
   const versions = new Set<string>();
   const copies = new Map<string, NonNullable<ReturnType<Fanout["cached"]>>>();
   for (const { tenantId } of requests) {
@@ -825,6 +892,6 @@ async function ingestBatch(
   );
   return {
     results: requests.map((r) => ({ kind: "accepted", events: r.events.map((e) => records.get(e.id)!) })),
-    queued: plan.deliveries.length > 0,
+    targets: plan.deliveries.map((d) => d.webhookId),
   };
 }
