@@ -132,8 +132,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // ingest woke a claim that found nothing (measured: 40 % of the server's samples at C = 64).
   // (By the store's clock: a test's manual clock that moves past a lease's end ends it too.)
   let quiet: { full: Set<string>; since: number; until: number } | null = null;
-  const stillQuiet = (now = options.clock.now()) =>
-    quiet !== null && now >= quiet.since && now < quiet.until;
+  const stillQuiet = (now = options.clock.now()) => quiet !== null && now >= quiet.since && now < quiet.until;
   const unquiet = () => {
     quiet = null;
   };
