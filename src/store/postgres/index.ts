@@ -133,12 +133,18 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // (By the store's clock: a test's manual clock that moves past a lease's end ends it too.)
   let quiet: { full: Set<string>; since: number; until: number } | null = null;
   const stillQuiet = (now = options.clock.now()) => quiet !== null && now >= quiet.since && now < quiet.until;
+  // Each end of quiet counts: a claim that started before it (and so may have read the database
+  // before that change committed) does not make the store quiet when it answers.
+  let quietEpoch = 0;
   const unquiet = () => {
     quiet = null;
+    quietEpoch++;
   };
+  /** A write that can free a place or queue work: it ends the quiet once it is done. */
+  const changing = <T>(work: () => Promise<T>): Promise<T> => work().finally(unquiet);
   const queuedFor = (targets: readonly string[]) => {
     if (targets.length === 0) return;
-    if (quiet && !targets.every((id) => quiet?.full.has(id))) quiet = null;
+    if (!targets.every((id) => quiet?.full.has(id))) unquiet();
     notifyWork(targets);
   };
 
@@ -274,10 +280,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async insertWebhook(webhook) {
-      unquiet();
-      return changeWebhooks(async (tx) => {
-        await webhooks.insertWebhook(tx, webhook);
-        return (await webhooks.selectWebhook(tx, webhook.id))!;
+      return changing(async () => {
+        return changeWebhooks(async (tx) => {
+          await webhooks.insertWebhook(tx, webhook);
+          return (await webhooks.selectWebhook(tx, webhook.id))!;
+        });
       });
     },
 
@@ -285,58 +292,61 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     listWebhooks: (filter, page) => webhooks.selectWebhookPage(q, filter, page),
 
     async updateWebhook(id, tenantId, changes, now) {
-      unquiet();
-      let failed = 0;
-      const result = await changeWebhooks(async (tx) => {
-        if (!(await webhooks.updateWebhook(tx, id, tenantId, changes, now))) return null;
-        if (changes.secret !== undefined) {
-          // New key material (a change of scheme): every earlier secret stops signing now.
-          await webhooks.capPreviousSecrets(tx, id, now);
-          await webhooks.deleteExpiredSecrets(tx, id, now);
-        }
-        if (changes.ordering !== undefined || changes.rateLimit !== undefined) {
-          // The hint was set under the old rules (a FIFO head's, a rate window's): due now, the
-          // next claim sets it under the new ones. The update holds the row, as a claim would.
-          await tx("UPDATE webhooks SET next_due_at = least(next_due_at, $2) WHERE id = $1", [
-            id,
-            time.toDb(now),
-          ]);
-        }
-        if (changes.enabled === false) {
-          failed = await deliveries.endQueued(tx, id, "failed", now);
-          await deliveries.refreshDue(tx, id, time.toDb(now));
-        }
-        return webhooks.selectWebhook(tx, id);
+      return changing(async () => {
+        let failed = 0;
+        const result = await changeWebhooks(async (tx) => {
+          if (!(await webhooks.updateWebhook(tx, id, tenantId, changes, now))) return null;
+          if (changes.secret !== undefined) {
+            // New key material (a change of scheme): every earlier secret stops signing now.
+            await webhooks.capPreviousSecrets(tx, id, now);
+            await webhooks.deleteExpiredSecrets(tx, id, now);
+          }
+          if (changes.ordering !== undefined || changes.rateLimit !== undefined) {
+            // The hint was set under the old rules (a FIFO head's, a rate window's): due now, the
+            // next claim sets it under the new ones. The update holds the row, as a claim would.
+            await tx("UPDATE webhooks SET next_due_at = least(next_due_at, $2) WHERE id = $1", [
+              id,
+              time.toDb(now),
+            ]);
+          }
+          if (changes.enabled === false) {
+            failed = await deliveries.endQueued(tx, id, "failed", now);
+            await deliveries.refreshDue(tx, id, time.toDb(now));
+          }
+          return webhooks.selectWebhook(tx, id);
+        });
+        if (failed > 0) options.onFinal?.("failed", result?.mode ?? DEFAULT_MODE, failed);
+        return result;
       });
-      if (failed > 0) options.onFinal?.("failed", result?.mode ?? DEFAULT_MODE, failed);
-      return result;
     },
 
     async deleteWebhook(id, tenantId, now) {
-      unquiet();
-      let cancelled = 0;
-      let mode: Mode = DEFAULT_MODE;
-      const deleted = await changeWebhooks(async (tx) => {
-        mode = (await webhooks.selectWebhook(tx, id, tenantId))?.mode ?? DEFAULT_MODE;
-        if (!(await webhooks.deleteWebhook(tx, id, tenantId))) return false;
-        cancelled = await deliveries.endQueued(tx, id, "cancelled", now);
-        return true;
+      return changing(async () => {
+        let cancelled = 0;
+        let mode: Mode = DEFAULT_MODE;
+        const deleted = await changeWebhooks(async (tx) => {
+          mode = (await webhooks.selectWebhook(tx, id, tenantId))?.mode ?? DEFAULT_MODE;
+          if (!(await webhooks.deleteWebhook(tx, id, tenantId))) return false;
+          cancelled = await deliveries.endQueued(tx, id, "cancelled", now);
+          return true;
+        });
+        if (cancelled > 0) options.onFinal?.("cancelled", mode, cancelled);
+        return deleted;
       });
-      if (cancelled > 0) options.onFinal?.("cancelled", mode, cancelled);
-      return deleted;
     },
 
     async rotateWebhookSecret(id, tenantId, secret, now, graceUntil) {
-      unquiet();
-      return client.tx(async (tx) => {
-        if (!(await webhooks.lockWebhook(tx, id, tenantId))) return null;
-        const current = await webhooks.selectWebhook(tx, id);
-        if (!current) return null;
-        await webhooks.capPreviousSecrets(tx, id, graceUntil);
-        await webhooks.deleteExpiredSecrets(tx, id, now);
-        if (graceUntil > now) await webhooks.insertPreviousSecret(tx, id, current.secret, graceUntil);
-        await webhooks.replaceSecret(tx, id, secret, now);
-        return webhooks.selectWebhook(tx, id);
+      return changing(async () => {
+        return client.tx(async (tx) => {
+          if (!(await webhooks.lockWebhook(tx, id, tenantId))) return null;
+          const current = await webhooks.selectWebhook(tx, id);
+          if (!current) return null;
+          await webhooks.capPreviousSecrets(tx, id, graceUntil);
+          await webhooks.deleteExpiredSecrets(tx, id, now);
+          if (graceUntil > now) await webhooks.insertPreviousSecret(tx, id, current.secret, graceUntil);
+          await webhooks.replaceSecret(tx, id, secret, now);
+          return webhooks.selectWebhook(tx, id);
+        });
       });
     },
 
@@ -349,30 +359,31 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async insertTestEvent(webhook, event) {
-      unquiet();
-      return client.tx(async (tx) => {
-        const [record] = await events.insertEvents(tx, webhook.tenantId, webhook.mode, [
-          { event, deliveriesCount: 1 },
-        ]);
-        const id = ids.next("dlv");
-        await deliveries.insertDeliveries(tx, time, webhook.tenantId, webhook.mode, [
-          { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
-        ]);
-        await deliveries.lowerDue(
-          tx,
-          new Map([[webhook.id, time.toDb(event.createdAt)]]),
-          dispatch.NOTIFY_WORK,
-        );
-        await stats.addStats(
-          tx,
-          ingestDeltas(
-            webhook.tenantId,
-            [{ createdAt: event.createdAt, webhookIds: [webhook.id] }],
-            webhook.mode,
-          ),
-          shard(),
-        );
-        return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
+      return changing(async () => {
+        return client.tx(async (tx) => {
+          const [record] = await events.insertEvents(tx, webhook.tenantId, webhook.mode, [
+            { event, deliveriesCount: 1 },
+          ]);
+          const id = ids.next("dlv");
+          await deliveries.insertDeliveries(tx, time, webhook.tenantId, webhook.mode, [
+            { id, eventId: event.id, webhookId: webhook.id, eventType: event.type, now: event.createdAt },
+          ]);
+          await deliveries.lowerDue(
+            tx,
+            new Map([[webhook.id, time.toDb(event.createdAt)]]),
+            dispatch.NOTIFY_WORK,
+          );
+          await stats.addStats(
+            tx,
+            ingestDeltas(
+              webhook.tenantId,
+              [{ createdAt: event.createdAt, webhookIds: [webhook.id] }],
+              webhook.mode,
+            ),
+            shard(),
+          );
+          return { event: record!, delivery: (await deliveries.selectDelivery(tx, time, id))! };
+        });
       });
     },
 
@@ -383,46 +394,57 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     listAttempts: (deliveryId, page) => deliveries.selectAttemptPage(q, deliveryId, page),
 
     async requeueDelivery(id, tenantId, now) {
-      unquiet();
-      return client.tx(async (tx) => {
-        const current = await deliveries.selectDelivery(tx, time, id, tenantId);
-        if (!current) return null;
-        if (current.status === "cancelled") return "cancelled";
-        // The subscription's row first (the order every writer takes), then the delivery.
-        // The due lock before the row lock: a raise holding the due lock may wait for the row.
-        await deliveries.lockDueShared(tx, [current.webhookId]);
-        if (!(await webhooks.lockWebhook(tx, current.webhookId))) return "webhook_deleted";
-        const refusal = await webhookRefusal(tx, current.webhookId);
-        if (refusal) return refusal;
-        if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
-        await deliveries.lowerDue(tx, new Map([[current.webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
-        return deliveries.selectDelivery(tx, time, id);
+      return changing(async () => {
+        return client.tx(async (tx) => {
+          const current = await deliveries.selectDelivery(tx, time, id, tenantId);
+          if (!current) return null;
+          if (current.status === "cancelled") return "cancelled";
+          // The subscription's row first (the order every writer takes), then the delivery.
+          // The due lock before the row lock: a raise holding the due lock may wait for the row.
+          await deliveries.lockDueShared(tx, [current.webhookId]);
+          if (!(await webhooks.lockWebhook(tx, current.webhookId))) return "webhook_deleted";
+          const refusal = await webhookRefusal(tx, current.webhookId);
+          if (refusal) return refusal;
+          if (!(await deliveries.requeue(tx, time, id, now, RETRYABLE_STATUSES))) return "queued";
+          await deliveries.lowerDue(tx, new Map([[current.webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
+          return deliveries.selectDelivery(tx, time, id);
+        });
       });
     },
 
     async recoverDeliveries(webhookId, since, until, now) {
-      unquiet();
-      return client.tx(async (tx) => {
-        await deliveries.lockDueShared(tx, [webhookId]); // before the row lock, as above
-        if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
-        const refusal = await webhookRefusal(tx, webhookId);
-        if (refusal) return refusal;
-        const n = await deliveries.requeueRange(tx, time, webhookId, since, until, now, RECOVERABLE_STATUSES);
-        if (n > 0) {
-          await deliveries.lowerDue(tx, new Map([[webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
-        }
-        return n;
+      return changing(async () => {
+        return client.tx(async (tx) => {
+          await deliveries.lockDueShared(tx, [webhookId]); // before the row lock, as above
+          if (!(await webhooks.lockWebhook(tx, webhookId))) return "webhook_deleted";
+          const refusal = await webhookRefusal(tx, webhookId);
+          if (refusal) return refusal;
+          const n = await deliveries.requeueRange(
+            tx,
+            time,
+            webhookId,
+            since,
+            until,
+            now,
+            RECOVERABLE_STATUSES,
+          );
+          if (n > 0) {
+            await deliveries.lowerDue(tx, new Map([[webhookId, time.toDb(now)]]), dispatch.NOTIFY_WORK);
+          }
+          return n;
+        });
       });
     },
 
     async claimDue(request) {
       if (stillQuiet(request.now)) return [];
       quiet = null;
+      const epoch = quietEpoch;
       const seen: { full?: string[]; until?: number | null } = {};
       const claimed = await dispatch.claimDue(client, time, request, seen);
       // Nothing due at all is no reason: that claim was cheap, and nextDueAt says how long to wait.
       const full = seen.full ?? [];
-      if (claimed.length === 0 && full.length > 0 && full.length <= QUIET_FULL_MAX) {
+      if (claimed.length === 0 && full.length > 0 && full.length <= QUIET_FULL_MAX && epoch === quietEpoch) {
         const until = Math.min(request.now + QUIET_MS, seen.until ?? Number.POSITIVE_INFINITY);
         quiet = { full: new Set(full), since: request.now, until };
       }
@@ -430,53 +452,52 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
-      unquiet();
-      if (results.length === 0) return { applied: [], disabled: [], finals: [] };
-      const usual = await dispatch.settleInOneCall(
-        q,
-        time,
-        results,
-        now,
-        stats.attemptStatsJson(settleDeltas(results)),
-        shard(),
-      );
-      if (usual) return { ...usual, disabled: [] };
-      // A disable changes the fan-out, whose lock must come before any row lock (ingest takes it
-      // first too). Disables are rare: a settle that finds one starts again with the lock held, so
-      // the attempt, the disable and its `webhook.disabled` event commit together.
-      const run = (lockFanout: boolean) =>
-        client.tx(async (tx) => {
-          if (lockFanout) await lockFanoutForChange(tx);
-          const outcome = await dispatch.settleAttempts(tx, time, results, now, health);
-          if (outcome.disable.length > 0 && !lockFanout) throw new NeedsFanoutLock();
-          const disabled: DisabledWebhook[] = [];
-          const finals = [...outcome.finals];
-          for (const { webhookId, reason } of outcome.disable) {
-            const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, {
-              ids,
-              fanout,
-              newEventId,
-            });
-            if (!done) continue;
-            disabled.push(done.disabled);
-            addFinal(finals, "failed", done.mode, done.failedDeliveries);
-          }
-          // The statistics aggregates (stats.ts): one statement, last, after the subscription rows.
-          await stats.addStats(tx, settleDeltas(results), shard());
-          return { applied: outcome.applied, disabled, finals };
-        });
-      try {
-        return await run(false);
-      } catch (error) {
-        if (!(error instanceof NeedsFanoutLock)) throw error;
-        return run(true);
-      }
+      return changing(async () => {
+        if (results.length === 0) return { applied: [], disabled: [], finals: [] };
+        const usual = await dispatch.settleInOneCall(
+          q,
+          time,
+          results,
+          now,
+          stats.attemptStatsJson(settleDeltas(results)),
+          shard(),
+        );
+        if (usual) return { ...usual, disabled: [] };
+        // A disable changes the fan-out, whose lock must come before any row lock (ingest takes it
+        // first too). Disables are rare: a settle that finds one starts again with the lock held, so
+        // the attempt, the disable and its `webhook.disabled` event commit together.
+        const run = (lockFanout: boolean) =>
+          client.tx(async (tx) => {
+            if (lockFanout) await lockFanoutForChange(tx);
+            const outcome = await dispatch.settleAttempts(tx, time, results, now, health);
+            if (outcome.disable.length > 0 && !lockFanout) throw new NeedsFanoutLock();
+            const disabled: DisabledWebhook[] = [];
+            const finals = [...outcome.finals];
+            for (const { webhookId, reason } of outcome.disable) {
+              const done = await dispatch.disableWebhook(tx, time, webhookId, reason, now, {
+                ids,
+                fanout,
+                newEventId,
+              });
+              if (!done) continue;
+              disabled.push(done.disabled);
+              addFinal(finals, "failed", done.mode, done.failedDeliveries);
+            }
+            // The statistics aggregates (stats.ts): one statement, last, after the subscription rows.
+            await stats.addStats(tx, settleDeltas(results), shard());
+            return { applied: outcome.applied, disabled, finals };
+          });
+        try {
+          return await run(false);
+        } catch (error) {
+          if (!(error instanceof NeedsFanoutLock)) throw error;
+          return run(true);
+        }
+      });
     },
 
-    releaseLeases: (leases, now) => {
-      unquiet();
-      return client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now));
-    },
+    releaseLeases: (leases, now) =>
+      changing(() => client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now))),
     // While quiet, what is due is at its caps: the dispatcher waits for a wake-up or its shortest wait.
     nextDueAt: async (exclude) => (stillQuiet() ? options.clock.now() : dispatch.nextDueAt(q, time, exclude)),
     queueStats: () => dispatch.queueStats(q, time),
@@ -528,15 +549,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         if (payload !== undefined && from === origin) return;
         if (named !== undefined && stillQuiet() && named.split(",").every((id) => quiet?.full.has(id)))
           return;
-        quiet = null;
+        unquiet();
         listener();
       });
     },
 
-    reconcileInFlight: () => {
-      unquiet();
-      return dispatch.reconcileInFlight(client);
-    },
+    reconcileInFlight: () => changing(() => dispatch.reconcileInFlight(client)),
     hasData: () => rows.hasData(q),
     exportRows: (table, after, limit) => rows.exportRows(q, time, table, after, limit),
     importRows: (table, given) => rows.importRows(client, time, table, given),
