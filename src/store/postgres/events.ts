@@ -112,7 +112,7 @@ export async function insertIngested(
        RETURNING 1)
      SELECT ${FANOUT_VERSION} AS version, (SELECT yes FROM ok) AS written`,
     [
-      ...ingestedColumns(time, events, deliveries),
+      ...ingestedColumns(time, events, deliveries).flat(),
       dueIds,
       dueIds.map((id) => due.get(id)),
       events.map((e) => e.mode),
@@ -126,13 +126,16 @@ export async function insertIngested(
 type IngestedEvent = { tenantId: string; mode: Mode; event: NewEvent; deliveriesCount: number };
 type IngestedDelivery = NewDelivery & { tenantId: string; mode: Mode };
 
-/** The events' and deliveries' columns of an ingest's writes, as arrays (insertIngested, callIngest). */
+/**
+ * The events' and the deliveries' columns of an ingest's writes, as arrays (insertIngested,
+ * callIngest); each side without its mode, which the two statements place differently.
+ */
 function ingestedColumns(
   time: DbTime,
   events: readonly IngestedEvent[],
   deliveries: readonly IngestedDelivery[],
-): unknown[] {
-  return [
+): [unknown[][], unknown[][]] {
+  const eventColumns = [
     events.map((e) => e.event.id),
     events.map((e) => e.tenantId),
     events.map((e) => e.event.type),
@@ -140,6 +143,8 @@ function ingestedColumns(
     events.map((e) => e.event.payload),
     events.map((e) => e.deliveriesCount),
     events.map((e) => e.event.createdAt),
+  ];
+  const deliveryColumns = [
     deliveries.map((d) => d.id),
     deliveries.map((d) => d.tenantId),
     deliveries.map((d) => d.eventId),
@@ -148,6 +153,7 @@ function ingestedColumns(
     deliveries.map((d) => time.toDb(d.now)),
     deliveries.map((d) => d.now),
   ];
+  return [eventColumns, deliveryColumns];
 }
 
 /**
@@ -167,14 +173,14 @@ export async function callIngest(
   stats: readonly unknown[][],
   shard: number,
 ): Promise<{ version: string; written: boolean }> {
-  const e = ingestedColumns(time, events, deliveries);
+  const [eventColumns, deliveryColumns] = ingestedColumns(time, events, deliveries);
   const dueIds = [...due.keys()].sort();
   const params = [
     expected,
     targets,
-    ...e.slice(0, 7),
-    events.map((x) => x.mode),
-    ...e.slice(7),
+    ...eventColumns,
+    events.map((e) => e.mode),
+    ...deliveryColumns,
     deliveries.map((d) => d.mode),
     dueIds,
     dueIds.map((id) => due.get(id)),
