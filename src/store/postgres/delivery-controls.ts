@@ -33,18 +33,15 @@ interface LeasedRow {
   fresh: boolean;
 }
 
-// Up to $3 due deliveries of one subscription, of which at most $4 not leased before (the rest
-// were under leases that ended). $7: 'any', 'pending' (first attempts only) or 'retrying'.
+// Up to $3 due deliveries of one subscription, fresh ones or ones under leases that ended, oldest
+// first, leased to $4 until $5. $6: 'any', 'pending' (first attempts only) or 'retrying'.
 const LEASE_DUE = `WITH picked AS (
-    SELECT id, next_attempt_at, lease_owner IS NULL AS fresh FROM deliveries
+    SELECT id, lease_owner IS NULL AS fresh FROM deliveries
     WHERE webhook_id = $1 AND ${QUEUED} AND next_attempt_at <= $2
-      AND (lease_owner IS NULL OR leased_until <= $2) AND ($7 = 'any' OR status = $7)
-    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
-  ranked AS (
-    SELECT id, fresh, sum(fresh::int) OVER (ORDER BY next_attempt_at, id) AS nfresh FROM picked),
-  chosen AS (SELECT id, fresh FROM ranked WHERE NOT fresh OR nfresh <= $4)
-  UPDATE deliveries d SET lease_owner = $5, leased_until = $6
-  FROM chosen c
+      AND (lease_owner IS NULL OR leased_until <= $2) AND ($6 = 'any' OR status = $6)
+    ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+  UPDATE deliveries d SET lease_owner = $4, leased_until = $5
+  FROM picked c
   WHERE d.id = c.id AND d.${QUEUED} AND d.next_attempt_at <= $2
     AND (d.lease_owner IS NULL OR d.leased_until <= $2)
   RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
@@ -182,28 +179,56 @@ export async function claimControlled(
       },
     ];
   } else {
-    const spare = Math.max(0, effectiveMaxInFlight(webhook) - inFlight);
+    // in_flight counts leased rows, ended leases included (dispatch.ts): its places are
+    // max_in_flight less its live leases, counted from the rows under the row lock when one of its
+    // leases may have ended. An ended lease taken over keeps its row leased (in_flight unchanged).
+    let live = inFlight;
+    let endedLeft = 0;
+    let liveEnd: number | null = null;
     const mayEnd = inFlight > 0 && leaseCheckAt <= dbNow;
-    const take = Math.min(room, spare + (mayEnd ? inFlight : 0));
-    if (take <= 0) return [];
-    const lease = (limit: number, mode: string, freshAllowed: number) =>
-      q<LeasedRow>(LEASE_DUE, [webhookId, dbNow, limit, freshAllowed, claim.owner, leaseUntil, mode]);
-    // Retries only within what is left of their share; first attempts always.
-    rows = claim.retriesLeft >= take ? await lease(take, "any", spare) : await lease(take, "pending", spare);
-    if (claim.retriesLeft > 0 && claim.retriesLeft < take && rows.length < take) {
-      const freshLeft = spare - rows.filter((r) => r.fresh).length;
-      rows = rows.concat(await lease(Math.min(claim.retriesLeft, take - rows.length), "retrying", freshLeft));
+    if (mayEnd) {
+      const [count] = await q<{ live: number; ended: number; live_end: string | number | null }>(
+        `SELECT count(*) FILTER (WHERE leased_until > $2)::int AS live,
+           count(*) FILTER (WHERE leased_until <= $2)::int AS ended,
+           min(leased_until) FILTER (WHERE leased_until > $2) AS live_end
+         FROM deliveries WHERE webhook_id = $1 AND ${QUEUED} AND lease_owner IS NOT NULL`,
+        [webhookId, dbNow],
+      );
+      live = count?.live ?? 0;
+      endedLeft = count?.ended ?? 0;
+      liveEnd = count?.live_end == null ? null : num(count.live_end);
+    }
+    const take = Math.min(room, Math.max(0, effectiveMaxInFlight(webhook) - live));
+    const lease = (limit: number, mode: string) =>
+      q<LeasedRow>(LEASE_DUE, [webhookId, dbNow, limit, claim.owner, leaseUntil, mode]);
+    rows = [];
+    if (take > 0) {
+      // Retries only within what is left of their share; first attempts always.
+      rows = claim.retriesLeft >= take ? await lease(take, "any") : await lease(take, "pending");
+      if (claim.retriesLeft > 0 && claim.retriesLeft < take && rows.length < take) {
+        rows = rows.concat(await lease(Math.min(claim.retriesLeft, take - rows.length), "retrying"));
+      }
     }
     const fresh = rows.filter((r) => r.fresh).length;
+    endedLeft -= rows.length - fresh;
     const logged =
       webhook.rateLimit === null || rows.length === 0 ? null : recordStarts(log, dbNow, rows.length);
-    if (rows.length > 0) {
+    if (rows.length > 0 || mayEnd) {
+      // After a recount, lease_check_at is exact: the first live lease's end, or now while an ended
+      // lease is left (so the next claim counts again).
+      const checkAt = !mayEnd
+        ? null
+        : endedLeft > 0
+          ? dbNow
+          : Math.min(liveEnd ?? Number(NO_LEASE), rows.length > 0 ? leaseUntil : Number(NO_LEASE));
       await q(
-        `UPDATE webhooks SET in_flight = in_flight + $2, lease_check_at = least(lease_check_at, $3),
-           rate_log = coalesce($4, rate_log) WHERE id = $1`,
-        [webhookId, fresh, leaseUntil, logged && JSON.stringify(logged)],
+        `UPDATE webhooks SET in_flight = in_flight + $2,
+           lease_check_at = coalesce($5, least(lease_check_at, $3)), rate_log = coalesce($4, rate_log)
+         WHERE id = $1`,
+        [webhookId, fresh, leaseUntil, logged && JSON.stringify(logged), checkAt],
       );
     }
+    if (take <= 0) return [];
     // A short take drained what was due now: the hint is recomputed (under the due lock).
     if (rows.length < take && dueLocked) await recomputeDue(q, [webhookId], dbNow);
     if (logged !== null && webhook.rateLimit !== null) {

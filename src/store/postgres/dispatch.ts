@@ -61,20 +61,15 @@ const QUEUED = "status IN ('pending', 'retrying')";
 const DUE = (d: string) =>
   `${d}.next_attempt_at <= $1 AND (${d}.lease_owner IS NULL OR ${d}.leased_until <= $1)`;
 
-// Up to `limit` due deliveries of one subscription and one status, locked (skipping rows another
-// claim holds), oldest first. With no place free, only deliveries whose lease ended.
-const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => {
-  const lease =
-    kind === "fresh" ? "d.lease_owner IS NULL" : "d.lease_owner IS NOT NULL AND d.leased_until <= $1";
-  const limit = kind === "fresh" ? `least(p.spare, ${limits})` : `least(p.in_flight, ${limits})`;
-  return `SELECT p.id AS webhook_id, p.pos, c.id, c.next_attempt_at, ${kind === "fresh"} AS fresh,
-      ${status === "retrying"} AS retry
-    FROM plan p CROSS JOIN LATERAL (
+// Up to `limit` due deliveries of one subscription and one status that no lease holds, locked
+// (skipping rows another claim holds), oldest first, as many as the subscription has places.
+const FRESH = (status: string, limits: string) =>
+  `SELECT r.id AS webhook_id, r.pos, c.id, c.next_attempt_at, true AS fresh, ${status === "retrying"} AS retry
+    FROM room r CROSS JOIN LATERAL (
       SELECT d.id, d.next_attempt_at FROM deliveries d
-      WHERE d.webhook_id = p.id AND d.status = '${status}' AND d.next_attempt_at <= $1 AND ${lease}
-      ORDER BY d.next_attempt_at, d.id LIMIT ${limit} FOR UPDATE SKIP LOCKED) c
-    WHERE p.reached AND ${kind === "fresh" ? "p.spare > 0" : "p.may_end"}`;
-};
+      WHERE d.webhook_id = r.id AND d.status = '${status}' AND d.next_attempt_at <= $1 AND d.lease_owner IS NULL
+      ORDER BY d.next_attempt_at, d.id LIMIT least(r.places, ${limits}) FOR UPDATE SKIP LOCKED) c
+    WHERE r.reached AND r.places > 0`;
 
 /**
  * One round of a claim, one statement: up to ROUND_WEBHOOKS due subscriptions locked (FOR UPDATE SKIP LOCKED,
@@ -85,9 +80,12 @@ const CANDIDATES = (status: string, kind: "fresh" | "ended", limits: string) => 
  * already looked at, $3 deliveries still wanted, $4 retries still allowed, $5 the lease owner,
  * $6 the lease length asked for, $7 the margin over a subscription's timeout.
  *
- * Rules: a subscription takes at most max_in_flight - in_flight fresh leases, plus leases that
- * ended (taken over at no new cost, looked for only once lease_check_at says one may have ended);
- * fresh and ended ones are found by separate scans, so neither kind crowds out the other; retries
+ * Rules: in_flight counts a subscription's leased rows, ended leases included (they stay leased, so
+ * that a late settlement from their owner still applies, as on SQLite). Its places are
+ * max_in_flight less its live leases: in_flight less the ended leases, which are looked for (and
+ * locked, SKIP LOCKED, so each is re-checked on its newest version) only once lease_check_at says
+ * one may have ended. A place takes a fresh delivery (in_flight + 1) or an ended lease (taken over,
+ * in_flight unchanged), oldest first; an ended lease not taken over still frees its place. Retries
  * at most $4 across the round (in subscription order, so the share left goes to first attempts);
  * $3 in all, the earlier subscriptions first. A retry skipped for the share can leave its
  * subscription a place short of what it could have taken this round; the next claim takes it.
@@ -110,7 +108,7 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
       AND ${OPEN}
     ORDER BY w.next_due_at ${lock}),
   caps AS (
-    SELECT l.id, l.enabled, l.next_due_at, l.in_flight, l.controlled,
+    SELECT l.id, l.enabled, l.next_due_at, l.max_in_flight, l.in_flight, l.controlled,
       CASE WHEN l.enabled AND NOT l.controlled THEN greatest(0, l.max_in_flight - l.in_flight) ELSE 0 END AS spare,
       l.enabled AND NOT l.controlled AND l.in_flight > 0 AND l.lease_check_at <= $1 AS may_end,
       CASE WHEN NOT l.enabled OR l.controlled THEN 0
@@ -126,14 +124,26 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     SELECT c.*, coalesce(sum(c.cap) OVER (ORDER BY c.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
       < $3::int AS reached
     FROM caps c),
+  -- The ended leases of the subscriptions where one may have ended, locked.
+  ended AS MATERIALIZED (
+    SELECT p.id AS webhook_id, p.pos, e.id, e.next_attempt_at, false AS fresh, e.status = 'retrying' AS retry
+    FROM plan p CROSS JOIN LATERAL (
+      SELECT d.id, d.next_attempt_at, d.status FROM deliveries d
+      WHERE d.webhook_id = p.id AND d.${QUEUED} AND d.next_attempt_at <= $1
+        AND d.lease_owner IS NOT NULL AND d.leased_until <= $1
+      ORDER BY d.next_attempt_at, d.id LIMIT p.in_flight FOR UPDATE SKIP LOCKED) e
+    WHERE p.reached AND p.may_end),
+  room AS MATERIALIZED (
+    SELECT p.*, CASE WHEN p.cap = 0 THEN 0
+      ELSE greatest(0, p.max_in_flight - p.in_flight + coalesce(e.n, 0)) END AS places
+    FROM plan p LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM ended GROUP BY webhook_id) e
+      ON e.webhook_id = p.id),
   cand AS (
-    ${CANDIDATES("pending", "fresh", "$3::int")}
+    ${FRESH("pending", "$3::int")}
     UNION ALL
-    ${CANDIDATES("pending", "ended", "$3::int")}
+    ${FRESH("retrying", "$3::int, $4::int")}
     UNION ALL
-    ${CANDIDATES("retrying", "fresh", "$3::int, $4::int")}
-    UNION ALL
-    ${CANDIDATES("retrying", "ended", "$3::int, $4::int")}),
+    SELECT * FROM ended),
   kept AS (
     SELECT c.* FROM (
       SELECT c.*, row_number() OVER (PARTITION BY c.retry ORDER BY c.pos, c.next_attempt_at, c.id) AS rrank
@@ -141,10 +151,10 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     WHERE NOT c.retry OR c.rrank <= $4::int),
   within AS (
     SELECT k.* FROM (
-      SELECT k.*, row_number() OVER w AS wrank, sum(k.fresh::int) OVER w AS nfresh
+      SELECT k.*, row_number() OVER w AS wrank
       FROM kept k WINDOW w AS (PARTITION BY k.webhook_id ORDER BY k.next_attempt_at, k.id)) k
-    JOIN plan p ON p.id = k.webhook_id
-    WHERE k.wrank <= p.cap AND (NOT k.fresh OR k.nfresh <= p.spare)),
+    JOIN room r ON r.id = k.webhook_id
+    WHERE k.wrank <= r.places),
   chosen AS (
     SELECT w.* FROM (
       SELECT w.*, row_number() OVER (ORDER BY w.pos, w.next_attempt_at, w.id) AS grank FROM within w) w
@@ -160,7 +170,8 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   bumped AS (
     -- With every place held, the earliest lease end from the rows themselves (a scan of this
     -- subscription's queued rows, at most once per lease length while it stays saturated); the
-    -- rows leased by this statement count with their new end.
+    -- rows leased by this statement count with their new end, and ended leases not taken over
+    -- with theirs (so the next claim looks for them again).
     UPDATE webhooks w SET in_flight = w.in_flight + coalesce(t.nfresh, 0),
       lease_check_at = CASE WHEN p.spare = 0 THEN least(
           coalesce((SELECT min(d.leased_until) FROM deliveries d WHERE d.webhook_id = p.id AND d.${QUEUED}
@@ -171,8 +182,8 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     WHERE w.id = p.id AND p.cap > 0 AND (p.spare = 0 OR t.n > 0)
     RETURNING w.id),
   avail AS (
-    SELECT p.id, p.pos, p.cap, coalesce(a.n, 0) AS n FROM plan p
-    LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM within GROUP BY webhook_id) a ON a.webhook_id = p.id),
+    SELECT r.id, r.pos, least(r.cap, r.places) AS cap, coalesce(a.n, 0) AS n FROM room r
+    LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM within GROUP BY webhook_id) a ON a.webhook_id = r.id),
   progress AS (
     SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
       AS wanted FROM avail a)

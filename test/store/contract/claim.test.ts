@@ -79,5 +79,48 @@ for (const driver of STORE_DRIVERS) {
       t.clock.set(end);
       expect((await claim()).length).toBe(3); // the expired leases no longer count
     });
+
+    // An ended lease that no claim takes over (here a retry, with no share of the claim left for
+    // retries) still frees its place for a fresh delivery; its owner's late settlement still applies.
+    for (const rateLimit of [null, 1000]) {
+      test(`an ended lease not taken over frees its place (rate limit ${rateLimit})`, async () => {
+        await t.store.insertWebhook(newWebhook(t.ids, t.clock.now(), { maxInFlight: 1, rateLimit }));
+        await publish(2);
+        const [first] = await claim({ limit: 1, retryLimit: 0 });
+        expect(first?.status).toBe("pending");
+        await t.store.settle(
+          [attemptResult(t.ids, first!, { action: "retry", at: t.clock.now() }, t.clock.now())],
+          t.clock.now(),
+          health,
+          () => t.ids.next("evt"),
+        );
+        const owner = "late-owner";
+        const [retry] = await claim({ limit: 1, retryLimit: 1, owner });
+        expect(retry?.id).toBe(first!.id);
+        t.clock.set(retry!.leaseUntil);
+        const [fresh] = await claim({ limit: 1, retryLimit: 0 });
+        expect(fresh?.status).toBe("pending");
+        expect(fresh?.id).not.toBe(first!.id);
+        // One place: the ended lease does not hold it, the fresh one does.
+        expect(await claim({ limit: 1, retryLimit: 1 })).toEqual([]);
+        const late = await t.store.settle(
+          [attemptResult(t.ids, retry!, { action: "succeed" }, t.clock.now())],
+          t.clock.now(),
+          health,
+          () => t.ids.next("evt"),
+        );
+        expect(late.applied).toEqual([true]);
+        // The place is still the fresh lease's.
+        expect(await claim({ limit: 1, retryLimit: 1 })).toEqual([]);
+        await t.store.settle(
+          [attemptResult(t.ids, fresh!, { action: "succeed" }, t.clock.now())],
+          t.clock.now(),
+          health,
+          () => t.ids.next("evt"),
+        );
+        await publish(1);
+        expect((await claim({ limit: 2, retryLimit: 1 })).length).toBe(1);
+      });
+    }
   });
 }
