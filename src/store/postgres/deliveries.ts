@@ -324,6 +324,7 @@ export async function insertAttempts(
   /** Subscriptions whose due locks the statement also takes, shared (a settle about to lower their hints). */
   lockDue: readonly string[] = [],
 ): Promise<Set<string>> {
+  // The ids inserted now; an id that names another delivery's attempt is an error (as on SQLite).
   if (attempts.length === 0) return new Set();
   const rows = await q<{ id: string }>(
     `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)
@@ -332,7 +333,18 @@ export async function insertAttempts(
      ON CONFLICT (id) DO NOTHING RETURNING id`,
     [...attemptColumns(attempts), [...new Set(lockDue)].sort()],
   );
-  return new Set(rows.map((row) => row.id));
+  const inserted = new Set(rows.map((row) => row.id));
+  if (inserted.size < attempts.length) {
+    // Recorded already: the same settlement again, unless the id names another delivery's attempt.
+    const others = attempts.filter((a) => !inserted.has(a.id));
+    const [clash] = await q<{ id: string }>(
+      `SELECT a.id FROM attempts a JOIN unnest($1::text[], $2::text[]) AS u(id, delivery_id) ON a.id = u.id
+       WHERE a.delivery_id <> u.delivery_id LIMIT 1`,
+      [others.map((a) => a.id), others.map((a) => a.deliveryId)],
+    );
+    if (clash) throw new Error(`attempt ${clash.id} is recorded for another delivery`);
+  }
+  return inserted;
 }
 
 /** The attempts table's columns of these attempts, as arrays in its column order. */

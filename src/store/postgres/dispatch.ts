@@ -471,6 +471,8 @@ export async function settleAttempts(
   applied: boolean[];
   finals: FinalCount[];
   disable: { webhookId: string; reason: "failing" | "gone" }[];
+  /** The results whose attempts this call recorded (a repeated one counts nowhere again). */
+  recorded: AttemptResult[];
 }> {
   // Three statements for the batch: the attempts (taking the due locks of subscriptions that get a
   // retry, shared: their hints are lowered by the third statement, deliveries.ts), the deliveries,
@@ -573,7 +575,7 @@ export async function settleAttempts(
     });
     if (decision.action === "disable") disable.push({ webhookId, reason: decision.reason });
   }
-  return { applied, finals, disable };
+  return { applied, finals, disable, recorded: fresh };
 }
 
 /**

@@ -484,7 +484,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
               addFinal(finals, "failed", done.mode, done.failedDeliveries);
             }
             // The statistics aggregates (stats.ts): one statement, last, after the subscription rows.
-            await stats.addStats(tx, settleDeltas(results), shard());
+            await stats.addStats(tx, settleDeltas(outcome.recorded), shard());
             return { applied: outcome.applied, disabled, finals };
           });
         try {

@@ -249,7 +249,7 @@ export function settle(
   now: number,
   health: HealthPolicy,
   deps: { ids: IdGenerator; subscriptions: SubscriptionIndex; newEventId: () => string },
-): SettleOutcome {
+): SettleOutcome & { recorded: AttemptResult[] } {
   const applied: boolean[] = [];
   const disabled: DisabledWebhook[] = [];
   const finals: FinalCount[] = [];
@@ -324,7 +324,8 @@ export function settle(
       addFinal(finals, "failed", outcome.mode, outcome.failedDeliveries);
     }
   }
-  return { applied, disabled, finals };
+  // `recorded`: the results whose attempts this call recorded (a repeated one counts nowhere again).
+  return { applied, disabled, finals, recorded: fresh };
 }
 
 /** Disables a subscription, fails its queued deliveries, and publishes `webhook.disabled`. */

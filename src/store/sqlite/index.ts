@@ -95,8 +95,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     health: Parameters<Store["settle"]>[2],
     newEventId: () => string,
   ): SettleOutcome => {
-    const outcome = dispatch.settle(db, results, now, health, { ids, subscriptions, newEventId });
-    stats.addStats(db, settleDeltas(results));
+    const { recorded, ...outcome } = dispatch.settle(db, results, now, health, {
+      ids,
+      subscriptions,
+      newEventId,
+    });
+    stats.addStats(db, settleDeltas(recorded));
     return outcome;
   };
   const changedWebhooks = <T>(fn: () => T): T => {

@@ -180,8 +180,20 @@ for (const driver of STORE_DRIVERS) {
           t.clock.now(),
         ),
       );
+      const hour = 3_600_000;
+      const stats = () =>
+        t.store.readStats({
+          span: hour,
+          since: t.clock.now() - hour,
+          until: t.clock.now() + hour,
+          now: t.clock.now(),
+          tenantId: "t1",
+        });
       const first = await t.store.settle(batch, t.clock.now(), HEALTH, () => t.ids.next("evt"));
+      const counted = await stats();
       const again = await t.store.settle(batch, t.clock.now(), HEALTH, () => t.ids.next("evt"));
+      // The statistics count each attempt once too.
+      expect(await stats()).toEqual(counted);
       expect(first.applied).toEqual([true, true, true]);
       expect(again.applied).toEqual([true, true, true]);
       expect(again.finals).toEqual([]);
@@ -193,6 +205,19 @@ for (const driver of STORE_DRIVERS) {
         expect((await t.store.listAttempts(d.id, { order: "started_at", limit: 10 })).items.length).toBe(1);
       }
       expect((await t.store.findWebhook(w.id))?.consecutiveFailures).toBe(0);
+    });
+
+    test("an attempt id that names another delivery's attempt is refused, and nothing of its batch is kept", async () => {
+      await webhook();
+      await publish(2);
+      const [a, b] = await claim();
+      const first = attemptResult(t.ids, a!, { action: "succeed" }, t.clock.now());
+      await t.store.settle([first], t.clock.now(), HEALTH, () => t.ids.next("evt"));
+      const clash = attemptResult(t.ids, b!, { action: "succeed" }, t.clock.now());
+      const batch = [{ ...clash, attempt: { ...clash.attempt, id: first.attempt.id } }];
+      await expect(t.store.settle(batch, t.clock.now(), HEALTH, () => t.ids.next("evt"))).rejects.toThrow();
+      expect(await t.store.findDelivery(b!.id)).toMatchObject({ status: "pending", attempts: 0 });
+      expect((await t.store.listAttempts(b!.id, { order: "started_at", limit: 10 })).items).toEqual([]);
     });
 
     test("releaseLeases gives a delivery back due now, only for the owner that holds it", async () => {
