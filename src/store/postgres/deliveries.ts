@@ -316,7 +316,8 @@ const toAttempt = (row: AttemptRow): Attempt => ({
 /**
  * Records attempts; answers the ids that were new. An attempt already there was recorded by a
  * settle whose COMMIT went through while its answer was lost (a reset connection): the settle is
- * being tried again, and that attempt must not be counted twice.
+ * being tried again, and that attempt must not be counted twice. An id that names another
+ * delivery's attempt is an error (as on SQLite).
  */
 export async function insertAttempts(
   q: Query,
@@ -324,7 +325,6 @@ export async function insertAttempts(
   /** Subscriptions whose due locks the statement also takes, shared (a settle about to lower their hints). */
   lockDue: readonly string[] = [],
 ): Promise<Set<string>> {
-  // The ids inserted now; an id that names another delivery's attempt is an error (as on SQLite).
   if (attempts.length === 0) return new Set();
   const rows = await q<{ id: string }>(
     `INSERT INTO attempts (id, delivery_id, started_at, duration_ms, response_status_code, response_headers, response_body, error)

@@ -10,7 +10,7 @@ import { effectiveMaxInFlight } from "../../domain/webhook.ts";
 import type { ClaimedDelivery } from "../store.ts";
 import type { Query } from "./client.ts";
 import { DUE_LOCK_TRY, recomputeDue } from "./deliveries.ts";
-import { num } from "./keyset.ts";
+import { num, numOrNull } from "./keyset.ts";
 import type { DbTime } from "./time.ts";
 import { toWebhook, WEBHOOK_SELECT, type WebhookRow } from "./webhooks.ts";
 
@@ -45,6 +45,24 @@ const LEASE_DUE = `WITH picked AS (
   WHERE d.id = c.id AND d.${QUEUED} AND d.next_attempt_at <= $2
     AND (d.lease_owner IS NULL OR d.leased_until <= $2)
   RETURNING d.id, d.status, d.series_attempts, d.event_id, d.event_type, c.fresh`;
+
+/**
+ * A subscription's leased rows counted under its row lock (so no claim adds to them meanwhile):
+ * all of them, the live ones (by the database's `now`), and the first live one's end (null: none).
+ */
+async function countLeases(
+  q: Query,
+  webhookId: string,
+  dbNow: number,
+): Promise<{ leased: number; live: number; liveEnd: number | null }> {
+  const [row] = await q<{ leased: number; live: number; live_end: string | number | null }>(
+    `SELECT count(*)::int AS leased, (count(*) FILTER (WHERE leased_until > $2))::int AS live,
+       min(leased_until) FILTER (WHERE leased_until > $2) AS live_end
+     FROM deliveries WHERE webhook_id = $1 AND ${QUEUED} AND lease_owner IS NOT NULL`,
+    [webhookId, dbNow],
+  );
+  return { leased: row?.leased ?? 0, live: row?.live ?? 0, liveEnd: numOrNull(row?.live_end ?? null) };
+}
 
 /**
  * The FIFO head (the oldest queued delivery, creation order, ties by event id), locked, and leased
@@ -125,19 +143,15 @@ export async function claimControlled(
     }
     if (inFlight > 0) {
       // A lease may have ended (its process died): count them from the rows, under the row lock.
-      const [count] = await q<{ n: number; live: string | number | null }>(
-        `SELECT count(*)::int AS n, min(leased_until) FILTER (WHERE leased_until > $2) AS live
-         FROM deliveries WHERE webhook_id = $1 AND ${QUEUED} AND lease_owner IS NOT NULL`,
-        [webhookId, dbNow],
-      );
-      inFlight = count?.n ?? 0;
-      leaseCheckAt = count?.live == null ? Number(NO_LEASE) : num(count.live);
+      const count = await countLeases(q, webhookId, dbNow);
+      inFlight = count.leased;
+      leaseCheckAt = count.liveEnd ?? Number(NO_LEASE);
       await q("UPDATE webhooks SET in_flight = $2, lease_check_at = $3 WHERE id = $1", [
         webhookId,
         inFlight,
         leaseCheckAt,
       ]);
-      if (count?.live != null) {
+      if (count.liveEnd !== null) {
         await raiseHint(q, webhookId, leaseCheckAt);
         return [];
       }
@@ -187,16 +201,10 @@ export async function claimControlled(
     let liveEnd: number | null = null;
     const mayEnd = inFlight > 0 && leaseCheckAt <= dbNow;
     if (mayEnd) {
-      const [count] = await q<{ live: number; ended: number; live_end: string | number | null }>(
-        `SELECT count(*) FILTER (WHERE leased_until > $2)::int AS live,
-           count(*) FILTER (WHERE leased_until <= $2)::int AS ended,
-           min(leased_until) FILTER (WHERE leased_until > $2) AS live_end
-         FROM deliveries WHERE webhook_id = $1 AND ${QUEUED} AND lease_owner IS NOT NULL`,
-        [webhookId, dbNow],
-      );
-      live = count?.live ?? 0;
-      endedLeft = count?.ended ?? 0;
-      liveEnd = count?.live_end == null ? null : num(count.live_end);
+      const count = await countLeases(q, webhookId, dbNow);
+      live = count.live;
+      endedLeft = count.leased - count.live;
+      liveEnd = count.liveEnd;
     }
     const take = Math.min(room, Math.max(0, effectiveMaxInFlight(webhook) - live));
     const lease = (limit: number, mode: string) =>
@@ -216,11 +224,10 @@ export async function claimControlled(
     if (rows.length > 0 || mayEnd) {
       // After a recount, lease_check_at is exact: the first live lease's end, or now while an ended
       // lease is left (so the next claim counts again).
-      const checkAt = !mayEnd
-        ? null
-        : endedLeft > 0
-          ? dbNow
-          : Math.min(liveEnd ?? Number(NO_LEASE), rows.length > 0 ? leaseUntil : Number(NO_LEASE));
+      let checkAt: number | null = null; // null: least(lease_check_at, this lease's end)
+      if (mayEnd && endedLeft > 0) checkAt = dbNow;
+      else if (mayEnd)
+        checkAt = Math.min(liveEnd ?? Number(NO_LEASE), rows.length > 0 ? leaseUntil : Number(NO_LEASE));
       await q(
         `UPDATE webhooks SET in_flight = in_flight + $2,
            lease_check_at = coalesce($5, least(lease_check_at, $3)), rate_log = coalesce($4, rate_log)

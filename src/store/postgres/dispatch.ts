@@ -133,6 +133,7 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
         AND d.lease_owner IS NOT NULL AND d.leased_until <= $1
       ORDER BY d.next_attempt_at, d.id LIMIT p.in_flight FOR UPDATE SKIP LOCKED) e
     WHERE p.reached AND p.may_end),
+  -- A subscription's places (never more than its cap: the ended leases are at most in_flight).
   room AS MATERIALIZED (
     SELECT p.*, CASE WHEN p.cap = 0 THEN 0
       ELSE greatest(0, p.max_in_flight - p.in_flight + coalesce(e.n, 0)) END AS places
@@ -182,7 +183,7 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     WHERE w.id = p.id AND p.cap > 0 AND (p.spare = 0 OR t.n > 0)
     RETURNING w.id),
   avail AS (
-    SELECT r.id, r.pos, least(r.cap, r.places) AS cap, coalesce(a.n, 0) AS n FROM room r
+    SELECT r.id, r.pos, r.places AS cap, coalesce(a.n, 0) AS n FROM room r
     LEFT JOIN (SELECT webhook_id, count(*)::int AS n FROM within GROUP BY webhook_id) a ON a.webhook_id = r.id),
   progress AS (
     SELECT a.*, $3::int - coalesce(sum(a.n) OVER (ORDER BY a.pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
