@@ -5,7 +5,9 @@
 // fsyncs included. Default: build a backlog while the receiver holds requests, release it, and split
 // the drain's wall time into claim, settle, transaction statements and the rest (HTTP client,
 // signing, event loop). --rate R: an open loop of single POSTs at R ev/s for 5 s to one fast
-// subscriber, the same split per event. A profiling aid for BENCHMARKS.md, not part of `bun run bench`.
+// subscriber, the same split per event. --postgres URL: the same over a new PostgreSQL database
+// (store calls are then asynchronous: their times are wall spans, overlapping ones counted apart).
+// A profiling aid for BENCHMARKS.md, not part of `bun run bench`.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +16,7 @@ import { createDaemon } from "../src/daemon.ts";
 import { createLogger } from "../src/runtime/logger.ts";
 import { API_KEY, benchConfig, createApi } from "./hookd.ts";
 import { eventData, openLoop } from "./load.ts";
+import { closeAdmin, createDatabase } from "./postgres.ts";
 import { spawnReceiver } from "./receiver.ts";
 import { publishBacklog } from "./scenarios/delivery.ts";
 import { pollUntil, sleep, wallMs } from "./stats.ts";
@@ -27,9 +30,18 @@ const events = flag("events", 20_000);
 const subscriptions = flag("subscriptions", 1);
 const maxInFlight = flag("max-in-flight", 256);
 const rate = flag("rate", 0);
+const postgresAt = process.argv.indexOf("--postgres");
+const database =
+  postgresAt >= 0
+    ? await createDatabase(String(process.argv[postgresAt + 1]), String(process.pid), "phases")
+    : null;
 const dir = mkdtempSync(join(tmpdir(), "hookd-phases-"));
 const receiver = await spawnReceiver();
-const config = parseConfig(benchConfig({ dir, synchronous: "full" }), "bench", process.env);
+const config = parseConfig(
+  benchConfig({ dir, synchronous: "full", ...(database ? { postgresUrl: database.url } : {}) }),
+  "bench",
+  process.env,
+);
 const daemon = await createDaemon({ config, logger: createLogger("warn") });
 
 interface Phase {
@@ -54,10 +66,11 @@ for (const name of ["claimDue", "settle", "settleAndClaim", "nextDueAt", "releas
       pending = original(...args); // the SQLite work runs synchronously, inside this call
     } finally {
       depth--;
-      phase.ms += performance.now() - t0;
+      if (!database) phase.ms += performance.now() - t0;
       phase.calls++;
     }
     const result = await pending;
+    if (database) phase.ms += performance.now() - t0;
     if (Array.isArray(result)) phase.items += result.length;
     else if (Array.isArray(args[0])) phase.items += args[0].length;
     return result;
@@ -66,21 +79,22 @@ for (const name of ["claimDue", "settle", "settleAndClaim", "nextDueAt", "releas
 // --separate: settle and claim in two calls even where the store offers settleAndClaim (A/B).
 if (process.argv.includes("--separate")) store.settleAndClaim = undefined as never;
 // Transaction statements on the store's connection (the ingest batcher's), by their first word.
-const db = (daemon.store as unknown as { db: { run: (sql: string, ...rest: unknown[]) => unknown } }).db;
-const run = db.run.bind(db);
-db.run = (sql: string, ...rest: unknown[]) => {
-  if (depth > 0) return run(sql, ...rest);
-  const t0 = performance.now();
-  try {
-    return run(sql, ...rest);
-  } finally {
-    const name = `db.run ${sql.trim().split(/\s+/)[0]?.toUpperCase()}`;
-    phases[name] ??= { calls: 0, ms: 0, items: 0 };
-    const phase = phases[name];
-    phase.ms += performance.now() - t0;
-    phase.calls++;
-  }
-};
+const db = (daemon.store as unknown as { db?: { run: (sql: string, ...rest: unknown[]) => unknown } }).db;
+const run = db?.run.bind(db);
+if (db && run)
+  db.run = (sql: string, ...rest: unknown[]) => {
+    if (depth > 0) return run(sql, ...rest);
+    const t0 = performance.now();
+    try {
+      return run(sql, ...rest);
+    } finally {
+      const name = `db.run ${sql.trim().split(/\s+/)[0]?.toUpperCase()}`;
+      phases[name] ??= { calls: 0, ms: 0, items: 0 };
+      const phase = phases[name];
+      phase.ms += performance.now() - t0;
+      phase.calls++;
+    }
+  };
 
 function report(title: string, wall: number, cpu: NodeJS.CpuUsage, per: number, perName: string): void {
   const line = (name: string, p: Phase) =>
@@ -168,5 +182,7 @@ try {
   await daemon.stop();
   await receiver.close();
   rmSync(dir, { recursive: true, force: true });
+  await database?.drop();
+  await closeAdmin();
 }
 process.exit(0);

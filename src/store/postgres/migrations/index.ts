@@ -7,6 +7,7 @@ import m0004 from "./0004_portal_stats.sql" with { type: "text" };
 import m0005 from "./0005_claim.sql" with { type: "text" };
 import m0006 from "./0006_fifo.sql" with { type: "text" };
 import m0007 from "./0007_calls.sql" with { type: "text" };
+import m0008 from "./0008_lease_room.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "claim", sql: m0005 },
   { version: 6, name: "fifo", sql: m0006 },
   { version: 7, name: "calls", sql: m0007 },
+  { version: 8, name: "lease_room", sql: m0008 },
 ];
