@@ -15,19 +15,35 @@ const KEY = "(span, webhook_id, start, tenant_id, mode, shard)";
 /** Rows a statement writes at most (a larger batch takes more than one). */
 const ROWS_PER_STATEMENT = 200;
 
-const eventsSql = (rows: number) =>
-  `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, events)
+/** make(rows), kept per row count: a long text built once (bun:sqlite finds the prepared statement by it). */
+const perRows = (make: (rows: number) => string) => {
+  const made = new Map<number, string>();
+  return (rows: number) => {
+    const known = made.get(rows);
+    if (known !== undefined) return known;
+    const sql = make(rows);
+    made.set(rows, sql);
+    return sql;
+  };
+};
+
+const eventsSql = perRows(
+  (rows) =>
+    `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, events)
    VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, 0, ?, ?)").join(", ")}
-   ON CONFLICT ${KEY} DO UPDATE SET events = events + excluded.events`;
+   ON CONFLICT ${KEY} DO UPDATE SET events = events + excluded.events`,
+);
 
 // A settle's rows take their webhook's tenant; a webhook deleted meanwhile drops its row.
-const attemptsSql = (rows: number) =>
-  `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, ${ATTEMPT_COLUMNS.join(", ")})
+const attemptsSql = perRows(
+  (rows) =>
+    `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, ${ATTEMPT_COLUMNS.join(", ")})
    SELECT v.column1, v.column2, v.column3, w.tenant_id, 0, w.mode,
      ${ATTEMPT_COLUMNS.map((_, i) => `v.column${i + 4}`).join(", ")}
    FROM (VALUES ${Array.from({ length: rows }, () => `(${new Array(3 + ATTEMPT_COLUMNS.length).fill("?").join(", ")})`).join(", ")}) v
    JOIN webhooks w ON w.id = v.column2 WHERE true
-   ON CONFLICT ${KEY} DO UPDATE SET ${ATTEMPT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`;
+   ON CONFLICT ${KEY} DO UPDATE SET ${ATTEMPT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`,
+);
 
 /**
  * Adds one ingest's or settle's deltas: one statement (bound values, no JSON to parse) for up to
