@@ -121,9 +121,7 @@ export function claimDue(
   let remaining = request.limit;
   let retriesLeft = request.retryLimit;
   const payloads = new Map<string, string>();
-  const payloadsOf = db.query<{ id: string; payload: string }, [string]>(
-    "SELECT id, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
-  );
+  const payloadOf = db.query<{ payload: string }, [string]>("SELECT payload FROM events WHERE id = ?");
   const candidates = db.query<{ id: string }, [number, string]>(
     `SELECT id FROM webhooks WHERE next_due_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
      ORDER BY next_due_at LIMIT 32`,
@@ -204,13 +202,15 @@ export function claimDue(
         const left = rateAllowance(logged, webhook.rateLimit, now);
         if (left.freeAt !== null) raiseDue(db, webhookId, left.freeAt);
       }
-      const missing = [...new Set(rows.map((row) => row.event_id))].filter((id) => !payloads.has(id));
-      if (missing.length > 0) {
-        for (const event of payloadsOf.all(JSON.stringify(missing))) payloads.set(event.id, event.payload);
-      }
       for (const row of rows) {
         if (row.status === "retrying") retriesLeft--;
-        const payload = payloads.get(row.event_id) ?? "{}";
+        // A payload read once per event in a claim (an event's deliveries to several subscriptions
+        // share it), by its primary key: cheaper than one IN (json_each) query per subscription.
+        let payload = payloads.get(row.event_id);
+        if (payload === undefined) {
+          payload = payloadOf.get(row.event_id)?.payload ?? "{}";
+          payloads.set(row.event_id, payload);
+        }
         claimed.push({
           id: row.id,
           leaseOwner: owner,
