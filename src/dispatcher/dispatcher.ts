@@ -132,7 +132,29 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const w of idleWaiters.splice(0)) w();
   };
 
+  // Fresh deliveries handed over by the ingest that created them (Store.handOff), while no claim
+  // is between its request and its launches: the room it reports is then exact.
+  let filling = false;
+  const taker = {
+    room: () => (running && !filling ? Math.max(0, options.maxInFlight - flights.size) : 0),
+    owner: () => `${options.instanceId}.${++claimSeq}`,
+    leaseMs: options.leaseMs,
+    take(claimed: readonly ClaimedDelivery[]) {
+      for (const delivery of claimed) launch(delivery);
+    },
+  };
+  let stopHandOff = () => {};
+
   async function fill(): Promise<number> {
+    filling = true;
+    try {
+      return await claimAndLaunch();
+    } finally {
+      filling = false;
+    }
+  }
+
+  async function claimAndLaunch(): Promise<number> {
     const capacity = Math.max(0, options.maxInFlight - flights.size);
     const request = {
       now: clock.now(),
@@ -413,6 +435,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       running = true;
       abort = new AbortController();
       stopping = new Promise<void>((resolve) => (stopped = resolve));
+      stopHandOff = store.handOff?.(taker) ?? (() => {});
       loopDone = loop();
     },
     wake,
@@ -426,6 +449,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     async stop(graceMs) {
       if (!running) return;
       running = false;
+      stopHandOff();
       stopped();
       wake();
       await loopDone;

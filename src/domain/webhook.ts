@@ -48,6 +48,14 @@ export interface Webhook {
   updatedAt: number;
 }
 
+/** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
+export const LEASE_MARGIN_MS = 5_000;
+
+/** When a lease granted at `now` ends: the dispatcher's lease, or longer where the timeout needs it. */
+export function leaseEnd(now: number, leaseMs: number, webhook: Pick<Webhook, "timeoutSeconds">): number {
+  return now + Math.max(leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
+}
+
 /** How many attempts of the subscription may be in flight at once: 1 for a FIFO one, whatever is set. */
 export function effectiveMaxInFlight(webhook: Pick<Webhook, "ordering" | "maxInFlight">): number {
   return webhook.ordering === "fifo" ? 1 : webhook.maxInFlight;

@@ -175,6 +175,17 @@ export interface ClaimRequest {
   retryLimit: number;
 }
 
+/** A dispatcher that takes fresh deliveries from the ingest that creates them (Store.handOff). */
+export interface HandOffTaker {
+  /** How many more attempts it can start now; 0 leaves every delivery to claimDue. */
+  room(): number;
+  /** A unique lease owner, asked once per committing batch that leases something. */
+  owner(): string;
+  leaseMs: number;
+  /** Called once the batch has committed, with what it leased; each lease counts from then on. */
+  take(claimed: readonly ClaimedDelivery[]): void;
+}
+
 export type Settlement =
   | { action: "succeed" }
   | { action: "retry"; at: number }
@@ -385,6 +396,15 @@ export interface Store {
     newEventId: () => string,
     request: ClaimRequest,
   ): Promise<{ outcome: SettleOutcome; claimed: ClaimedDelivery[] }>;
+  /**
+   * Optional: while `taker` is registered, an ingest leases the first attempts it creates to the
+   * taker when the taker has room and each subscription has a free place and nothing else due, and
+   * hands them over when its transaction commits (before its sync), so a fresh event needs no
+   * claim of its own. Everything else waits for claimDue. Answers a function that unregisters it.
+   * (SQLite: one process counts every lease. PostgreSQL has no such call: the claim counts places
+   * in the database for every instance.)
+   */
+  handOff?(taker: HandOffTaker): () => void;
   /** Gives leased deliveries back, due now (shutdown). */
   releaseLeases(leases: readonly { deliveryId: string; leaseOwner: string }[], now: number): Promise<number>;
   /** The earliest time a subscription not in `exclude` has something due; null when none. */

@@ -10,7 +10,7 @@ import type { DeliveryStatus } from "../../domain/delivery.ts";
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
-import type { Webhook } from "../../domain/webhook.ts";
+import { LEASE_MARGIN_MS, type Webhook } from "../../domain/webhook.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
@@ -43,8 +43,6 @@ import { num, numOrNull } from "./keyset.ts";
 import type { DbTime } from "./time.ts";
 import { toWebhook, WEBHOOK_SELECT, type WebhookRow } from "./webhooks.ts";
 
-/** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
-const LEASE_MARGIN_MS = 5_000;
 /** The channel that says "work may be due", one per schema (a channel name is at most 63 bytes). */
 const WORK_CHANNEL_SQL = "'hookd_' || md5(current_setting('search_path'))";
 export const NOTIFY_WORK = `SELECT pg_notify(${WORK_CHANNEL_SQL}, '')`;

@@ -42,14 +42,27 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   signature: row.signature,
 });
 
+/** A new pending delivery, due now, or already leased to `lease.owner` until `lease.until`. */
 export function insertDelivery(
   db: Database,
   d: Pick<Delivery, "id" | "tenantId" | "mode" | "eventId" | "webhookId" | "eventType"> & { now: number },
+  lease: { owner: string; until: number } | null = null,
 ): void {
   db.query(
-    `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-  ).run(d.id, d.tenantId, d.mode, d.eventId, d.webhookId, d.eventType, d.now, d.now, d.now);
+    `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, lease_owner, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+  ).run(
+    d.id,
+    d.tenantId,
+    d.mode,
+    d.eventId,
+    d.webhookId,
+    d.eventType,
+    lease?.until ?? d.now,
+    lease?.owner ?? null,
+    d.now,
+    d.now,
+  );
 }
 
 /** Lowers a subscription's next_due_at to `at` (never raises it). */

@@ -6,7 +6,7 @@ import { type RateLog, rateAllowance, recordStarts } from "../../domain/delivery
 import { DEFAULT_MODE, type Mode } from "../../domain/mode.ts";
 import { decideHealth, summarizeAttempts } from "../../domain/retry.ts";
 import { buildPayload } from "../../domain/signer.ts";
-import { effectiveMaxInFlight } from "../../domain/webhook.ts";
+import { effectiveMaxInFlight, leaseEnd } from "../../domain/webhook.ts";
 import type { IdGenerator } from "../../runtime/ids.ts";
 import { attemptsBySubscription } from "../attempt-outcomes.ts";
 import type {
@@ -33,9 +33,6 @@ import {
 import { insertEvent } from "./events.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
 import { selectWebhook } from "./webhooks.ts";
-
-/** Extra lease time beyond a subscription's timeout, so a live attempt never outlasts its lease. */
-const LEASE_MARGIN_MS = 5_000;
 
 /**
  * The live leases this process granted, per subscription: granted and not yet settled, released,
@@ -176,7 +173,7 @@ export function claimDue(
         room = Math.min(room, allowance.allowed);
       }
       const take = Math.min(room, remaining);
-      const leaseUntil = now + Math.max(request.leaseMs, webhook.timeoutSeconds * 1000 + LEASE_MARGIN_MS);
+      const leaseUntil = leaseEnd(now, request.leaseMs, webhook);
       let rows: LeasedRow[];
       if (webhook.ordering === "fifo") {
         // Only its head, and only when nothing of it is in flight; the hint follows the head.

@@ -10,6 +10,7 @@ import type { IdGenerator } from "../../runtime/ids.ts";
 import { ingestDeltas, recordIngest, settleDeltas } from "../stat-deltas.ts";
 import type {
   ClaimedDelivery,
+  HandOffTaker,
   IngestRequest,
   IngestResult,
   NewWebhook,
@@ -21,6 +22,7 @@ import * as controls from "./delivery-controls.ts";
 import * as dispatch from "./dispatch.ts";
 import { guard } from "./errors.ts";
 import * as events from "./events.ts";
+import { createHandOffBatch, type HandOffBatch } from "./hand-off.ts";
 import { type OpenOptions, openDatabase } from "./open.ts";
 import * as rows from "./rows.ts";
 import * as sessions from "./sessions.ts";
@@ -42,6 +44,7 @@ class IdempotencyConflict extends Error {}
 export type SqliteStore = Store & {
   readonly db: Database;
   settleAndClaim: NonNullable<Store["settleAndClaim"]>;
+  handOff: NonNullable<Store["handOff"]>;
 };
 
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
@@ -70,13 +73,25 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   // overlaps the sync instead of following the 202 (an event can be delivered before its sync
   // ends; its 202 still waits for it, so nothing acknowledged is lost).
   const workListeners = new Set<() => void>();
+  // The dispatcher that takes fresh deliveries from their ingest (hand-off.ts), and the leases of
+  // the write batch being built, handed over at its commit.
+  let taker: HandOffTaker | null = null;
+  let handOff: HandOffBatch | null = null;
+  const batchHandOff = () => {
+    handOff ??= createHandOffBatch(db, taker, leases);
+    return handOff;
+  };
   // The statistics of a batch's ingests, written once, before its COMMIT (stats.ts): a busy batch
   // of many requests adds to a few rows rather than each request to its own.
   let ingested = createStatDeltas();
   const batcher = createWriteBatcher(db, {
     afterCommit: () => durable(undefined),
     onCommit: () => {
-      for (const listener of workListeners) listener();
+      const done = handOff;
+      handOff = null;
+      done?.commit();
+      // Only deliveries left to a claim need the dispatcher awake.
+      if (done?.queued) for (const listener of workListeners) listener();
     },
     beforeCommit: () => {
       stats.addStats(db, { kind: "events", deltas: ingested.list() });
@@ -84,6 +99,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     onRollback: () => {
       ingested = createStatDeltas();
+      handOff = null;
     },
   });
   // max_in_flight per subscription for claims (dispatch.claimDue), forgotten on any change.
@@ -226,7 +242,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async ingest(request) {
       try {
-        return await batcher.write(() => ingest(db, request, ids, subscriptions, ingested));
+        return await batcher.write(() => ingest(db, request, ids, subscriptions, ingested, batchHandOff()));
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -345,6 +361,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return done;
     },
 
+    handOff(next) {
+      taker = next;
+      return () => {
+        if (taker === next) taker = null;
+      };
+    },
+
     async releaseLeases(given, now) {
       const released = tx(() => dispatch.releaseLeases(db, given, now));
       for (const lease of given) leases.remove(lease.deliveryId, lease.leaseOwner);
@@ -454,6 +477,8 @@ function ingest(
   subscriptions: SubscriptionIndex,
   /** The batch's statistics: this request's events are added once it has written them all. */
   statDeltas: StatDeltas,
+  /** The batch's leases at ingest: this request's are kept once it has written them all. */
+  handOff: HandOffBatch,
 ): IngestResult {
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
@@ -467,6 +492,7 @@ function ingest(
   const out = [];
   let created = 0;
   const dueBy = new Map<string, number>();
+  const leased: ClaimedDelivery[] = [];
   const fannedOut: { createdAt: number; webhookIds: readonly string[] }[] = [];
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
@@ -483,16 +509,29 @@ function ingest(
     fannedOut.push({ createdAt: event.createdAt, webhookIds: targets });
     created++;
     for (const webhookId of targets) {
-      deliveries.insertDelivery(db, {
-        id: ids.next("dlv"),
-        tenantId,
-        mode,
-        eventId: event.id,
-        webhookId,
-        eventType: event.type,
-        now: event.createdAt,
-      });
-      dueBy.set(webhookId, Math.min(dueBy.get(webhookId) ?? event.createdAt, event.createdAt));
+      const id = ids.next("dlv");
+      const lease = handOff.lease(webhookId, now);
+      deliveries.insertDelivery(
+        db,
+        { id, tenantId, mode, eventId: event.id, webhookId, eventType: event.type, now: event.createdAt },
+        lease,
+      );
+      // A leased delivery is next due when its lease ends (the hint may be early, never late).
+      const due = lease?.until ?? event.createdAt;
+      dueBy.set(webhookId, Math.min(dueBy.get(webhookId) ?? due, due));
+      if (lease) {
+        leased.push({
+          id,
+          leaseOwner: lease.owner,
+          eventId: event.id,
+          eventType: event.type,
+          payload: event.payload,
+          status: "pending",
+          seriesAttempts: 0,
+          leaseUntil: lease.until,
+          webhook: lease.webhook,
+        });
+      }
     }
     if (key) events.upsertIdempotencyKey(db, tenantId, mode, key, [event.id]);
   }
@@ -507,6 +546,7 @@ function ingest(
     );
   }
   recordIngest(statDeltas, tenantId, fannedOut, mode); // last: written with the batch (beforeCommit)
+  handOff.keep(leased);
   return created === 0 && out.length > 0
     ? { kind: "replayed", events: out }
     : { kind: "accepted", events: out };

@@ -7,7 +7,7 @@ import { createManualClock, type ManualClock } from "../../../src/runtime/clock.
 import { createIdGenerator, type IdGenerator } from "../../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../../src/runtime/random.ts";
 import { createSqliteStore, type SqliteStore } from "../../../src/store/sqlite/index.ts";
-import type { NewWebhook } from "../../../src/store/store.ts";
+import type { ClaimedDelivery, NewWebhook } from "../../../src/store/store.ts";
 import { tempDir } from "../../support/temp.ts";
 
 let clock: ManualClock;
@@ -180,4 +180,140 @@ test("an ingest commit tells onWork listeners before the ingest resolves (before
   stop();
   await publish(1);
   expect(seen).toHaveLength(2);
+});
+
+// Store.handOff: first attempts leased by the ingest that creates them.
+const handOffTo = (room: number) => {
+  const taken: ClaimedDelivery[][] = [];
+  let owners = 0;
+  const stop = store.handOff({
+    room: () => room,
+    owner: () => `h${++owners}`,
+    leaseMs: 30_000,
+    take: (claimed) => taken.push([...claimed]),
+  });
+  return { taken, stop, all: () => taken.flat() };
+};
+const leaseOf = (id: string) =>
+  store.db
+    .query<{ lease_owner: string | null; next_attempt_at: number | null }, [string]>(
+      "SELECT lease_owner, next_attempt_at FROM deliveries WHERE id = ?",
+    )
+    .get(id);
+
+test("an ingest hands its first attempts over leased, once committed, within the cap and the taker's room", async () => {
+  const webhook = { ...newWebhook(["*"]), maxInFlight: 2, timeoutSeconds: 60 };
+  await store.insertWebhook(webhook);
+  const taker = handOffTo(10);
+  const seen: string[] = [];
+  await store.onWork(() => seen.push("work"));
+  const result = await publish(5);
+  expect(result.kind).toBe("accepted");
+  // One batch, one hand-over: the cap of 2 leased, the other three left for a claim (so a wake-up).
+  expect(taker.taken).toHaveLength(1);
+  const handed = taker.all();
+  expect(handed).toHaveLength(2);
+  expect(seen).toEqual(["work"]);
+  const events = (result.kind === "accepted" ? result.events : []).map((e) => e.id);
+  expect(handed.map((d) => d.eventId)).toEqual(events.slice(0, 2));
+  for (const d of handed) {
+    expect(d).toMatchObject({ status: "pending", seriesAttempts: 0, payload: "{}", leaseOwner: "h1" });
+    expect(d.webhook.id).toBe(webhook.id);
+    // The longer of the dispatcher's lease and the timeout with its margin.
+    expect(d.leaseUntil).toBe(clock.now() + 65_000);
+    expect(leaseOf(d.id)).toEqual({ lease_owner: "h1", next_attempt_at: d.leaseUntil });
+  }
+  // The hand-over counts against the cap: a claim finds no place.
+  expect(await claim(10)).toHaveLength(0);
+  // Settled under the hand-off's lease, the freed place goes to the oldest queued delivery.
+  const [first] = handed as [ClaimedDelivery];
+  const { claimed } = await store.settleAndClaim(
+    [success(first)],
+    clock.now(),
+    HEALTH,
+    () => ids.next("evt"),
+    claimRequest(10),
+  );
+  expect(claimed.map((d) => d.eventId)).toEqual(events.slice(2, 3));
+});
+
+test("nothing is handed over past a queued delivery, to a FIFO or rate-limited webhook, or without room", async () => {
+  const plain = { ...newWebhook(["a.b"]), maxInFlight: 1 };
+  await store.insertWebhook(plain);
+  const taker = handOffTo(10);
+  await publish(1);
+  await publish(1); // queued: the first holds the only place
+  expect(taker.all()).toHaveLength(1);
+  const [first] = taker.all() as [ClaimedDelivery];
+  await store.settle([success(first)], clock.now(), HEALTH, () => ids.next("evt"));
+  // A place is free, but the queued delivery is due first: the new one waits behind it.
+  await publish(1);
+  expect(taker.all()).toHaveLength(1);
+  const queued = await claim(10);
+  expect(queued).toHaveLength(1);
+  await store.settle([success(queued[0] as ClaimedDelivery)], clock.now(), HEALTH, () => ids.next("evt"));
+  taker.stop();
+
+  await store.deleteWebhook(plain.id, "t1", clock.now());
+  await store.insertWebhook({ ...newWebhook(["a.b"]), ordering: "fifo" });
+  await store.insertWebhook({ ...newWebhook(["a.b"]), rateLimit: 100 });
+  const controlled = handOffTo(10);
+  await publish(2);
+  expect(controlled.all()).toHaveLength(0);
+  controlled.stop();
+
+  const none = handOffTo(0);
+  await store.insertWebhook(newWebhook(["a.b"]));
+  await publish(1);
+  expect(none.all()).toHaveLength(0);
+  none.stop();
+  // Unregistered: nothing is handed over at all.
+  await publish(1);
+  expect(none.all()).toHaveLength(0);
+});
+
+test("the room a taker reports bounds a batch across webhooks; a request that fails hands nothing over", async () => {
+  const [a, b] = [newWebhook(["*"]), newWebhook(["*"])];
+  await store.insertWebhook(a);
+  await store.insertWebhook(b);
+  const taker = handOffTo(3);
+  // Two events, two webhooks each: four deliveries, three places.
+  await publish(2);
+  expect(taker.all()).toHaveLength(3);
+  expect(new Set(taker.all().map((d) => d.leaseOwner)).size).toBe(1);
+  // A request that fails after leasing (its second event's key conflicts, so its writes roll back)
+  // in a batch with an accepted one: only the accepted one's lease is handed over.
+  const event = () => ({
+    id: ids.next("evt"),
+    type: "a.b",
+    accountId: null,
+    payload: "{}",
+    createdAt: clock.now(),
+  });
+  const key = (requestHash: string) => ({ key: "k", requestHash, expiresAt: clock.now() + 60_000 });
+  const first = await store.ingest({
+    tenantId: "t1",
+    now: clock.now(),
+    events: [event()],
+    eventKeys: [key("h1")],
+  });
+  expect(first.kind).toBe("accepted");
+  taker.taken.length = 0;
+  const [refused, accepted] = await Promise.all([
+    store.ingest({
+      tenantId: "t1",
+      now: clock.now(),
+      events: [event(), event()],
+      eventKeys: [null, key("h2")],
+    }),
+    publish(1),
+  ]);
+  expect(refused.kind).toBe("conflict");
+  expect(accepted.kind).toBe("accepted");
+  expect(taker.taken).toHaveLength(1);
+  const acceptedIds = (accepted.kind === "accepted" ? accepted.events : []).map((e) => e.id);
+  expect(acceptedIds).toHaveLength(1);
+  expect(taker.all().map((d) => d.eventId)).toEqual(acceptedIds);
+  const rows = store.db.query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries").get();
+  expect(rows?.n).toBe(8);
 });
