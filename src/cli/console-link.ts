@@ -3,6 +3,7 @@
 // operator console (every scope, no tenant); with it: that tenant's portal (every capability).
 // It writes the session straight into the store, so it works beside a running daemon or without one.
 
+import pino from "pino";
 import { parseDuration } from "../config/duration.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { defaultPublicUrl } from "../config/schema.ts";
@@ -43,7 +44,8 @@ export async function consoleLink(options: {
     return 1;
   }
   const clock = systemClock;
-  const logger = createLogger("warn");
+  // Warnings go to stderr: stdout carries the link alone (scripts capture it).
+  const logger = createLogger("warn", pino.destination({ fd: 2, sync: true }));
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
     store = await openStore(config, { ids: createIdGenerator(clock, cryptoRandom), clock, logger });
