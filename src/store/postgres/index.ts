@@ -16,6 +16,7 @@ import {
   type SettleOutcome,
   type Store,
 } from "../store.ts";
+import { createAnalyzer } from "./analyze.ts";
 import { createPgClient, isUnavailable, type Query } from "./client.ts";
 import * as deliveries from "./deliveries.ts";
 import * as dispatch from "./dispatch.ts";
@@ -82,6 +83,20 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const fanout = createFanout();
   const q = client.query;
   const shard = stats.createShards();
+  const analyzer = createAnalyzer({ tx: client.tx, ...(options.logger ? { logger: options.logger } : {}) });
+  void analyzer.start();
+  /** The rows accepted ingests wrote: events and their deliveries. */
+  const wroteIngested = (results: readonly IngestResult[]) => {
+    let events = 0;
+    let queued = 0;
+    for (const result of results) {
+      if (result.kind !== "accepted") continue;
+      events += result.events.length;
+      for (const event of result.events) queued += event.deliveriesCount;
+    }
+    analyzer.wrote("events", events);
+    analyzer.wrote("deliveries", queued);
+  };
 
   /** A transaction that changes subscriptions: the fan-out lock first, then the change. */
   const changeWebhooks = <T>(fn: (q: Query) => Promise<T>) =>
@@ -158,6 +173,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
             ingest(tx, time, request, ids, fanout, shard()),
           );
           queuedFor(targets);
+          wroteIngested([result]);
           return result;
         } catch (error) {
           if (!(error instanceof StaleFanout) || attempt >= 5) throw error;
@@ -207,6 +223,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       try {
         const { results, targets } = await ingestBatch(q, time, requests, ids, fanout, shard());
         queuedFor(targets);
+        wroteIngested(results);
         for (const [i, w] of rest.entries()) w.resolve(results[i]!);
         rest = [];
       } catch (error) {
@@ -264,7 +281,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       );
     },
 
-    close: () => client.close(),
+    close: async () => {
+      await analyzer.idle();
+      await client.close();
+    },
 
     async getSetting(key) {
       const [row] = await q<{ value: string }>("SELECT value FROM settings WHERE key = $1", [key]);
@@ -452,6 +472,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     async settle(results, now, health, newEventId): Promise<SettleOutcome> {
+      analyzer.wrote("deliveries", results.length);
+      analyzer.wrote("attempts", results.length);
       return changing(async () => {
         if (results.length === 0) return { applied: [], disabled: [], finals: [] };
         const usual = await dispatch.settleInOneCall(
