@@ -88,8 +88,12 @@ export function createStatDeltas(): {
   list(): StatDelta[];
 } {
   const deltas = new Map<string, StatDelta>();
-  const rows = (webhookId: string, tenantId: string, at: number, mode: Mode = "live") =>
-    STAT_SPANS.map((span) => {
+  // A batch's events mostly share their millisecond: each webhook's last rows found are kept.
+  const recent = new Map<string, { at: number; mode: Mode; rows: StatDelta[] }>();
+  const rows = (webhookId: string, tenantId: string, at: number, mode: Mode = "live") => {
+    const known = recent.get(webhookId);
+    if (known && known.at === at && known.mode === mode) return known.rows;
+    const found = STAT_SPANS.map((span) => {
       const start = at - (((at % span) + span) % span);
       const key = `${span}\u0000${webhookId}\u0000${start}\u0000${mode}`;
       let delta = deltas.get(key);
@@ -99,6 +103,9 @@ export function createStatDeltas(): {
       }
       return delta;
     });
+    recent.set(webhookId, { at, mode, rows: found });
+    return found;
+  };
   return {
     event(webhookId, tenantId, at, n = 1, mode = "live") {
       for (const row of rows(webhookId, tenantId, at, mode)) row.events += n;

@@ -15,6 +15,8 @@ export interface IdGenerator {
 export function createIdGenerator(clock: Clock, random: Random): IdGenerator {
   let lastTime = -1;
   let lastRandom: Uint8Array = new Uint8Array(10);
+  // The time part is the same for every id of a millisecond: encoded once per millisecond.
+  let timePart = "";
 
   return {
     next(prefix) {
@@ -24,42 +26,43 @@ export function createIdGenerator(clock: Clock, random: Random): IdGenerator {
       } else {
         lastTime = now;
         lastRandom = random.bytes(10);
+        timePart = encodeTime(now);
       }
-      return `${prefix}_${encodeTime(now)}${encodeRandom(lastRandom)}`;
+      return `${prefix}_${timePart}${encodeRandom(lastRandom)}`;
     },
   };
 }
 
-function encodeTime(ms: number): string {
-  let out = "";
+const CODES = Array.from(ALPHABET, (c) => c.charCodeAt(0));
+
+/** 48-bit milliseconds → 10 base32 characters, most significant first. */
+export function encodeTime(ms: number): string {
+  const out = new Array<number>(10);
   let rest = ms;
-  for (let i = 0; i < 10; i++) {
-    out = (ALPHABET[rest % 32] as string) + out;
+  for (let i = 9; i >= 0; i--) {
+    out[i] = CODES[rest % 32] as number;
     rest = Math.floor(rest / 32);
   }
-  return out;
+  return String.fromCharCode(...out);
 }
 
 /** 80 bits → 16 base32 characters, most significant first: 5 bytes make 8 characters. */
-function encodeRandom(bytes: Uint8Array): string {
-  let out = "";
-  for (let offset = 0; offset < 10; offset += 5) {
-    // 40 bits fit a double exactly: split as a high byte and a low 32-bit word.
+export function encodeRandom(bytes: Uint8Array): string {
+  const out = new Array<number>(16);
+  for (let offset = 0, at = 0; offset < 10; offset += 5, at += 8) {
+    // 40 bits as a high byte and a low 32-bit word: each character takes 5 of them.
     const high = bytes[offset] as number;
     const low =
-      (((bytes[offset + 1] as number) << 24) >>> 0) +
-      ((bytes[offset + 2] as number) << 16) +
-      ((bytes[offset + 3] as number) << 8) +
-      (bytes[offset + 4] as number);
-    let value = high * 2 ** 32 + low;
-    let chunk = "";
-    for (let i = 0; i < 8; i++) {
-      chunk = (ALPHABET[value % 32] as string) + chunk;
-      value = Math.floor(value / 32);
-    }
-    out += chunk;
+      (((bytes[offset + 1] as number) << 24) |
+        ((bytes[offset + 2] as number) << 16) |
+        ((bytes[offset + 3] as number) << 8) |
+        (bytes[offset + 4] as number)) >>>
+      0;
+    out[at] = CODES[high >>> 3] as number;
+    out[at + 1] = CODES[((high & 7) << 2) | (low >>> 30)] as number;
+    for (let i = 0; i < 6; i++) out[at + 2 + i] = CODES[(low >>> (25 - 5 * i)) & 31] as number;
   }
-  return out;
+  return String.fromCharCode(...out);
 }
 
 function increment(bytes: Uint8Array): Uint8Array {
