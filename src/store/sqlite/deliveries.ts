@@ -5,6 +5,7 @@ import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../doma
 import type { Mode } from "../../domain/mode.ts";
 import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
+import { perRows, ROWS_PER_INSERT, valuesList } from "./statements.ts";
 
 interface DeliveryRow {
   id: string;
@@ -42,27 +43,45 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   signature: row.signature,
 });
 
-/** A new pending delivery, due now, or already leased to `lease.owner` until `lease.until`. */
-export function insertDelivery(
-  db: Database,
-  d: Pick<Delivery, "id" | "tenantId" | "mode" | "eventId" | "webhookId" | "eventType"> & { now: number },
-  lease: { owner: string; until: number } | null = null,
-): void {
-  db.query(
+export type NewDelivery = Pick<
+  Delivery,
+  "id" | "tenantId" | "mode" | "eventId" | "webhookId" | "eventType"
+> & {
+  now: number;
+  /** Already leased (an ingest's hand-off): to `owner` until `until`. */
+  lease?: { owner: string; until: number } | null;
+};
+
+const INSERT_DELIVERIES = perRows(
+  (rows) =>
     `INSERT INTO deliveries (id, tenant_id, mode, event_id, webhook_id, event_type, status, next_attempt_at, lease_owner, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
-  ).run(
-    d.id,
-    d.tenantId,
-    d.mode,
-    d.eventId,
-    d.webhookId,
-    d.eventType,
-    lease?.until ?? d.now,
-    lease?.owner ?? null,
-    d.now,
-    d.now,
-  );
+     VALUES ${valuesList(rows, "(?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)")}`,
+);
+
+/** New pending deliveries, due now or already leased, ROWS_PER_INSERT to a statement. */
+export function insertDeliveries(db: Database, rows: readonly NewDelivery[]): void {
+  for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
+    const chunk = rows.slice(at, at + ROWS_PER_INSERT);
+    const params: SQLQueryBindings[] = [];
+    for (const d of chunk)
+      params.push(
+        d.id,
+        d.tenantId,
+        d.mode,
+        d.eventId,
+        d.webhookId,
+        d.eventType,
+        d.lease?.until ?? d.now,
+        d.lease?.owner ?? null,
+        d.now,
+        d.now,
+      );
+    db.query<never, SQLQueryBindings[]>(INSERT_DELIVERIES(chunk.length)).run(...params);
+  }
+}
+
+export function insertDelivery(db: Database, d: NewDelivery): void {
+  insertDeliveries(db, [d]);
 }
 
 /** Lowers a subscription's next_due_at to `at` (never raises it). */

@@ -4,6 +4,7 @@ import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
 import type { Mode } from "../../domain/mode.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
+import { perRows, ROWS_PER_INSERT, valuesList } from "./statements.ts";
 
 interface EventRow {
   id: string;
@@ -38,6 +39,38 @@ const COUNTS = `(SELECT json_group_object(status, n) FROM
   (SELECT d.status, count(*) AS n FROM deliveries d WHERE d.event_id = e.id GROUP BY d.status)) AS counts`;
 const SELECT_WITH_STATUS = `SELECT e.*, ${COUNTS} FROM events e`;
 
+const INSERT_EVENTS = perRows(
+  (rows) =>
+    `INSERT INTO events (id, tenant_id, mode, type, account_id, payload, deliveries_count, created_at)
+     VALUES ${valuesList(rows, "(?, ?, ?, ?, ?, ?, ?, ?)")}`,
+);
+
+/** Events of one tenant and mode, ROWS_PER_INSERT to a statement. */
+export function insertEvents(
+  db: Database,
+  tenantId: string,
+  mode: Mode,
+  rows: readonly { event: NewEvent; deliveriesCount: number }[],
+): EventRecord[] {
+  for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
+    const chunk = rows.slice(at, at + ROWS_PER_INSERT);
+    const params: SQLQueryBindings[] = [];
+    for (const { event, deliveriesCount } of chunk)
+      params.push(
+        event.id,
+        tenantId,
+        mode,
+        event.type,
+        event.accountId,
+        event.payload,
+        deliveriesCount,
+        event.createdAt,
+      );
+    db.query<never, SQLQueryBindings[]>(INSERT_EVENTS(chunk.length)).run(...params);
+  }
+  return rows.map(({ event, deliveriesCount }) => ({ ...event, tenantId, mode, deliveriesCount }));
+}
+
 export function insertEvent(
   db: Database,
   tenantId: string,
@@ -45,19 +78,7 @@ export function insertEvent(
   event: NewEvent,
   deliveriesCount: number,
 ): EventRecord {
-  db.query(
-    "INSERT INTO events (id, tenant_id, mode, type, account_id, payload, deliveries_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-  ).run(
-    event.id,
-    tenantId,
-    mode,
-    event.type,
-    event.accountId,
-    event.payload,
-    deliveriesCount,
-    event.createdAt,
-  );
-  return { ...event, tenantId, mode, deliveriesCount };
+  return insertEvents(db, tenantId, mode, [{ event, deliveriesCount }])[0] as EventRecord;
 }
 
 export function selectEvents(db: Database, ids: readonly string[]): EventRecord[] {

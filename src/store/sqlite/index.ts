@@ -13,6 +13,7 @@ import type {
   HandOffTaker,
   IngestRequest,
   IngestResult,
+  NewEvent,
   NewWebhook,
   SettleOutcome,
   Store,
@@ -494,9 +495,18 @@ function ingest(
   const dueBy = new Map<string, number>();
   const leased: ClaimedDelivery[] = [];
   const fannedOut: { createdAt: number; webhookIds: readonly string[] }[] = [];
+  // The rows are written in multi-row statements, events before their deliveries; a lookup of
+  // an event's own key first writes what came before it (an earlier event may have taken the key).
+  const newEvents: { event: NewEvent; deliveriesCount: number }[] = [];
+  const newDeliveries: deliveries.NewDelivery[] = [];
+  const write = () => {
+    out.push(...events.insertEvents(db, tenantId, mode, newEvents.splice(0)));
+    deliveries.insertDeliveries(db, newDeliveries.splice(0));
+  };
   for (const [index, event] of request.events.entries()) {
     const key = request.eventKeys?.[index] ?? null;
     if (key) {
+      write();
       const first = events.selectIdempotencyKey(db, tenantId, mode, key.key, now);
       if (first) {
         if (first.request_hash !== key.requestHash) throw new IdempotencyConflict();
@@ -505,17 +515,22 @@ function ingest(
       }
     }
     const targets = subscriptions.match(tenantId, mode, event);
-    out.push(events.insertEvent(db, tenantId, mode, event, targets.length));
+    newEvents.push({ event, deliveriesCount: targets.length });
     fannedOut.push({ createdAt: event.createdAt, webhookIds: targets });
     created++;
     for (const webhookId of targets) {
       const id = ids.next("dlv");
       const lease = handOff.lease(webhookId, now);
-      deliveries.insertDelivery(
-        db,
-        { id, tenantId, mode, eventId: event.id, webhookId, eventType: event.type, now: event.createdAt },
+      newDeliveries.push({
+        id,
+        tenantId,
+        mode,
+        eventId: event.id,
+        webhookId,
+        eventType: event.type,
+        now: event.createdAt,
         lease,
-      );
+      });
       // A leased delivery is next due when its lease ends (the hint may be early, never late).
       const due = lease?.until ?? event.createdAt;
       dueBy.set(webhookId, Math.min(dueBy.get(webhookId) ?? due, due));
@@ -535,6 +550,7 @@ function ingest(
     }
     if (key) events.upsertIdempotencyKey(db, tenantId, mode, key, [event.id]);
   }
+  write();
   for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
   if (request.idempotency) {
     events.upsertIdempotencyKey(

@@ -10,22 +10,11 @@ import {
   type StatWrite,
 } from "../stat-deltas.ts";
 import type { StatsQuery, StatsRead } from "../store.ts";
+import { perRows } from "./statements.ts";
 
 const KEY = "(span, webhook_id, start, tenant_id, mode, shard)";
 /** Rows a statement writes at most (a larger batch takes more than one). */
 const ROWS_PER_STATEMENT = 200;
-
-/** make(rows), kept per row count: a long text built once (bun:sqlite finds the prepared statement by it). */
-const perRows = (make: (rows: number) => string) => {
-  const made = new Map<number, string>();
-  return (rows: number) => {
-    const known = made.get(rows);
-    if (known !== undefined) return known;
-    const sql = make(rows);
-    made.set(rows, sql);
-    return sql;
-  };
-};
 
 const eventsSql = perRows(
   (rows) =>
