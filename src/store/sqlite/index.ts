@@ -85,6 +85,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   // The statistics of a batch's ingests, written once, before its COMMIT (stats.ts): a busy batch
   // of many requests adds to a few rows rather than each request to its own.
   let ingested = createStatDeltas();
+  // The due hints a batch's ingests lower, each subscription once before its COMMIT (a batch of
+  // many requests to one webhook updated its row for each). A request that rolls back may leave
+  // its hint lowered: early, which is allowed, never late.
+  const dueBy = new Map<string, number>();
   const batcher = createWriteBatcher(db, {
     afterCommit: () => durable(undefined),
     onCommit: () => {
@@ -95,10 +99,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       if (done?.queued) for (const listener of workListeners) listener();
     },
     beforeCommit: () => {
+      for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
+      dueBy.clear();
       stats.addStats(db, { kind: "events", deltas: ingested.list() });
       ingested = createStatDeltas();
     },
     onRollback: () => {
+      dueBy.clear();
       ingested = createStatDeltas();
       handOff = null;
     },
@@ -243,7 +250,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
     async ingest(request) {
       try {
-        return await batcher.write(() => ingest(db, request, ids, subscriptions, ingested, batchHandOff()));
+        return await batcher.write(() =>
+          ingest(db, request, ids, subscriptions, { stats: ingested, dueBy, handOff: batchHandOff() }),
+        );
       } catch (error) {
         if (error instanceof IdempotencyConflict) return { kind: "conflict" };
         throw error;
@@ -476,11 +485,16 @@ function ingest(
   request: IngestRequest,
   ids: IdGenerator,
   subscriptions: SubscriptionIndex,
-  /** The batch's statistics: this request's events are added once it has written them all. */
-  statDeltas: StatDeltas,
-  /** The batch's leases at ingest: this request's are kept once it has written them all. */
-  handOff: HandOffBatch,
+  batch: {
+    /** The batch's statistics: this request's events are added once it has written them all. */
+    stats: StatDeltas;
+    /** The due hints the batch lowers before its COMMIT. */
+    dueBy: Map<string, number>;
+    /** The batch's leases at ingest: this request's are kept once it has written them all. */
+    handOff: HandOffBatch;
+  },
 ): IngestResult {
+  const { dueBy, handOff } = batch;
   const { tenantId, now } = request;
   const mode = request.mode ?? DEFAULT_MODE;
   if (request.idempotency) {
@@ -492,7 +506,6 @@ function ingest(
   }
   const out = [];
   let created = 0;
-  const dueBy = new Map<string, number>();
   const leased: ClaimedDelivery[] = [];
   const fannedOut: { createdAt: number; webhookIds: readonly string[] }[] = [];
   // The rows are written in multi-row statements, events before their deliveries; a lookup of
@@ -551,7 +564,6 @@ function ingest(
     if (key) events.upsertIdempotencyKey(db, tenantId, mode, key, [event.id]);
   }
   write();
-  for (const [webhookId, at] of dueBy) deliveries.markDueBy(db, webhookId, at);
   if (request.idempotency) {
     events.upsertIdempotencyKey(
       db,
@@ -561,7 +573,7 @@ function ingest(
       out.map((e) => e.id),
     );
   }
-  recordIngest(statDeltas, tenantId, fannedOut, mode); // last: written with the batch (beforeCommit)
+  recordIngest(batch.stats, tenantId, fannedOut, mode); // last: written with the batch (beforeCommit)
   handOff.keep(leased);
   return created === 0 && out.length > 0
     ? { kind: "replayed", events: out }
