@@ -485,6 +485,22 @@ describe("isolation", () => {
   });
 });
 
+describe("the global cap", () => {
+  test("max_in_flight holds for deliveries an ingest hands to the dispatcher as for claimed ones", async () => {
+    const { r } = await setup("  max_in_flight: 3");
+    r.always("/hang", { kind: "hang" });
+    for (let i = 0; i < 4; i++) await createWebhook({ url: r.url("/hang"), timeout_seconds: 30 });
+    // Each event fans out to four webhooks with free places; the dispatcher has three in all.
+    for (let i = 0; i < 6; i++) {
+      await publish("invoice.paid", { i });
+      expect(t!.daemon.dispatcher.inFlight()).toBeLessThanOrEqual(3);
+    }
+    await r.waitForRequests(3, "/hang");
+    expect(t!.daemon.dispatcher.inFlight()).toBe(3);
+    expect(r.open()).toBe(3);
+  });
+});
+
 describe("fan-out", () => {
   test("patterns, exact types and account filters pick the subscribers; disabled ones and other tenants get nothing", async () => {
     const { r } = await setup();
