@@ -16,6 +16,6 @@ export function perRows(make: (rows: number) => string): (rows: number) => strin
   };
 }
 
-/** `(?, …, ?)` `rows` times, for a VALUES list of `columns` placeholders a row. */
+/** `row` (a parenthesised list of placeholders) `rows` times, comma-separated: a VALUES list. */
 export const valuesList = (rows: number, row: string): string =>
   Array.from({ length: rows }, () => row).join(", ");
