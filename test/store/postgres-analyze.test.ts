@@ -33,6 +33,14 @@ describe.skipIf(SKIP)("postgres: the hot tables' statistics", () => {
     )) as { analyzed: boolean; planned: number }[];
     return row;
   };
+  const analyzedSoon = (table: string) =>
+    waitFor(
+      async () => {
+        const row = await analyzed(table);
+        return row?.analyzed ? row : undefined;
+      },
+      { timeoutMs: 15_000, what: `${table} analyzed` },
+    );
   const publish = (n: number) =>
     store!.ingest({
       tenantId: "t1",
@@ -66,13 +74,7 @@ describe.skipIf(SKIP)("postgres: the hot tables' statistics", () => {
     expect(await analyzed("deliveries")).toEqual({ analyzed: false, planned: -1 });
     // A burst, then quiet: the store counts its own writes (the server's counters lag behind).
     for (let i = 0; i < 3; i++) expect((await publish(500)).kind).toBe("accepted");
-    const after = await waitFor(
-      async () => {
-        const row = await analyzed("deliveries");
-        return row?.analyzed ? row : undefined;
-      },
-      { timeoutMs: 15_000, what: "deliveries analyzed" },
-    );
+    const after = await analyzedSoon("deliveries");
     expect(after.planned).toBe(1600);
     // Events reached a thousand first (the deliveries' count joined at the next write).
     expect((await analyzed("events"))?.planned).toBeGreaterThanOrEqual(1100);
@@ -90,13 +92,7 @@ describe.skipIf(SKIP)("postgres: the hot tables' statistics", () => {
     sql = new SQL({ url, max: 1 });
     expect((await analyzed("attempts"))?.analyzed).toBe(false);
     store = await open();
-    const row = await waitFor(
-      async () => {
-        const r = await analyzed("attempts");
-        return r?.analyzed ? r : undefined;
-      },
-      { timeoutMs: 15_000, what: "attempts analyzed at start" },
-    );
+    const row = await analyzedSoon("attempts");
     expect(row.planned).toBe(3000);
   }, 30_000);
 });

@@ -5,7 +5,7 @@ import type { Attempt, AttemptError, Delivery, DeliveryStatus } from "../../doma
 import type { Mode } from "../../domain/mode.ts";
 import type { DeliveryFilter, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
-import { perRows, ROWS_PER_INSERT, valuesList } from "./statements.ts";
+import { perRows, ROWS_PER_INSERT, runInChunks, valuesList } from "./statements.ts";
 
 interface DeliveryRow {
   id: string;
@@ -60,24 +60,18 @@ const INSERT_DELIVERIES = perRows(
 
 /** New pending deliveries, due now or already leased, ROWS_PER_INSERT to a statement. */
 export function insertDeliveries(db: Database, rows: readonly NewDelivery[]): void {
-  for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
-    const chunk = rows.slice(at, at + ROWS_PER_INSERT);
-    const params: SQLQueryBindings[] = [];
-    for (const d of chunk)
-      params.push(
-        d.id,
-        d.tenantId,
-        d.mode,
-        d.eventId,
-        d.webhookId,
-        d.eventType,
-        d.lease?.until ?? d.now,
-        d.lease?.owner ?? null,
-        d.now,
-        d.now,
-      );
-    db.query<never, SQLQueryBindings[]>(INSERT_DELIVERIES(chunk.length)).run(...params);
-  }
+  runInChunks(db, rows, ROWS_PER_INSERT, INSERT_DELIVERIES, (d) => [
+    d.id,
+    d.tenantId,
+    d.mode,
+    d.eventId,
+    d.webhookId,
+    d.eventType,
+    d.lease?.until ?? d.now,
+    d.lease?.owner ?? null,
+    d.now,
+    d.now,
+  ]);
 }
 
 export function insertDelivery(db: Database, d: NewDelivery): void {

@@ -4,7 +4,7 @@ import { type DeliveryStatus, eventStatus } from "../../domain/delivery.ts";
 import type { Mode } from "../../domain/mode.ts";
 import type { EventFilter, EventRecord, EventWithStatus, NewEvent, Page, PageQuery } from "../store.ts";
 import { keysetPage } from "./keyset.ts";
-import { perRows, ROWS_PER_INSERT, valuesList } from "./statements.ts";
+import { perRows, ROWS_PER_INSERT, runInChunks, valuesList } from "./statements.ts";
 
 interface EventRow {
   id: string;
@@ -52,22 +52,16 @@ export function insertEvents(
   mode: Mode,
   rows: readonly { event: NewEvent; deliveriesCount: number }[],
 ): EventRecord[] {
-  for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
-    const chunk = rows.slice(at, at + ROWS_PER_INSERT);
-    const params: SQLQueryBindings[] = [];
-    for (const { event, deliveriesCount } of chunk)
-      params.push(
-        event.id,
-        tenantId,
-        mode,
-        event.type,
-        event.accountId,
-        event.payload,
-        deliveriesCount,
-        event.createdAt,
-      );
-    db.query<never, SQLQueryBindings[]>(INSERT_EVENTS(chunk.length)).run(...params);
-  }
+  runInChunks(db, rows, ROWS_PER_INSERT, INSERT_EVENTS, ({ event, deliveriesCount }) => [
+    event.id,
+    tenantId,
+    mode,
+    event.type,
+    event.accountId,
+    event.payload,
+    deliveriesCount,
+    event.createdAt,
+  ]);
   return rows.map(({ event, deliveriesCount }) => ({ ...event, tenantId, mode, deliveriesCount }));
 }
 

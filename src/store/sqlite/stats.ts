@@ -10,7 +10,7 @@ import {
   type StatWrite,
 } from "../stat-deltas.ts";
 import type { StatsQuery, StatsRead } from "../store.ts";
-import { perRows } from "./statements.ts";
+import { perRows, runInChunks, valuesList } from "./statements.ts";
 
 const KEY = "(span, webhook_id, start, tenant_id, mode, shard)";
 /** Rows a statement writes at most (a larger batch takes more than one). */
@@ -19,7 +19,7 @@ const ROWS_PER_STATEMENT = 200;
 const eventsSql = perRows(
   (rows) =>
     `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, events)
-   VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, 0, ?, ?)").join(", ")}
+   VALUES ${valuesList(rows, "(?, ?, ?, ?, 0, ?, ?)")}
    ON CONFLICT ${KEY} DO UPDATE SET events = events + excluded.events`,
 );
 
@@ -29,7 +29,7 @@ const attemptsSql = perRows(
     `INSERT INTO webhook_stats (span, webhook_id, start, tenant_id, shard, mode, ${ATTEMPT_COLUMNS.join(", ")})
    SELECT v.column1, v.column2, v.column3, w.tenant_id, 0, w.mode,
      ${ATTEMPT_COLUMNS.map((_, i) => `v.column${i + 4}`).join(", ")}
-   FROM (VALUES ${Array.from({ length: rows }, () => `(${new Array(3 + ATTEMPT_COLUMNS.length).fill("?").join(", ")})`).join(", ")}) v
+   FROM (VALUES ${valuesList(rows, `(${new Array(3 + ATTEMPT_COLUMNS.length).fill("?").join(", ")})`)}) v
    JOIN webhooks w ON w.id = v.column2 WHERE true
    ON CONFLICT ${KEY} DO UPDATE SET ${ATTEMPT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`,
 );
@@ -39,16 +39,22 @@ const attemptsSql = perRows(
  * ROWS_PER_STATEMENT rows, which is every ordinary batch.
  */
 export function addStats(db: Database, write: StatWrite): void {
-  for (let at = 0; at < write.deltas.length; at += ROWS_PER_STATEMENT) {
-    const chunk = write.deltas.slice(at, at + ROWS_PER_STATEMENT);
-    if (write.kind === "events") {
-      const params = chunk.flatMap((d) => [d.span, d.webhookId, d.start, d.tenantId, d.mode, d.events]);
-      db.query<never, SQLQueryBindings[]>(eventsSql(chunk.length)).run(...params);
-    } else {
-      const params = chunk.flatMap((d) => [d.span, d.webhookId, d.start, ...attemptValues(d)]);
-      db.query<never, SQLQueryBindings[]>(attemptsSql(chunk.length)).run(...params);
-    }
-  }
+  if (write.kind === "events")
+    runInChunks(db, write.deltas, ROWS_PER_STATEMENT, eventsSql, (d) => [
+      d.span,
+      d.webhookId,
+      d.start,
+      d.tenantId,
+      d.mode,
+      d.events,
+    ]);
+  else
+    runInChunks(db, write.deltas, ROWS_PER_STATEMENT, attemptsSql, (d) => [
+      d.span,
+      d.webhookId,
+      d.start,
+      ...attemptValues(d),
+    ]);
 }
 
 const SUMS = COUNT_COLUMNS.filter((c) => c !== "events")
