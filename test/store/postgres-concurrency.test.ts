@@ -9,12 +9,16 @@
 //   raises hints: its lock keys are the ones the TypeScript side uses.
 // - Wake-ups: an ingest's notification reaches the other instances, not the one that sent it (its
 //   routes wake its own dispatcher; an echo would cost a claim), nor one that just found every
-//   subscription it names at its cap; anything else ends that instance's quiet at once.
+//   subscription it names at its cap; anything else ends that instance's quiet at once. An instance
+//   that just found a subscription at its cap sends none for work it queues there.
+// - After a quiet runs out, the first claim asks the database whether a due subscription has a
+//   place (a cheap statement instead of the claim): a place another instance gave back is taken.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createManualClock } from "../../src/runtime/clock.ts";
 import { createIdGenerator } from "../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../src/runtime/random.ts";
 import { DUE_LOCK_KEY } from "../../src/store/postgres/deliveries.ts";
+import { WORK_CHANNEL_NAME } from "../../src/store/postgres/dispatch.ts";
 import { FANOUT_LOCK } from "../../src/store/postgres/fanout.ts";
 import type { ClaimedDelivery, Store } from "../../src/store/store.ts";
 import { createTestDatabase, skipWithoutPostgres } from "../support/postgres.ts";
@@ -296,6 +300,115 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       }
     } finally {
       for (const store of [a, b, c]) await store.close();
+    }
+  }, 30_000);
+  test("a quiet instance sends no notification for work it queues where it found no place", async () => {
+    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
+    const { SQL } = await import("bun");
+    const own = await createTestDatabase();
+    const open = () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock });
+    const a = await open();
+    const listener = new SQL(own);
+    try {
+      const full = await a.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["s.full"], maxInFlight: 1 }),
+        tenantId: "ts",
+      });
+      const other = await a.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["s.open"] }),
+        tenantId: "ts",
+      });
+      const event = (type: string) => ({
+        tenantId: "ts",
+        events: [
+          { id: ids.next("evt"), type, accountId: null, payload: "{}", createdAt: clock.now() - 1_000 },
+        ],
+        now: clock.now(),
+      });
+      await a.ingest(event("s.full"));
+      await a.ingest(event("s.full"));
+      const claimOn = (store: Store) =>
+        store.claimDue({
+          now: clock.now(),
+          owner: `s-${ids.next("evt")}`,
+          leaseMs: 60_000,
+          limit: 10,
+          retryLimit: 10,
+        });
+      expect((await claimOn(a)).length).toBe(1);
+      expect((await claimOn(a)).length).toBe(0); // a is quiet: s.full is at its cap
+      // What a sends, as another instance's connection hears it (a sends one at a time, in order).
+      const [row] = (await listener.unsafe(WORK_CHANNEL_NAME)) as { channel: string }[];
+      const payloads: string[] = [];
+      const stop = await listener.listen(row!.channel, (payload) => payloads.push(payload ?? ""));
+      try {
+        await a.ingest(event("s.full")); // nobody can take it: no notification
+        await a.ingest(event("s.open")); // another subscription's: one
+        await waitFor(() => payloads.some((p) => p.includes(other.id)), {
+          what: "the notification of s.open",
+        });
+        expect(payloads.filter((p) => p.includes(full.id))).toEqual([]);
+      } finally {
+        await stop.unlisten();
+      }
+    } finally {
+      await listener.close();
+      await a.close();
+    }
+  }, 30_000);
+
+  test("after its quiet runs out, a claim takes the place another instance gave back", async () => {
+    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
+    const own = await createTestDatabase();
+    const open = () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock });
+    const [a, b] = [await open(), await open()];
+    try {
+      await a.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["l.full"], maxInFlight: 1 }),
+        tenantId: "tl",
+      });
+      for (let i = 0; i < 3; i++) {
+        await b.ingest({
+          tenantId: "tl",
+          events: [
+            {
+              id: ids.next("evt"),
+              type: "l.full",
+              accountId: null,
+              payload: "{}",
+              createdAt: clock.now() - 1_000,
+            },
+          ],
+          now: clock.now(),
+        });
+      }
+      const claimOn = (store: Store) =>
+        store.claimDue({
+          now: clock.now(),
+          owner: `l-${ids.next("evt")}`,
+          leaseMs: 60_000,
+          limit: 10,
+          retryLimit: 10,
+        });
+      const [first] = await claimOn(a);
+      expect(first).toBeDefined();
+      expect((await claimOn(a)).length).toBe(0); // quiet: its one place is taken
+      clock.advance(100); // the quiet ran out, and nothing happened at a: the database is asked
+      expect((await claimOn(a)).length).toBe(0); // still no place
+      // b settles a's lease (as the instance that took over a connection would): a place is free,
+      // and a does not know of it.
+      await b.settle(
+        [attemptResult(ids, first!, { action: "succeed" }, clock.now())],
+        clock.now(),
+        HEALTH,
+        () => ids.next("evt"),
+      );
+      clock.advance(100);
+      const taken = await claimOn(a);
+      expect(taken.length).toBe(1);
+      expect(taken[0]!.id).not.toBe(first!.id);
+    } finally {
+      for (const store of [a, b]) await store.close();
     }
   }, 30_000);
 });

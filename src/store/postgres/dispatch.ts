@@ -95,6 +95,17 @@ const FRESH = (status: string, limits: string) =>
  */
 const OPEN = `(w.in_flight < w.max_in_flight OR w.lease_check_at <= $1 OR NOT w.enabled
         OR w.ordering = 'fifo' OR w.rate_limit IS NOT NULL)`;
+/** Whether a due subscription ($1 database now, $2 those already looked at) has a place to give. */
+const ANY_OPEN = `EXISTS (SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN})`;
+/** The due subscriptions at their caps, up to 65, as a JSON array. */
+const AT_CAPS = `(SELECT coalesce(json_agg(f.id), '[]')::text FROM (
+      SELECT w.id FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND NOT ${OPEN}
+      LIMIT 65) f)`;
+/** The first moment time alone can change that: a lease of theirs may end, another becomes due. */
+const CHANGES_AT = `least(
+      (SELECT min(w.lease_check_at) FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))),
+      (SELECT min(w.next_due_at) FROM webhooks w WHERE w.next_due_at > $1))`;
+
 const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at,
       w.ordering = 'fifo' OR w.rate_limit IS NOT NULL AS controlled
@@ -202,17 +213,8 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   -- the due subscriptions at their caps (up to 65, as a JSON array in the webhook column) and, in
   -- the lease_until column, the first moment this can change by time alone: one of their leases may
   -- end, or another subscription becomes due.
-  SELECT 'n', NULL, NULL, NULL, NULL, NULL,
-    (SELECT coalesce(json_agg(f.id), '[]')::text FROM (
-      SELECT w.id FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND NOT ${OPEN}
-      LIMIT 65) f),
-    NULL, NULL, NULL, NULL, NULL,
-    least(
-      (SELECT min(w.lease_check_at) FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))),
-      (SELECT min(w.next_due_at) FROM webhooks w WHERE w.next_due_at > $1)),
-    NULL, NULL, NULL
-  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT EXISTS (
-    SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN})`;
+  SELECT 'n', NULL, NULL, NULL, NULL, NULL, ${AT_CAPS}, NULL, NULL, NULL, NULL, NULL, ${CHANGES_AT}, NULL, NULL, NULL
+  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT ${ANY_OPEN}`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
 // When every due subscription is locked by another transaction — an ingest lowering its hint, a
 // settle giving places back, another claim: each a short transaction — the claim waits for the
@@ -257,6 +259,29 @@ async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number):
     [webhookIds],
   );
   await recomputeDue(q, row?.ids ?? [], dbNow);
+}
+
+/**
+ * Whether a claim now would find nothing: no due subscription has a place, as the claim's own
+ * 'n' row would say, in a statement a fraction of the claim's cost (the claim's plan has dozens of
+ * nodes to start and end even when it locks nothing). For a claim after one that found every due
+ * subscription at its caps, with nothing changed here since (index.ts): at a slow endpoint, every
+ * instance asks again every QUIET_MS. Fills `seen` as claimDue does.
+ */
+export async function nothingOpen(
+  q: Query,
+  time: DbTime,
+  now: number,
+  seen: { full?: string[]; until?: number | null },
+): Promise<boolean> {
+  const [row] = await q<{ open: boolean; full: string; until: string | number | null }>(
+    `SELECT ${ANY_OPEN} AS open, ${AT_CAPS} AS full, ${CHANGES_AT} AS until`,
+    [time.toDb(now), []],
+  );
+  if (!row || row.open) return false;
+  seen.full = JSON.parse(row.full) as string[];
+  seen.until = row.until === null ? null : time.fromDb(num(row.until));
+  return true;
 }
 
 export async function claimDue(
