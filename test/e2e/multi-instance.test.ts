@@ -523,7 +523,13 @@ describe.skipIf(SKIP)("several dist/hookd over one PostgreSQL database", () => {
           timeoutMs: 10_000,
           what: "events to be accepted",
         });
-        await waitFor(() => rx.open() > 0, { timeoutMs: 5_000, intervalMs: 1, what: "an attempt in flight" });
+        // After a restart the killed instance's leases may hold every place of the webhook until
+        // they end (the 1 s timeout plus the 5 s margin): the bound covers that.
+        await waitFor(() => rx.open() > 0, {
+          timeoutMs: 15_000,
+          intervalMs: 1,
+          what: "an attempt in flight",
+        });
         inFlightAtKills += rx.open();
         instance.hookd.proc.kill("SIGKILL");
         target = null;

@@ -155,19 +155,22 @@ export async function lowerDue(
 /**
  * Recomputes subscriptions' hints from their queued deliveries: the earliest unleased due time,
  * or the earliest lease end (leased rows were due when leased, so they sit in the due range). The
- * caller holds the subscriptions' row locks and took their due locks exclusively in an earlier
- * statement (DUE_LOCK_TRY answered true); see the hint above.
+ * caller took their due locks exclusively in an earlier statement (DUE_LOCK_TRY answered true); see
+ * the hint above. A subscription whose row another transaction holds is skipped, its hint left as
+ * low as it is (safe): a raise never waits for a row lock, so it cannot close a deadlock with a
+ * settlement that holds one subscription's row and waits for another's (their orders differ).
  */
 export async function recomputeDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
   if (webhookIds.length === 0) return;
   await q(
-    `UPDATE webhooks w SET next_due_at = least(
+    `WITH held AS (SELECT id FROM webhooks WHERE id = ANY($1::text[]) FOR UPDATE SKIP LOCKED)
+     UPDATE webhooks w SET next_due_at = least(
        (SELECT min(d.next_attempt_at) FROM deliveries d
          WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying') AND d.lease_owner IS NULL),
        (SELECT min(d.leased_until) FROM deliveries d
          WHERE d.webhook_id = w.id AND d.status IN ('pending', 'retrying') AND d.lease_owner IS NOT NULL
            AND d.next_attempt_at <= $2))
-     WHERE w.id = ANY($1::text[])`,
+     FROM held WHERE w.id = held.id`,
     [webhookIds, dbNow],
   );
 }

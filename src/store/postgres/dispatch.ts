@@ -214,7 +214,13 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   -- the lease_until column, the first moment this can change by time alone: one of their leases may
   -- end, or another subscription becomes due.
   SELECT 'n', NULL, NULL, NULL, NULL, NULL, ${AT_CAPS}, NULL, NULL, NULL, NULL, NULL, ${CHANGES_AT}, NULL, NULL, NULL
-  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT ${ANY_OPEN}`;
+  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT ${ANY_OPEN}
+  UNION ALL
+  -- A due subscription with a place that this round did not lock (past its limit, or locked by
+  -- another transaction): only then is another round worth its statement.
+  SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN}
+    AND NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = w.id))`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
 // When every due subscription is locked by another transaction — an ingest lowering its hint, a
 // settle giving places back, another claim: each a short transaction — the claim waits for the
@@ -223,8 +229,11 @@ const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDA
 const CLAIM_ROUND_WAITING = claimRound("LIMIT 1 FOR UPDATE");
 
 interface ClaimRoundRow {
-  /** A subscription looked at, a lease, or "nothing due has a place" (with no subscription locked). */
-  kind: "w" | "d" | "n";
+  /**
+   * A subscription looked at, a lease, "nothing due has a place" (with no subscription locked), or
+   * "more due with a place than this round locked".
+   */
+  kind: "w" | "d" | "n" | "m";
   webhook_id: string;
   enabled: boolean | null;
   reached: boolean | null;
@@ -254,8 +263,11 @@ export interface ClaimClient {
  * says why the two must be apart). A subscription a writer holds now keeps its low hint.
  */
 async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
+  // Its commit does not wait for the WAL flush: a raise lost with the server's last moments leaves
+  // a hint low, which is safe.
   const [row] = await q<{ ids: string[] | null }>(
-    `SELECT array_agg(u.id) AS ids FROM unnest($1::text[]) AS u(id) WHERE ${DUE_LOCK_TRY("u.id")}`,
+    `SELECT (SELECT array_agg(u.id) FROM unnest($1::text[]) AS u(id) WHERE ${DUE_LOCK_TRY("u.id")}) AS ids,
+       set_config('synchronous_commit', 'off', true)`,
     [webhookIds],
   );
   await recomputeDue(q, row?.ids ?? [], dbNow);
@@ -293,6 +305,12 @@ export async function claimDue(
    * `until`, when time alone may change that (a lease of theirs may end, another becomes due).
    */
   seen?: { full?: string[]; until?: number | null },
+  /**
+   * Given this, a claim that leased something answers before its housekeeping (the hints of
+   * drained subscriptions raised, disabled ones' queues ended) and hands that work over instead:
+   * the leased deliveries go out a transaction sooner. The caller orders it before its next claim.
+   */
+  defer?: (housekeeping: Promise<void>) => void,
 ): Promise<ClaimedDelivery[]> {
   const { now, owner } = request;
   const dbNow = time.toDb(now);
@@ -326,7 +344,12 @@ export async function claimDue(
     let unreached = 0;
     const leases: ClaimRoundRow[] = [];
     let none = false;
+    let more = false;
     for (const row of rows) {
+      if (row.kind === "m") {
+        more = true;
+        continue;
+      }
       if (row.kind === "n") {
         none = true;
         if (round === 0 && seen) {
@@ -371,12 +394,11 @@ export async function claimDue(
         webhook: webhooks.get(r.webhook_id)!,
       });
     }
-    // Another round while this one found work, or left subscriptions unreached, or locked as many
-    // as it could (those after them may be due; the ones looked at may have drained just now).
-    // Every round adds at least its first subscription to `skip`, so this ends.
-    const full = looked === Math.min(ROUND_WEBHOOKS, remaining);
+    // Another round while this one left subscriptions unreached, or others due with a place were
+    // not locked by it (past its limit, or held by another transaction). Every round adds at least
+    // its first subscription to `skip`, so this ends.
     remaining -= leases.length;
-    if (leases.length === 0 && unreached === 0 && !full) break;
+    if (unreached === 0 && !more) break;
   }
   // FIFO and rate-limited subscriptions the rounds passed over, each in a transaction of its own
   // under its row lock (delivery-controls.ts), with what is left of the claim.
@@ -404,7 +426,7 @@ export async function claimDue(
   }
   // Housekeeping after the leases, which are committed already: a failure here loses nothing (a
   // hint left low is safe, a disabled subscription is seen again by the next claim).
-  try {
+  const housekeeping = async () => {
     if (short.length > 0) await client.tx((q) => raiseDue(q, short, dbNow));
     for (const webhookId of disabled) {
       await client.tx(async (q) => {
@@ -416,6 +438,14 @@ export async function claimDue(
         await refreshDue(q, webhookId, dbNow);
       });
     }
+  };
+  if (short.length === 0 && disabled.length === 0) return claimed;
+  if (defer && claimed.length > 0) {
+    defer(housekeeping().catch(() => {}));
+    return claimed;
+  }
+  try {
+    await housekeeping();
   } catch (error) {
     if (claimed.length === 0) throw error;
   }

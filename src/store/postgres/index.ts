@@ -181,6 +181,13 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     notifyWork(targets);
   };
 
+  // A claim's housekeeping (dispatch.claimDue), run while its deliveries go out; the next claim
+  // and the next due-time read wait for it. It never fails (a failure there loses nothing).
+  let housekeeping: Promise<void> = Promise.resolve();
+  const defer = (work: Promise<void>) => {
+    housekeeping = Promise.all([housekeeping, work]).then(() => {});
+  };
+
   /** One request in a transaction of its own (keys, or a tenant not cached yet). */
   const ingestAlone = async (request: IngestRequest): Promise<IngestResult> => {
     try {
@@ -300,6 +307,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
 
     close: async () => {
+      await housekeeping;
       await analyzer.idle();
       await client.close();
     },
@@ -476,6 +484,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
     async claimDue(request) {
       if (stillQuiet(request.now)) return [];
+      // The last claim's housekeeping first: its raised hints keep this claim from looking again.
+      await housekeeping;
       // A quiet that ran out by time alone (nothing here ended it): most often nothing has changed,
       // which a statement a fraction of the claim's cost tells.
       const lapsed = quiet !== null;
@@ -489,7 +499,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         claimed =
           lapsed && (await dispatch.nothingOpen(q, time, request.now, seen))
             ? []
-            : await dispatch.claimDue(client, time, request, seen);
+            : await dispatch.claimDue(client, time, request, seen, defer);
       } finally {
         claimsInFlight.delete(heard);
       }
@@ -558,7 +568,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     releaseLeases: (leases, now) =>
       changing(() => client.tx((tx) => dispatch.releaseLeases(tx, time, leases, now))),
     // While quiet, what is due is at its caps: the dispatcher waits for a wake-up or its shortest wait.
-    nextDueAt: async (exclude) => (stillQuiet() ? options.clock.now() : dispatch.nextDueAt(q, time, exclude)),
+    nextDueAt: async (exclude) => {
+      if (stillQuiet()) return options.clock.now();
+      await housekeeping;
+      return dispatch.nextDueAt(q, time, exclude);
+    },
     queueStats: () => dispatch.queueStats(q, time),
 
     async heartbeat(instanceId, ttlMs) {
