@@ -1,4 +1,6 @@
-// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64] [--rate R] [--profile DIR]`
+// `bun bench/ab-cpu.ts BINARY_A BINARY_B [--rounds N] [--events N] [--cap 8|64] [--rate R] [--profile DIR] [--postgres URL]`
+// (--postgres URL: each run on a new database of that server instead of a SQLite file; CPU is
+// hookd's alone, the server's is not counted)
 // (--rate R: an open loop at R ev/s for 5 s instead, reporting the receiver's p50/p99 as well)
 // (with --profile, hookd runs from src/ under `bun --cpu-prof-md`, profiles into DIR): hookd's CPU per
 // delivered event for two builds, alternated, on a fixed amount of work (N single POSTs at C=64
@@ -10,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { API_KEY, profileHookdInto, startHookd, useBinary } from "./hookd.ts";
 import { closedLoop, eventData, openLoop } from "./load.ts";
+import { createDatabase } from "./postgres.ts";
 import { spawnReceiver } from "./receiver.ts";
 import { median, sleep } from "./stats.ts";
 
@@ -19,6 +22,8 @@ const flag = (name: string, fallback: number) => {
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
 const profileAt = args.indexOf("--profile");
+const postgresAt = args.indexOf("--postgres");
+const postgresUrl = postgresAt >= 0 ? (args[postgresAt + 1] as string) : null;
 if (profileAt >= 0) profileHookdInto(args[profileAt + 1] as string);
 const binaries =
   profileAt >= 0 ? ["src"] : args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
@@ -36,7 +41,12 @@ try {
       if (profileAt < 0) useBinary(binary);
       const dir = mkdtempSync(join(tmpdir(), "hookd-ab-"));
       const [port] = (await receiver.addOrigins(1, { kind: "fast" })) as [number];
-      const hookd = await startHookd({ dir, synchronous: "full" });
+      const database = postgresUrl ? await createDatabase(postgresUrl, String(process.pid), `abcpu_${round}`) : null;
+      const hookd = await startHookd({
+        dir,
+        synchronous: "full",
+        ...(database ? { postgresUrl: database.url } : {}),
+      });
       try {
         const response = await fetch(`${hookd.url}/v1/webhooks`, {
           method: "POST",
@@ -81,6 +91,7 @@ try {
         );
       } finally {
         await hookd.stop();
+        await database?.drop();
         rmSync(dir, { recursive: true, force: true });
       }
     }
