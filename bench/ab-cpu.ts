@@ -41,7 +41,9 @@ try {
       if (profileAt < 0) useBinary(binary);
       const dir = mkdtempSync(join(tmpdir(), "hookd-ab-"));
       const [port] = (await receiver.addOrigins(1, { kind: "fast" })) as [number];
-      const database = postgresUrl ? await createDatabase(postgresUrl, String(process.pid), `abcpu_${round}`) : null;
+      const database = postgresUrl
+        ? await createDatabase(postgresUrl, String(process.pid), `abcpu_${round}`)
+        : null;
       const hookd = await startHookd({
         dir,
         synchronous: "full",
