@@ -97,6 +97,10 @@ export function createPgClient(options: PgClientOptions): PgClient {
         application_name: options.applicationName ?? "hookd",
         // hookd's statements are short index lookups; JIT compiling a claim costs more than it runs.
         jit: "off",
+        // Planned once per connection, not at every execution: PostgreSQL kept custom plans for the
+        // claim (0.78 ms of planning a call, at its Bind, against 0.87 ms of execution) and the
+        // hint's recomputation (0.56 ms), whose generic plans it estimated dearer.
+        plan_cache_mode: "force_generic_plan",
       },
     });
   let sql = open();
