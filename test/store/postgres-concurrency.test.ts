@@ -48,6 +48,32 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
 
   let url = "";
 
+  // The quiet tests: each on a database of its own (what earlier tests left due would end a quiet
+  // early, rightly), with stores opened on it as instances.
+  const ownDatabase = async () => {
+    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
+    const own = await createTestDatabase();
+    return {
+      url: own,
+      open: () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock }),
+    };
+  };
+  // Created a second ago: due for a whatever offset to the database's clock each store measured
+  // (they measured it at different moments while this manual clock stood still).
+  const eventIn = (tenantId: string, type: string) => ({
+    tenantId,
+    events: [{ id: ids.next("evt"), type, accountId: null, payload: "{}", createdAt: clock.now() - 1_000 }],
+    now: clock.now(),
+  });
+  const claimOn = (store: Store) =>
+    store.claimDue({
+      now: clock.now(),
+      owner: `q-${ids.next("evt")}`,
+      leaseMs: 60_000,
+      limit: 10,
+      retryLimit: 10,
+    });
+
   afterAll(async () => {
     for (const store of stores) await store.close();
   });
@@ -243,10 +269,7 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
   });
 
   test("an instance that found every due subscription at its cap hears only of work it can take", async () => {
-    // A database of its own: what earlier tests left due would end a's quiet early (rightly).
-    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
-    const own = await createTestDatabase();
-    const open = () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock });
+    const { open } = await ownDatabase();
     const [a, b, c] = [await open(), await open(), await open()];
     try {
       const full = await a.insertWebhook({
@@ -254,23 +277,7 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
         tenantId: "tq",
       });
       await a.insertWebhook({ ...newWebhook(ids, clock.now(), { events: ["q.open"] }), tenantId: "tq" });
-      // Created a second ago: due for a whatever offset to the database's clock each store measured
-      // (they measured it at different moments while this manual clock stood still).
-      const event = (type: string) => ({
-        tenantId: "tq",
-        events: [
-          { id: ids.next("evt"), type, accountId: null, payload: "{}", createdAt: clock.now() - 1_000 },
-        ],
-        now: clock.now(),
-      });
-      const claimOn = (store: Store) =>
-        store.claimDue({
-          now: clock.now(),
-          owner: `q-${ids.next("evt")}`,
-          leaseMs: 60_000,
-          limit: 10,
-          retryLimit: 10,
-        });
+      const event = (type: string) => eventIn("tq", type);
       await b.ingest(event("q.full"));
       await b.ingest(event("q.full"));
       // q.full's one place taken, the rest of it due: a is quiet.
@@ -303,12 +310,10 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     }
   }, 30_000);
   test("a quiet instance sends no notification for work it queues where it found no place", async () => {
-    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
     const { SQL } = await import("bun");
-    const own = await createTestDatabase();
-    const open = () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock });
-    const a = await open();
-    const listener = new SQL(own);
+    const own = await ownDatabase();
+    const a = await own.open();
+    const listener = new SQL(own.url);
     try {
       const full = await a.insertWebhook({
         ...newWebhook(ids, clock.now(), { events: ["s.full"], maxInFlight: 1 }),
@@ -318,23 +323,9 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
         ...newWebhook(ids, clock.now(), { events: ["s.open"] }),
         tenantId: "ts",
       });
-      const event = (type: string) => ({
-        tenantId: "ts",
-        events: [
-          { id: ids.next("evt"), type, accountId: null, payload: "{}", createdAt: clock.now() - 1_000 },
-        ],
-        now: clock.now(),
-      });
+      const event = (type: string) => eventIn("ts", type);
       await a.ingest(event("s.full"));
       await a.ingest(event("s.full"));
-      const claimOn = (store: Store) =>
-        store.claimDue({
-          now: clock.now(),
-          owner: `s-${ids.next("evt")}`,
-          leaseMs: 60_000,
-          limit: 10,
-          retryLimit: 10,
-        });
       expect((await claimOn(a)).length).toBe(1);
       expect((await claimOn(a)).length).toBe(0); // a is quiet: s.full is at its cap
       // What a sends, as another instance's connection hears it (a sends one at a time, in order).
@@ -358,38 +349,14 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
   }, 30_000);
 
   test("after its quiet runs out, a claim takes the place another instance gave back", async () => {
-    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
-    const own = await createTestDatabase();
-    const open = () => createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 10_000, ids, clock });
+    const { open } = await ownDatabase();
     const [a, b] = [await open(), await open()];
     try {
       await a.insertWebhook({
         ...newWebhook(ids, clock.now(), { events: ["l.full"], maxInFlight: 1 }),
         tenantId: "tl",
       });
-      for (let i = 0; i < 3; i++) {
-        await b.ingest({
-          tenantId: "tl",
-          events: [
-            {
-              id: ids.next("evt"),
-              type: "l.full",
-              accountId: null,
-              payload: "{}",
-              createdAt: clock.now() - 1_000,
-            },
-          ],
-          now: clock.now(),
-        });
-      }
-      const claimOn = (store: Store) =>
-        store.claimDue({
-          now: clock.now(),
-          owner: `l-${ids.next("evt")}`,
-          leaseMs: 60_000,
-          limit: 10,
-          retryLimit: 10,
-        });
+      for (let i = 0; i < 3; i++) await b.ingest(eventIn("tl", "l.full"));
       const [first] = await claimOn(a);
       expect(first).toBeDefined();
       expect((await claimOn(a)).length).toBe(0); // quiet: its one place is taken
