@@ -95,22 +95,23 @@ const FRESH = (status: string, limits: string) =>
  */
 const OPEN = `(w.in_flight < w.max_in_flight OR w.lease_check_at <= $1 OR NOT w.enabled
         OR w.ordering = 'fifo' OR w.rate_limit IS NOT NULL)`;
-/** Whether a due subscription ($1 database now, $2 those already looked at) has a place to give. */
-const ANY_OPEN = `EXISTS (SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN})`;
+/** A subscription due ($1 database now) that this claim has not looked at yet ($2). */
+const DUE_UNSEEN = "w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))";
+/** Whether such a subscription has a place to give (and `also` holds for it). */
+const anyOpen = (also = "") => `EXISTS (SELECT 1 FROM webhooks w WHERE ${DUE_UNSEEN} AND ${OPEN}${also})`;
 /** The due subscriptions at their caps, up to 65, as a JSON array. */
 const AT_CAPS = `(SELECT coalesce(json_agg(f.id), '[]')::text FROM (
-      SELECT w.id FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND NOT ${OPEN}
-      LIMIT 65) f)`;
+      SELECT w.id FROM webhooks w WHERE ${DUE_UNSEEN} AND NOT ${OPEN} LIMIT 65) f)`;
 /** The first moment time alone can change that: a lease of theirs may end, another becomes due. */
 const CHANGES_AT = `least(
-      (SELECT min(w.lease_check_at) FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))),
+      (SELECT min(w.lease_check_at) FROM webhooks w WHERE ${DUE_UNSEEN}),
       (SELECT min(w.next_due_at) FROM webhooks w WHERE w.next_due_at > $1))`;
 
 const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
     SELECT w.id, w.enabled, w.max_in_flight, w.in_flight, w.lease_check_at, w.timeout_seconds, w.next_due_at,
       w.ordering = 'fifo' OR w.rate_limit IS NOT NULL AS controlled
     FROM webhooks w
-    WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[]))
+    WHERE ${DUE_UNSEEN}
       -- Every place held and no lease that may have ended: nothing to give, so not locked (a row
       -- lock takes a transaction id, whose commit waits for a WAL flush). Re-checked on the locked
       -- row, as every condition here is.
@@ -214,13 +215,12 @@ const claimRound = (lock: string) => `WITH locked AS MATERIALIZED (
   -- the lease_until column, the first moment this can change by time alone: one of their leases may
   -- end, or another subscription becomes due.
   SELECT 'n', NULL, NULL, NULL, NULL, NULL, ${AT_CAPS}, NULL, NULL, NULL, NULL, NULL, ${CHANGES_AT}, NULL, NULL, NULL
-  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT ${ANY_OPEN}
+  WHERE NOT EXISTS (SELECT 1 FROM locked) AND NOT ${anyOpen()}
   UNION ALL
   -- A due subscription with a place that this round did not lock (past its limit, or locked by
   -- another transaction): only then is another round worth its statement.
   SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-  WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.next_due_at <= $1 AND NOT (w.id = ANY($2::text[])) AND ${OPEN}
-    AND NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = w.id))`;
+  WHERE ${anyOpen(" AND NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = w.id)")}`;
 const CLAIM_ROUND = claimRound(`LIMIT least(${ROUND_WEBHOOKS}, $3::int) FOR UPDATE SKIP LOCKED`);
 // When every due subscription is locked by another transaction — an ingest lowering its hint, a
 // settle giving places back, another claim: each a short transaction — the claim waits for the
@@ -249,6 +249,16 @@ interface ClaimRoundRow {
   lease_until: string | number | null;
   payload: string | null;
   grank: string | number | null;
+}
+
+/**
+ * What a claim that took nothing tells of what it saw: `full`, the due subscriptions at their caps
+ * (when nothing else was due), and `until`, when time alone may change that (a lease of theirs may
+ * end, another becomes due).
+ */
+export interface ClaimSeen {
+  full?: string[];
+  until?: number | null;
 }
 
 /** What a claim runs on: statements that commit alone, and transactions. */
@@ -280,14 +290,9 @@ async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number):
  * subscription at its caps, with nothing changed here since (index.ts): at a slow endpoint, every
  * instance asks again every QUIET_MS. Fills `seen` as claimDue does.
  */
-export async function nothingOpen(
-  q: Query,
-  time: DbTime,
-  now: number,
-  seen: { full?: string[]; until?: number | null },
-): Promise<boolean> {
+export async function nothingOpen(q: Query, time: DbTime, now: number, seen: ClaimSeen): Promise<boolean> {
   const [row] = await q<{ open: boolean; full: string; until: string | number | null }>(
-    `SELECT ${ANY_OPEN} AS open, ${AT_CAPS} AS full, ${CHANGES_AT} AS until`,
+    `SELECT ${anyOpen()} AS open, ${AT_CAPS} AS full, ${CHANGES_AT} AS until`,
     [time.toDb(now), []],
   );
   if (!row || row.open) return false;
@@ -300,11 +305,7 @@ export async function claimDue(
   client: ClaimClient,
   time: DbTime,
   request: ClaimRequest,
-  /**
-   * Told `full`, the due subscriptions at their caps, when the claim found nothing else due, and
-   * `until`, when time alone may change that (a lease of theirs may end, another becomes due).
-   */
-  seen?: { full?: string[]; until?: number | null },
+  seen?: ClaimSeen,
   /**
    * Given this, a claim that leased something answers before its housekeeping (the hints of
    * drained subscriptions raised, disabled ones' queues ended) and hands that work over instead:

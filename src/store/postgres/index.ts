@@ -493,7 +493,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       const epoch = quietEpoch;
       const heard = new Set<string>();
       claimsInFlight.add(heard);
-      const seen: { full?: string[]; until?: number | null } = {};
+      const seen: dispatch.ClaimSeen = {};
       let claimed: ClaimedDelivery[];
       try {
         claimed =
