@@ -2,7 +2,8 @@
 // - The due-time hint: ingests lower a subscription's next_due_at without locking its row while
 //   claims on other "instances" (stores over the same schema) drain it and raise the hint; a raise
 //   that missed a delivery committed meanwhile would leave it stranded (never due again to any
-//   claim). Every accepted delivery must be claimed.
+//   claim). Every accepted delivery must be claimed. And, without a race: while a writer holds a
+//   subscription's due lock, a claim that drains it leaves its hint low; after, the next one raises it.
 // - Grouped ingest: concurrent requests share transactions; each gets its own events back, fanned
 //   out against the subscriptions as they are in the database (not an older cached copy).
 // - hookd_ingest() (migration 7) takes the same locks as the code that changes subscriptions and
@@ -92,7 +93,7 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     }
     let ingesting = INSTANCES * INGESTERS_PER_INSTANCE;
     let accepted = 0;
-    const claimed = new Set<string>();
+    const claimed = new Map<string, ClaimedDelivery>();
 
     const ingester = async (store: Store) => {
       try {
@@ -120,18 +121,13 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
         limit: 500,
         retryLimit: 500,
       });
+      // Leased, never settled: a settlement locks the subscription's row, and a raise skips rows
+      // another transaction holds (leaving the hint low), so settlements overlapping the raises
+      // would hide one that ignored the due lock. A leased row keeps the hint no later than its
+      // lease's end, a minute away: the sweep below finds only what a raise did not hide.
       for (const d of got) {
         expect(claimed.has(d.id)).toBe(false);
-        claimed.add(d.id);
-      }
-      if (got.length > 0) {
-        const outcome = await store.settle(
-          got.map((d) => attemptResult(ids, d, { action: "succeed" }, clock.now())),
-          clock.now(),
-          HEALTH,
-          () => ids.next("evt"),
-        );
-        expect(outcome.applied.every(Boolean)).toBe(true);
+        claimed.set(d.id, d);
       }
       return got;
     };
@@ -159,8 +155,65 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     }
     expect(accepted).toBe(INSTANCES * INGESTERS_PER_INSTANCE * EVENTS_PER_INGESTER);
     expect(claimed.size).toBe(accepted);
+    const outcome = await first.settle(
+      [...claimed.values()].map((d) => attemptResult(ids, d, { action: "succeed" }, clock.now())),
+      clock.now(),
+      HEALTH,
+      () => ids.next("evt"),
+    );
+    expect(outcome.applied.every(Boolean)).toBe(true);
     expect((await first.queueStats(clock.now())).depth).toBe(0);
   }, 120_000);
+
+  test("a drained subscription's hint stays low while a writer holds its due lock, and is raised after", async () => {
+    const { url: own, open } = await ownDatabase();
+    const store = await open();
+    const { SQL } = await import("bun");
+    const writer = new SQL({ url: own, max: 1 });
+    const reader = new SQL({ url: own, max: 1 });
+    const hint = async (id: string) => {
+      const [row] = (await reader.unsafe("SELECT next_due_at FROM webhooks WHERE id = $1", [id])) as {
+        next_due_at: string | null;
+      }[];
+      return row?.next_due_at === null || row?.next_due_at === undefined ? null : Number(row.next_due_at);
+    };
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const webhook = await store.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["h.due"] }),
+        tenantId: "th",
+      });
+      await store.ingest(eventIn("th", "h.due"));
+      const lowered = await hint(webhook.id);
+      expect(lowered).not.toBeNull();
+      // A writer between its due lock and its commit, as an ingest whose delivery the claim below
+      // cannot see yet: the claim drains the subscription, and its raise must leave the hint low.
+      let locked = () => {};
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      const writing = writer.begin(async (tx) => {
+        await tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${DUE_LOCK_KEY("$1::text")})`, [webhook.id]);
+        locked();
+        await held;
+      });
+      await holding;
+      expect((await claimOn(store)).length).toBe(1);
+      await store.nextDueAt([]); // after the claim's deferred housekeeping: its raise
+      expect(await hint(webhook.id)).toBe(lowered);
+      release();
+      await writing;
+      // With the lock free, a claim that finds the subscription drained raises its hint: to its
+      // lease's end, a minute away.
+      expect((await claimOn(store)).length).toBe(0);
+      await store.nextDueAt([]);
+      expect(await hint(webhook.id)).toBeGreaterThan(lowered! + 30_000);
+    } finally {
+      release();
+      await writer.close();
+      await reader.close();
+      await store.close();
+    }
+  }, 30_000);
 
   test("concurrent ingests grouped into shared transactions each answer their own events", async () => {
     const [a, b] = [stores[0]!, stores[1]!];

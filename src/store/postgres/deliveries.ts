@@ -159,6 +159,7 @@ export async function lowerDue(
  * the hint above. A subscription whose row another transaction holds is skipped, its hint left as
  * low as it is (safe): a raise never waits for a row lock, so it cannot close a deadlock with a
  * settlement that holds one subscription's row and waits for another's (their orders differ).
+ * A claim's raise runs the same statement inside the server, in hookd_raise_due() (migration 9).
  */
 export async function recomputeDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
   if (webhookIds.length === 0) return;

@@ -27,13 +27,11 @@ import { addFinal } from "../store.ts";
 import { type PgClient, type Query, sqlState } from "./client.ts";
 import {
   attemptColumns,
-  DUE_LOCK_TRY,
   endQueued,
   insertAttempts,
   insertDeliveries,
   lockDueShared,
   lowerDue,
-  recomputeDue,
   refreshDue,
 } from "./deliveries.ts";
 import { claimControlled } from "./delivery-controls.ts";
@@ -268,20 +266,13 @@ export interface ClaimClient {
 }
 
 /**
- * Raises drained subscriptions' hints: each one's due lock tried (exclusively, never waiting), then,
- * in a later statement of the same transaction, the hints of those taken recomputed (deliveries.ts
- * says why the two must be apart). A subscription a writer holds now keeps its low hint.
+ * Raises drained subscriptions' hints: each one's due lock tried (exclusively, never waiting), then
+ * the hints of those taken recomputed, in one autocommit call of hookd_raise_due() (migration 9;
+ * deliveries.ts says why the two are separate statements). A subscription a writer holds now keeps
+ * its low hint.
  */
-async function raiseDue(q: Query, webhookIds: readonly string[], dbNow: number): Promise<void> {
-  // Its commit does not wait for the WAL flush: a raise lost with the server's last moments leaves
-  // a hint low, which is safe.
-  const [row] = await q<{ ids: string[] | null }>(
-    `SELECT (SELECT array_agg(u.id) FROM unnest($1::text[]) AS u(id) WHERE ${DUE_LOCK_TRY("u.id")}) AS ids,
-       set_config('synchronous_commit', 'off', true)`,
-    [webhookIds],
-  );
-  await recomputeDue(q, row?.ids ?? [], dbNow);
-}
+const raiseDue = (q: Query, webhookIds: readonly string[], dbNow: number) =>
+  q("SELECT hookd_raise_due($1::text[], $2::bigint)", [webhookIds, dbNow]);
 
 /**
  * Whether a claim now would find nothing: no due subscription has a place, as the claim's own
@@ -428,7 +419,7 @@ export async function claimDue(
   // Housekeeping after the leases, which are committed already: a failure here loses nothing (a
   // hint left low is safe, a disabled subscription is seen again by the next claim).
   const housekeeping = async () => {
-    if (short.length > 0) await client.tx((q) => raiseDue(q, short, dbNow));
+    if (short.length > 0) await raiseDue(client.query, short, dbNow);
     for (const webhookId of disabled) {
       await client.tx(async (q) => {
         const [row] = await q<{ enabled: boolean }>("SELECT enabled FROM webhooks WHERE id = $1 FOR UPDATE", [

@@ -8,6 +8,7 @@ import m0005 from "./0005_claim.sql" with { type: "text" };
 import m0006 from "./0006_fifo.sql" with { type: "text" };
 import m0007 from "./0007_calls.sql" with { type: "text" };
 import m0008 from "./0008_lease_room.sql" with { type: "text" };
+import m0009 from "./0009_raise_due.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -24,4 +25,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: "fifo", sql: m0006 },
   { version: 7, name: "calls", sql: m0007 },
   { version: 8, name: "lease_room", sql: m0008 },
+  { version: 9, name: "raise_due", sql: m0009 },
 ];
