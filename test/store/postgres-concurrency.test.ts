@@ -12,6 +12,9 @@
 //   routes wake its own dispatcher; an echo would cost a claim), nor one that just found every
 //   subscription it names at its cap; anything else ends that instance's quiet at once. An instance
 //   that just found a subscription at its cap sends none for work it queues there.
+// - Maintenance (withMaintenanceLock) runs on one instance at a time.
+// - Fan-out freshness: a keyed ingest on a store with an old copy of the subscriptions fans out as
+//   the database has them; a subscription change waits for the fan-out lock ingests hold shared.
 // - After a quiet runs out, the first claim asks the database whether a due subscription has a
 //   place (a cheap statement instead of the claim): a place another instance gave back is taken.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -20,7 +23,7 @@ import { createIdGenerator } from "../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../src/runtime/random.ts";
 import { DUE_LOCK_KEY } from "../../src/store/postgres/deliveries.ts";
 import { WORK_CHANNEL_NAME } from "../../src/store/postgres/dispatch.ts";
-import { FANOUT_LOCK } from "../../src/store/postgres/fanout.ts";
+import { FANOUT_LOCK, FANOUT_LOCK_SHARED } from "../../src/store/postgres/fanout.ts";
 import type { ClaimedDelivery, Store } from "../../src/store/store.ts";
 import { createTestDatabase, skipWithoutPostgres } from "../support/postgres.ts";
 import { attemptResult, newWebhook, T0 } from "../support/stores.ts";
@@ -212,6 +215,113 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       await writer.close();
       await reader.close();
       await store.close();
+    }
+  }, 30_000);
+
+  test("maintenance runs on one instance at a time: another's call answers null until the first ends", async () => {
+    const [a, b] = [stores[0]!, stores[1]!];
+    let release = () => {};
+    const barrier = new Promise<void>((resolve) => (release = resolve));
+    let entered = () => {};
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    let runs = 0;
+    const first = a.withMaintenanceLock(async () => {
+      runs++;
+      entered();
+      await barrier;
+      return "a";
+    });
+    try {
+      await inside;
+      expect(await b.withMaintenanceLock(async () => ++runs)).toBeNull();
+      expect(await a.withMaintenanceLock(async () => ++runs)).toBeNull();
+      expect(runs).toBe(1);
+    } finally {
+      release();
+    }
+    expect(await first).toBe("a");
+    expect(await b.withMaintenanceLock(async () => "b")).toBe("b");
+  });
+
+  test("an ingest with idempotency keys on a store with an old copy of the subscriptions fans out as the database has them", async () => {
+    const [a, b] = [stores[0]!, stores[1]!];
+    const webhook = await a.insertWebhook({
+      ...newWebhook(ids, clock.now(), { events: ["k.*"] }),
+      tenantId: "tk",
+    });
+    const keyed = (key: string, perEvent: boolean) => {
+      const request = eventIn("tk", "k.x");
+      const held = { key, requestHash: `h-${key}`, expiresAt: clock.now() + 60_000 };
+      return perEvent ? { ...request, eventKeys: [held] } : { ...request, idempotency: held };
+    };
+    // b copies the tenant's subscriptions (this event is fanned out to the webhook) ...
+    const warm = await b.ingest(eventIn("tk", "k.x"));
+    expect(warm.kind === "accepted" && warm.events[0]!.deliveriesCount).toBe(1);
+    // ... then the webhook is deleted through a: b's copy is old, and its keyed ingests must see it.
+    expect(await a.deleteWebhook(webhook.id, "tk", clock.now())).toBe(true);
+    for (const [key, perEvent] of [
+      [ids.next("evt"), false],
+      [ids.next("evt"), true],
+    ] as const) {
+      const result = await b.ingest(keyed(key, perEvent));
+      expect(result.kind).toBe("accepted");
+      expect(result.kind === "accepted" && result.events[0]!.deliveriesCount).toBe(0);
+    }
+  });
+
+  test("a subscription change waits for the exclusive fan-out lock that ingests hold shared", async () => {
+    const store = stores[0]!;
+    const webhook = await store.insertWebhook({
+      ...newWebhook(ids, clock.now(), { events: ["f.*"] }),
+      tenantId: "tf",
+    });
+    const { SQL } = await import("bun");
+    const ingestLike = new SQL({ url, max: 1 });
+    const watcher = new SQL({ url, max: 1 });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      let locked = () => {};
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      const ingesting = ingestLike.begin(async (tx) => {
+        await tx.unsafe(`SELECT ${FANOUT_LOCK_SHARED}`);
+        locked();
+        await held;
+      });
+      await holding;
+      let changed = false;
+      const change = store
+        .updateWebhook(
+          webhook.id,
+          "tf",
+          { description: "changed while an ingest held the lock" },
+          clock.now(),
+        )
+        .then((result) => {
+          changed = true;
+          return result;
+        });
+      // The change asks for the lock exclusively and waits: its request is in pg_locks, not granted.
+      await waitFor(
+        async () => {
+          const [row] = (await watcher.unsafe(
+            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+           WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.mode = 'ExclusiveLock'
+             AND NOT l.granted`,
+          )) as { n: number }[];
+          return row!.n > 0;
+        },
+        { what: "the change's request for the fan-out lock" },
+      );
+      expect(changed).toBe(false);
+      release();
+      await ingesting;
+      expect(await change).not.toBeNull();
+      expect(changed).toBe(true);
+    } finally {
+      release();
+      await ingestLike.close();
+      await watcher.close();
     }
   }, 30_000);
 
