@@ -15,6 +15,7 @@
 // - Maintenance (withMaintenanceLock) runs on one instance at a time.
 // - Fan-out freshness: a keyed ingest on a store with an old copy of the subscriptions fans out as
 //   the database has them; a subscription change waits for the fan-out lock ingests hold shared.
+// - A claim skips delivery rows another transaction holds; the reaper's recount corrects in_flight.
 // - After a quiet runs out, the first claim asks the database whether a due subscription has a
 //   place (a cheap statement instead of the claim): a place another instance gave back is taken.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -322,6 +323,83 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       release();
       await ingestLike.close();
       await watcher.close();
+    }
+  }, 30_000);
+
+  test("a claim skips a due delivery another transaction holds, and takes the others at once", async () => {
+    // statement_timeout (and lock_timeout) 2 s: a claim that waited for the held row would fail.
+    const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
+    const own = await createTestDatabase();
+    const store = await createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 2_000, ids, clock });
+    const { SQL } = await import("bun");
+    const holder = new SQL({ url: own, max: 1 });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const webhook = await store.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["s.x"], maxInFlight: 10 }),
+        tenantId: "ts",
+      });
+      for (let i = 0; i < 3; i++) await store.ingest(eventIn("ts", "s.x"));
+      let locked = () => {};
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      let heldId = "";
+      const holding2 = holder.begin(async (tx) => {
+        const [row] = (await tx.unsafe(
+          "SELECT id FROM deliveries WHERE webhook_id = $1 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE",
+          [webhook.id],
+        )) as { id: string }[];
+        heldId = row!.id;
+        locked();
+        await held;
+      });
+      await holding;
+      const claimed = await claimOn(store);
+      expect(claimed.map((d) => d.id)).not.toContain(heldId);
+      expect(claimed.length).toBe(2);
+      release();
+      await holding2;
+      const rest = await claimOn(store);
+      expect(rest.map((d) => d.id)).toEqual([heldId]);
+    } finally {
+      release();
+      await holder.close();
+      await store.close();
+    }
+  }, 30_000);
+
+  test("the recount corrects a subscription's in_flight from its leases, and claims follow it", async () => {
+    const { url: own, open } = await ownDatabase();
+    const store = await open();
+    const { SQL } = await import("bun");
+    const sql = new SQL({ url: own, max: 1 });
+    try {
+      const webhook = await store.insertWebhook({
+        ...newWebhook(ids, clock.now(), { events: ["c.x"], maxInFlight: 2 }),
+        tenantId: "tc",
+      });
+      for (let i = 0; i < 3; i++) await store.ingest(eventIn("tc", "c.x"));
+      const [first, second] = await claimOn(store);
+      expect(second).toBeDefined();
+      await store.settle(
+        [attemptResult(ids, first!, { action: "succeed" }, clock.now())],
+        clock.now(),
+        HEALTH,
+        () => ids.next("evt"),
+      );
+      // A count one too high (one lease is live): the place the settlement gave back is lost.
+      await sql.unsafe("UPDATE webhooks SET in_flight = 2 WHERE id = $1", [webhook.id]);
+      expect((await claimOn(store)).length).toBe(0);
+      expect(await store.reconcileInFlight(clock.now())).toBe(1);
+      const [row] = (await sql.unsafe("SELECT in_flight FROM webhooks WHERE id = $1", [webhook.id])) as {
+        in_flight: number;
+      }[];
+      expect(row!.in_flight).toBe(1);
+      expect((await claimOn(store)).length).toBe(1);
+      expect(await store.reconcileInFlight(clock.now())).toBe(0); // counts that are right are left alone
+    } finally {
+      await sql.close();
+      await store.close();
     }
   }, 30_000);
 
