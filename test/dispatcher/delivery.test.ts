@@ -499,6 +499,24 @@ describe("the global cap", () => {
     expect(t!.daemon.dispatcher.inFlight()).toBe(3);
     expect(r.open()).toBe(3);
   });
+
+  test("retries never take the share kept for first attempts: a fresh event goes out beside hanging retries", async () => {
+    // max_in_flight 4 keeps one place (a quarter, at least one) for first attempts.
+    const { r } = await setup("  max_in_flight: 4");
+    r.script("/flaky", ...Array.from({ length: 6 }, () => ({ status: 500 })));
+    r.always("/flaky", { kind: "hang" });
+    await createWebhook({ url: r.url("/flaky"), events: ["a.*"], max_in_flight: 4, timeout_seconds: 30 });
+    const healthy = await createWebhook({ url: r.url("/ok"), events: ["b.*"] });
+    for (let i = 0; i < 6; i++) await publish("a.failed", { i });
+    // Six first attempts failed; their retries are due 50 ms later and hang: three at most.
+    await r.waitForRequests(9, "/flaky");
+    expect(r.open()).toBe(3);
+    const fresh = await publish("b.fresh");
+    await waitForStatus((await onlyDelivery(fresh.id)).id, "success");
+    expect(r.received("/ok")).toHaveLength(1);
+    expect(r.open()).toBe(3);
+    expect((await deliveriesOf(`webhook_id=${healthy.id}`)).map((d) => d.status)).toEqual(["success"]);
+  });
 });
 
 describe("fan-out", () => {
