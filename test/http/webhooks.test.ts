@@ -44,6 +44,18 @@ describe("POST /v1/webhooks", () => {
     expect(fetched.body.secret).toBeUndefined();
     expect(fetched.text).not.toContain(created.body.secret);
     expect(fetched.body.secret_last4).toBe(created.body.secret_last4);
+
+    // Nor in the list, nor after an update.
+    const listed = await t.request("GET", "/v1/webhooks?limit=100");
+    expect(listed.status).toBe(200);
+    const item = listed.body.data.find((w: { id: string }) => w.id === created.body.id);
+    expect(item).toBeDefined();
+    expect(item.secret).toBeUndefined();
+    expect(listed.text).not.toContain(created.body.secret);
+    const updated = await t.request("PATCH", `/v1/webhooks/${created.body.id}`, { body: { name: "B2" } });
+    expect(updated.status).toBe(200);
+    expect(updated.body.secret).toBeUndefined();
+    expect(updated.text).not.toContain(created.body.secret);
   });
 
   test("accepts a single event string, its own secret, and defaults the name to the host", async () => {

@@ -276,6 +276,16 @@ describe("DNS names, allow_private_networks: false", () => {
     expect(asked).toContain(name);
   });
 
+  test("over https too: every name refused in the lookup, before connecting", async () => {
+    // https takes another path (node:https with a lookup hook) than plain http's pinned address.
+    const { asked } = await setup("  allow_private_networks: false", table);
+    for (const name of Object.keys(table)) {
+      await guardBeforeSending(table[name]!);
+      await expectBlocked(`https://${name}:${traps.port}/hooks`);
+      expect(asked).toContain(name);
+    }
+  }, 30_000);
+
   test("a name with one public and one private address is refused as a whole, in either order", async () => {
     // First, on loopback only: 127.0.0.1 opened by allowed_cidrs plays the public address and
     // 127.0.0.2 the private one. Refusing this proves the client checks every address before
