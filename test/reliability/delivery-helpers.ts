@@ -12,6 +12,8 @@ export type Json = any;
 
 const ids = createIdGenerator(systemClock, cryptoRandom);
 
+const ENDED = new Set(["success", "failed", "exhausted"]);
+
 export function deliveryApi(t: TestDaemon) {
   const api = {
     async createWebhook(body: Record<string, unknown>): Promise<Json> {
@@ -71,6 +73,20 @@ export function deliveryApi(t: TestDaemon) {
           return list.length >= count && list.every((d) => d.status === status) ? list : null;
         },
         { timeoutMs, what: `${count} deliveries of ${webhookId} to be ${status}` },
+      ),
+
+    /**
+     * Waits until every delivery of the subscription has ended (success, failed or exhausted; at
+     * least `count` of them), whichever way: the caller asserts which, so a wrong ending fails at
+     * once with what it was instead of a wait for the expected one running out.
+     */
+    allEnded: (webhookId: string, count: number, timeoutMs = 10_000): Promise<Json[]> =>
+      waitFor(
+        async () => {
+          const list = await api.deliveries(`webhook_id=${webhookId}`);
+          return list.length >= count && list.every((d) => ENDED.has(d.status)) ? list : null;
+        },
+        { timeoutMs, what: `${count} deliveries of ${webhookId} to end` },
       ),
   };
   return api;

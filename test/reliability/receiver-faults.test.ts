@@ -280,7 +280,8 @@ describe("a receiver that asks for time or sends elsewhere", () => {
     for (let i = 0; i < HEALTHY; i++) await api.publish("healthy.tick", { i });
     await api.allIn(healthy.id, "success", HEALTHY, 5000);
 
-    const [d] = await api.allIn(faulty.id, "exhausted", 1);
+    const [d] = await api.allEnded(faulty.id, 1);
+    expect(d.status).toBe("exhausted");
     const attempts = await api.attempts(d.id);
     expect(attempts.map((a: Json) => [a.response_status_code, a.error])).toEqual(
       statuses.map((s) => [s, "redirect"]),
