@@ -7,10 +7,10 @@
 // while delivering to one fast origin through a webhook created with defaults, or with the given
 // cap; then the tail until all arrived). A fixed amount of work makes CPU time per event far less
 // sensitive to other load on the machine than rates are. A profiling aid, not part of `bun run bench`.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { API_KEY, processCpuSeconds, profileHookdInto, startHookd, useBinary } from "./hookd.ts";
+import { API_KEY, postgresServerCpuSeconds, profileHookdInto, startHookd, useBinary } from "./hookd.ts";
 import { closedLoop, eventData, openLoop } from "./load.ts";
 import { createDatabase } from "./postgres.ts";
 import { spawnReceiver } from "./receiver.ts";
@@ -28,21 +28,6 @@ if (profileAt >= 0) profileHookdInto(args[profileAt + 1] as string);
 const binaries =
   profileAt >= 0 ? ["src"] : args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
 const rounds = flag("rounds", 3);
-/** CPU seconds of every PostgreSQL process on this machine (the server is local: 127.0.0.1). */
-const serverCpuSeconds = () => {
-  let total = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
-    } catch {
-      continue;
-    }
-    const cpu = processCpuSeconds(Number(pid));
-    if (Number.isFinite(cpu)) total += cpu;
-  }
-  return total;
-};
 const events = flag("events", 20_000);
 const cap = flag("cap", 8);
 const rate = flag("rate", 0);
@@ -85,7 +70,7 @@ try {
         await sleep(1000);
         await receiver.reset([port]);
         const cpu0 = hookd.cpuSeconds();
-        const server0 = postgresUrl ? serverCpuSeconds() : 0;
+        const server0 = postgresUrl ? postgresServerCpuSeconds() : 0;
         const t0 = performance.now();
         const send = (seq: number) => hookd.api.publish("bench.event", eventData(seq));
         const load =
@@ -98,7 +83,7 @@ try {
         const end = performance.now() + 60_000;
         while ((await receiver.stats([port])).unique < load.units && performance.now() < end) await sleep(20);
         const cpu = hookd.cpuSeconds() - cpu0;
-        const server = postgresUrl ? serverCpuSeconds() - server0 : 0;
+        const server = postgresUrl ? postgresServerCpuSeconds() - server0 : 0;
         const stats = await receiver.stats([port]);
         const delivered = stats.unique;
         results.get(binary)?.p50.push(stats.latency.p50);

@@ -11,7 +11,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
-import { createApi, ensureBinary, type Hookd, processCpuSeconds, startHookd } from "./hookd.ts";
+import {
+  createApi,
+  ensureBinary,
+  type Hookd,
+  postgresServerCpuSeconds,
+  startHookd,
+  statCpuSeconds,
+} from "./hookd.ts";
 import { closedLoop, eventData } from "./load.ts";
 import { createDatabase } from "./postgres.ts";
 
@@ -31,17 +38,6 @@ const order = (option("instances") ?? "1,3,1,3").split(",").map(Number);
 const warmupMs = Number(option("warmup-ms") ?? 3000);
 const measureMs = Number(option("ms") ?? 5000);
 
-/** utime + stime of a stat file, in seconds (clock ticks of 1/100 s; fields after the name). */
-function statCpuSeconds(path: string): number {
-  try {
-    const stat = readFileSync(path, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 /** CPU seconds of each thread of `pid`, the main thread as "main", others by name without digits. */
 function threadCpu(pid: number, into: Map<string, number>, sign: 1 | -1): void {
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -56,22 +52,6 @@ function threadCpu(pid: number, into: Map<string, number>, sign: 1 | -1): void {
     const key = name.replace(/[0-9]+$/, "");
     into.set(key, (into.get(key) ?? 0) + sign * cpu);
   }
-}
-
-/** CPU seconds of every PostgreSQL process on this machine (the server is local: 127.0.0.1). */
-function serverCpu(): number {
-  let total = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
-    } catch {
-      continue;
-    }
-    const cpu = processCpuSeconds(Number(pid));
-    if (Number.isFinite(cpu)) total += cpu;
-  }
-  return total;
 }
 
 interface WalMark {
@@ -115,13 +95,13 @@ try {
       await closedLoop({ concurrency: 64, durationMs: warmupMs * n, maxOps: 10_000_000, send });
       const threads = new Map<string, number>();
       for (const h of instances) threadCpu(h.pid, threads, -1);
-      const server0 = serverCpu();
+      const server0 = postgresServerCpuSeconds();
       const wal0 = await walMark(admin);
       const t0 = performance.now();
       const load = await closedLoop({ concurrency: 64, durationMs: measureMs, maxOps: 10_000_000, send });
       const seconds = (performance.now() - t0) / 1000;
       const wal = await walSince(admin, wal0);
-      const server = serverCpu() - server0;
+      const server = postgresServerCpuSeconds() - server0;
       for (const h of instances) threadCpu(h.pid, threads, 1);
       const events = Math.max(1, load.units);
       const perEvent = (s: number) => `${Math.round((s / events) * 1e6)}`;

@@ -249,14 +249,35 @@ export function listeningPort(pid: number): number | undefined {
 
 /** utime + stime from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s). */
 export function processCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** utime + stime of a stat file of /proc (a process's, or a thread's under /proc/<pid>/task). */
+export function statCpuSeconds(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(path, "utf8");
     // The command name (field 2) may contain spaces; count fields after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return Number.NaN;
   }
+}
+
+/** CPU seconds of every PostgreSQL process on this machine (the benched server is local). */
+export function postgresServerCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
+    } catch {
+      continue;
+    }
+    const cpu = processCpuSeconds(Number(pid));
+    if (Number.isFinite(cpu)) total += cpu;
+  }
+  return total;
 }
 
 export function processMemory(pid: number): { rss: number; hwm: number } {
