@@ -19,6 +19,7 @@
 // - After a quiet runs out, the first claim asks the database whether a due subscription has a
 //   place (a cheap statement instead of the claim): a place another instance gave back is taken.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { SQL } from "bun";
 import { createManualClock } from "../../src/runtime/clock.ts";
 import { createIdGenerator } from "../../src/runtime/ids.ts";
 import { cryptoRandom } from "../../src/runtime/random.ts";
@@ -78,6 +79,36 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       limit: 10,
       retryLimit: 10,
     });
+
+  /**
+   * Runs `take` in a transaction on a connection of its own and keeps that transaction open, with
+   * whatever locks it took, until `end()` (which commits it and closes the connection; calling it
+   * again does nothing). Answers once `take` is done, with its value.
+   */
+  const holdOpen = async <T>(on: string, take: (tx: SQL) => Promise<T>) => {
+    const { SQL } = await import("bun");
+    const sql = new SQL({ url: on, max: 1 });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let taken: (value: T) => void = () => {};
+    const value = new Promise<T>((resolve) => (taken = resolve));
+    const done = sql.begin(async (tx) => {
+      taken(await take(tx));
+      await held;
+    });
+    let ended: Promise<void> | null = null;
+    const end = () => {
+      release();
+      ended ??= done.finally(() => sql.close());
+      return ended;
+    };
+    try {
+      return { value: await Promise.race([value, done.then(() => value)]), end };
+    } catch (error) {
+      await end().catch(() => {});
+      throw error;
+    }
+  };
 
   afterAll(async () => {
     for (const store of stores) await store.close();
@@ -173,7 +204,6 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     const { url: own, open } = await ownDatabase();
     const store = await open();
     const { SQL } = await import("bun");
-    const writer = new SQL({ url: own, max: 1 });
     const reader = new SQL({ url: own, max: 1 });
     const hint = async (id: string) => {
       const [row] = (await reader.unsafe("SELECT next_due_at FROM webhooks WHERE id = $1", [id])) as {
@@ -181,8 +211,7 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       }[];
       return row?.next_due_at === null || row?.next_due_at === undefined ? null : Number(row.next_due_at);
     };
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
+    let writer: Awaited<ReturnType<typeof holdOpen>> | null = null;
     try {
       const webhook = await store.insertWebhook({
         ...newWebhook(ids, clock.now(), { events: ["h.due"] }),
@@ -193,27 +222,20 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       expect(lowered).not.toBeNull();
       // A writer between its due lock and its commit, as an ingest whose delivery the claim below
       // cannot see yet: the claim drains the subscription, and its raise must leave the hint low.
-      let locked = () => {};
-      const holding = new Promise<void>((resolve) => (locked = resolve));
-      const writing = writer.begin(async (tx) => {
-        await tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${DUE_LOCK_KEY("$1::text")})`, [webhook.id]);
-        locked();
-        await held;
-      });
-      await holding;
+      writer = await holdOpen(own, (tx) =>
+        tx.unsafe(`SELECT pg_advisory_xact_lock_shared(${DUE_LOCK_KEY("$1::text")})`, [webhook.id]),
+      );
       expect((await claimOn(store)).length).toBe(1);
       await store.nextDueAt([]); // after the claim's deferred housekeeping: its raise
       expect(await hint(webhook.id)).toBe(lowered);
-      release();
-      await writing;
+      await writer.end();
       // With the lock free, a claim that finds the subscription drained raises its hint: to its
       // lease's end, a minute away.
       expect((await claimOn(store)).length).toBe(0);
       await store.nextDueAt([]);
       expect(await hint(webhook.id)).toBeGreaterThan(lowered! + 30_000);
     } finally {
-      release();
-      await writer.close();
+      await writer?.end();
       await reader.close();
       await store.close();
     }
@@ -277,19 +299,10 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
       tenantId: "tf",
     });
     const { SQL } = await import("bun");
-    const ingestLike = new SQL({ url, max: 1 });
     const watcher = new SQL({ url, max: 1 });
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
+    let ingesting: Awaited<ReturnType<typeof holdOpen>> | null = null;
     try {
-      let locked = () => {};
-      const holding = new Promise<void>((resolve) => (locked = resolve));
-      const ingesting = ingestLike.begin(async (tx) => {
-        await tx.unsafe(`SELECT ${FANOUT_LOCK_SHARED}`);
-        locked();
-        await held;
-      });
-      await holding;
+      ingesting = await holdOpen(url, (tx) => tx.unsafe(`SELECT ${FANOUT_LOCK_SHARED}`));
       let changed = false;
       const change = store
         .updateWebhook(
@@ -315,13 +328,11 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
         { what: "the change's request for the fan-out lock" },
       );
       expect(changed).toBe(false);
-      release();
-      await ingesting;
+      await ingesting.end();
       expect(await change).not.toBeNull();
       expect(changed).toBe(true);
     } finally {
-      release();
-      await ingestLike.close();
+      await ingesting?.end();
       await watcher.close();
     }
   }, 30_000);
@@ -331,39 +342,29 @@ describe.skipIf(SKIP)("postgres under concurrent writers", () => {
     const { createPostgresStore } = await import("../../src/store/postgres/index.ts");
     const own = await createTestDatabase();
     const store = await createPostgresStore({ url: own, poolSize: 4, statementTimeoutMs: 2_000, ids, clock });
-    const { SQL } = await import("bun");
-    const holder = new SQL({ url: own, max: 1 });
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
+    let holder: Awaited<ReturnType<typeof holdOpen<string>>> | null = null;
     try {
       const webhook = await store.insertWebhook({
         ...newWebhook(ids, clock.now(), { events: ["s.x"], maxInFlight: 10 }),
         tenantId: "ts",
       });
       for (let i = 0; i < 3; i++) await store.ingest(eventIn("ts", "s.x"));
-      let locked = () => {};
-      const holding = new Promise<void>((resolve) => (locked = resolve));
-      let heldId = "";
-      const holding2 = holder.begin(async (tx) => {
+      holder = await holdOpen(own, async (tx) => {
         const [row] = (await tx.unsafe(
           "SELECT id FROM deliveries WHERE webhook_id = $1 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE",
           [webhook.id],
         )) as { id: string }[];
-        heldId = row!.id;
-        locked();
-        await held;
+        return row!.id;
       });
-      await holding;
+      const heldId = holder.value;
       const claimed = await claimOn(store);
       expect(claimed.map((d) => d.id)).not.toContain(heldId);
       expect(claimed.length).toBe(2);
-      release();
-      await holding2;
+      await holder.end();
       const rest = await claimOn(store);
       expect(rest.map((d) => d.id)).toEqual([heldId]);
     } finally {
-      release();
-      await holder.close();
+      await holder?.end();
       await store.close();
     }
   }, 30_000);
