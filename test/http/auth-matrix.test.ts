@@ -181,6 +181,9 @@ describe.each(AUTHED.map((r) => [label(r), r] as const))("%s", (_name, route) =>
       const res = await send(route, path, attempt);
       expect([attempt, res.status]).toEqual([attempt, 401]);
       expectError(res, 401, "unauthorized");
+      // The presented credential is never echoed back (it may be a real key sent to the wrong place).
+      for (const secret of ["not-a-configured-key-0123456789", ADMIN_KEY, ADMIN_KEY.toUpperCase()])
+        expect([attempt, res.text.includes(secret)]).toEqual([attempt, false]);
     }
   });
 

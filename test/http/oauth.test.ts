@@ -155,6 +155,15 @@ describe("POST /oauth/token", () => {
     expect(repeated.status).toBe(200);
   });
 
+  test("the Basic scheme name is case-insensitive (RFC 7617 §2)", async () => {
+    const t = await daemon();
+    const credentials = Buffer.from(`ci-robot:${ROBOT_SECRET}`).toString("base64");
+    for (const scheme of ["basic", "BASIC", "bAsIc"]) {
+      const res = await requestToken(t, { authorization: `${scheme} ${credentials}`, form: GRANT });
+      expect([scheme, res.status]).toEqual([scheme, 200]);
+    }
+  });
+
   describe("RFC 6749 §5.2 errors", () => {
     const robot = basic("ci-robot", ROBOT_SECRET);
     const cases: [string, TokenRequest, number, string][] = [
@@ -529,6 +538,44 @@ auth:
     );
     const fresh = await tokenFor(changed, "ci-robot", NEW_SECRET);
     expect((await changed.request("GET", "/v1/webhooks", { key: fresh })).status).toBe(200);
+  });
+
+  test("a token stops working once its client's tenant changes, or the client becomes an admin", async () => {
+    const first = await daemon();
+    const token = await tokenFor(first, "acme-service", ACME_SECRET);
+    expect((await first.request("GET", "/v1/webhooks", { key: token })).status).toBe(200);
+    await first.close();
+    for (const tenant of [", tenant: globex", ""]) {
+      const moved = await restart(
+        first,
+        `
+auth:
+  oauth_clients:
+    - { client_id: acme-service, client_secret: ${ACME_SECRET}, scopes: ["*"]${tenant} }
+`,
+      );
+      // Same client, same secret, another tenant (or none: an admin): the acme token is refused.
+      expectUnauthorized(await moved.request("GET", "/v1/webhooks?tenant_id=globex", { key: token }));
+      expectUnauthorized(await moved.request("GET", "/v1/whoami", { key: token }));
+      await moved.close();
+    }
+  });
+
+  test("a token none of whose scopes its client still has is refused, even where any credential may go", async () => {
+    const first = await daemon();
+    const token = await tokenFor(first, "reader.app", READER_SECRET, "webhooks:read");
+    expect((await first.request("GET", "/v1/whoami", { key: token })).status).toBe(200);
+    await first.close();
+    const narrowed = await restart(
+      first,
+      `
+auth:
+  oauth_clients:
+    - { client_id: reader.app, client_secret: ${READER_SECRET}, scopes: [events:read] }
+`,
+    );
+    for (const path of ["/v1/whoami", "/v1/event-types", "/v1/webhooks"])
+      expect([path, (await narrowed.request("GET", path, { key: token })).status]).toEqual([path, 401]);
   });
 
   test("a client secret given as client_secret_sha256 works the same", async () => {

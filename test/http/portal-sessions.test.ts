@@ -9,6 +9,7 @@ import type { RouteSpec } from "../../src/http/api.ts";
 import type { ManualClock } from "../../src/runtime/clock.ts";
 import {
   ACME_KEY,
+  ACME_TEST_KEY,
   ADMIN_KEY,
   createTestDaemon,
   GLOBEX_KEY,
@@ -123,6 +124,17 @@ describe("minting", () => {
     ] as const) {
       const res = await t.request("POST", "/v1/portal-sessions", { key: ACME_KEY, body });
       expect([body, res.status, res.body.error.details?.[0]?.path]).toEqual([body, 422, path]);
+    }
+  });
+
+  test("the answer that carries the token is never cached: Cache-Control no-store", async () => {
+    await start();
+    for (const [key, body] of [
+      [ACME_KEY, {}],
+      [ADMIN_KEY, { tenant_id: "globex", mode: "test" }],
+    ] as const) {
+      const res = await t.request("POST", "/v1/portal-sessions", { key, body });
+      expect([res.status, res.headers.get("cache-control")]).toEqual([201, "no-store"]);
     }
   });
 
@@ -319,6 +331,32 @@ describe("listing, revocation and expiry", () => {
     const all = await t.request("POST", "/v1/portal-sessions/revoke", { key: ADMIN_KEY, body: {} });
     expect(all.body).toEqual({ revoked: 2 });
     expect((await t.request("GET", "/v1/webhooks", { key: globex.token })).status).toBe(401);
+  });
+
+  test("revoke is per mode: a tenant credential its own mode's; an admin the mode it names, or every mode", async () => {
+    await start();
+    const alive = async (s: Json) =>
+      (await t.request("GET", "/v1/webhooks", { key: s.token })).status === 200;
+    const live = await mint({});
+    const sandbox = await mint({}, ACME_TEST_KEY);
+    expect(sandbox.mode).toBe("test");
+    // acme's live key revokes acme's live sessions only; its test one still works.
+    const own = await t.request("POST", "/v1/portal-sessions/revoke", { key: ACME_KEY });
+    expect([own.status, own.body]).toEqual([200, { revoked: 1 }]);
+    expect([await alive(live), await alive(sandbox)]).toEqual([false, true]);
+    // An admin naming a mode revokes that mode's only.
+    const liveAgain = await mint({});
+    const named = await t.request("POST", "/v1/portal-sessions/revoke", {
+      key: ADMIN_KEY,
+      body: { tenant_id: "acme", mode: "test" },
+    });
+    expect(named.body).toEqual({ revoked: 1 });
+    expect([await alive(liveAgain), await alive(sandbox)]).toEqual([true, false]);
+    // An admin naming none revokes every mode's, whatever its own mode.
+    const sandboxAgain = await mint({}, ACME_TEST_KEY);
+    const all = await t.request("POST", "/v1/portal-sessions/revoke", { key: ADMIN_KEY, body: {} });
+    expect(all.body).toEqual({ revoked: 2 });
+    expect([await alive(liveAgain), await alive(sandboxAgain)]).toEqual([false, false]);
   });
 
   test("an expired session is a 401 from its expiry on, and leaves the list; retention removes its row", async () => {
