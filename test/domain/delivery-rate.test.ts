@@ -25,6 +25,14 @@ describe("rateAllowance and recordStarts", () => {
     expect(rateAllowance(log, 20, 1000 + RATE_WINDOW_MS + RATE_SLACK_MS).allowed).toBe(20);
   });
 
+  test("a full window frees up when its oldest claim leaves it, not its newest", () => {
+    // 3 at 0 and 2 at 500 fill a limit of 5; the 3 of the first claim are free again at 0 + span.
+    const span = RATE_WINDOW_MS + RATE_SLACK_MS;
+    const log = recordStarts(recordStarts([], 0, 3), 500, 2);
+    expect(rateAllowance(log, 5, 600)).toEqual({ allowed: 0, freeAt: span });
+    expect(rateAllowance(log, 5, span)).toEqual({ allowed: 3, freeAt: null });
+  });
+
   test("a partial claim leaves the rest of the limit", () => {
     const log = recordStarts([], 0, 7);
     expect(rateAllowance(log, 10, 5)).toEqual({ allowed: 3, freeAt: null });

@@ -110,6 +110,17 @@ describe("operators", () => {
   test("an empty filter matches every event", () => {
     expect(matches({})).toBe(true);
   });
+
+  test("a literal object compares whole: a key more or fewer than the event's is no match", () => {
+    // The event's address is {city: "Berlin"}; its customer has country, email and address.
+    expect(matches({ "data.customer.address": { city: "Berlin", zip: "10115" } })).toBe(false);
+    expect(matches({ "data.customer": { country: "DE" } })).toBe(false);
+    expect(matches({ "data.customer.address": { $eq: { city: "Berlin", zip: "10115" } } })).toBe(false);
+    expect(matches({ "data.customer.address": { $neq: { city: "Berlin", zip: "10115" } } })).toBe(true);
+    expect(matches({ "data.customer.address": { $in: [{ city: "Berlin", zip: "10115" }] } })).toBe(false);
+    expect(matches({ "data.lines": { $contains: { sku: "B-2", qty: 1 } } })).toBe(false);
+    expect(matches({ "data.lines": { $contains: { sku: "B-2" } } })).toBe(true);
+  });
 });
 
 describe("paths", () => {

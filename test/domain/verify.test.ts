@@ -23,6 +23,15 @@ describe("verifySignature", () => {
     expect(result.reason).toContain("2 of 2");
   });
 
+  test("the tolerance is inclusive, as in the Standard Webhooks libraries: 300 s either way verifies", () => {
+    const signature = signPayload([secret], "evt_1", now, body);
+    const at = (clock: number) => verifySignature({ ...base, signature, now: clock }).valid;
+    expect(at(now + 300)).toBe(true);
+    expect(at(now - 300)).toBe(true);
+    expect(at(now + 301)).toBe(false);
+    expect(at(now - 301)).toBe(false);
+  });
+
   test("says why it fails", () => {
     const signature = signPayload([secret], "evt_1", now, body);
     const reason = (input: Partial<typeof base> & { signature?: string }) =>

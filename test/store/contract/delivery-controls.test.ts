@@ -118,6 +118,21 @@ for (const driver of STORE_DRIVERS) {
       expect(eventsOf(await claim())).toEqual([e1!]); // the process holding it died: it goes again
     });
 
+    test("FIFO: a retrying head goes only within the claim's retry share; the ones behind it still wait", async () => {
+      await webhook({ ordering: "fifo" });
+      const [e1] = await publish(2);
+      t.clock.advance(1);
+      const first = await claim();
+      expect(eventsOf(first)).toEqual([e1!]);
+      await settle(first, { action: "retry", at: t.clock.now() });
+      // No retry share left (the share kept for first attempts): the retrying head does not go, and
+      // FIFO lets nothing behind it go either.
+      expect(await claim({ retryLimit: 0 })).toEqual([]);
+      const again = await claim({ retryLimit: 1 });
+      expect(eventsOf(again)).toEqual([e1!]);
+      expect(again[0]!.status).toBe("retrying");
+    });
+
     test("an unordered subscription beside a FIFO one is claimed as before", async () => {
       const fifo = await webhook({ ordering: "fifo", events: ["a.*"] });
       const open = await webhook({ maxInFlight: 4 });
@@ -153,6 +168,16 @@ for (const driver of STORE_DRIVERS) {
       t.clock.set(start + RATE_WINDOW_MS + RATE_SLACK_MS);
       expect((await claim()).length).toBe(5);
       expect(await claim()).toEqual([]);
+    });
+
+    test("rate limit: the claim that fills the window raises the hint itself", async () => {
+      await webhook({ rateLimit: 5, maxInFlight: 100 });
+      await publish(8);
+      t.clock.advance(1);
+      const start = t.clock.now();
+      expect((await claim()).length).toBe(5);
+      // No claim in between: the one that filled the window already says when it has room again.
+      expect(await t.store.nextDueAt([])).toBe(start + RATE_WINDOW_MS + RATE_SLACK_MS);
     });
 
     test("rate limit: claims within the window add up; each claim takes what is left", async () => {

@@ -317,3 +317,23 @@ test("the room a taker reports bounds a batch across webhooks; a request that fa
   const rows = store.db.query<{ n: number }, []>("SELECT count(*) AS n FROM deliveries").get();
   expect(rows?.n).toBe(8);
 });
+
+// FIFO across a restart (SPEC §3 "Order"): this process's lease memory starts empty, so the lease
+// the last process left on the file is what keeps a re-queued older delivery behind the one in flight.
+test("FIFO: after a reopen, a re-queued older delivery waits for the lease left on the file", async () => {
+  await store.insertWebhook({ ...newWebhook(["*"]), ordering: "fifo" });
+  await publish(2);
+  clock.advance(1);
+  const [first] = await claim(10);
+  await store.settle([success(first!)], clock.now(), HEALTH, () => ids.next("evt"));
+  const [second] = await claim(10);
+  expect(second!.eventId).not.toBe(first!.eventId);
+  // The process stops with the second in flight; the next one opens the same file.
+  const path = store.db.filename;
+  await store.close();
+  store = createSqliteStore({ path, synchronous: "normal", ids });
+  expect(typeof (await store.requeueDelivery(first!.id, "t1", clock.now()))).toBe("object");
+  expect(await claim(10)).toEqual([]); // the older one is the head now, but the second is leased
+  clock.set(second!.leaseUntil);
+  expect((await claim(10)).map((d) => d.id)).toEqual([first!.id]);
+});
