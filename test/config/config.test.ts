@@ -453,6 +453,24 @@ describe("bad values are named by their YAML path", () => {
     });
   }
 
+  test("a bound is itself allowed: the maximum duration is accepted, the one past it refused", () => {
+    const config = parseConfig(
+      "auth:\n  token_ttl: 24h\ndelivery:\n  timeout: 60s\nstorage:\n  postgres:\n    statement_timeout: 10m\n",
+      "test.yaml",
+      {},
+    );
+    expect(config.auth.token_ttl).toBe(DAY);
+    expect(config.delivery.timeout).toBe(MIN);
+    expect(config.storage.postgres.statement_timeout).toBe(10 * MIN);
+    expect(pathsOf("delivery:\n  timeout: 60001ms\n")).toEqual(["delivery.timeout"]);
+  });
+
+  test("an idempotency window under a second is refused, not a silent switch-off", () => {
+    expect(pathsOf("limits:\n  idempotency_window: 500ms\n")).toEqual(["limits.idempotency_window"]);
+    expect(pathsOf("limits:\n  idempotency_window: 0s\n")).toEqual(["limits.idempotency_window"]);
+    expect(parseConfig("limits:\n  idempotency_window: 1s\n", "test.yaml", {}).limits.idempotency_window).toBe(SEC);
+  });
+
   test("messages say what is wrong, not only where", () => {
     expect(problemsOf("server:\n  port: 70000\n")).toEqual([
       { path: "server.port", message: "must be at most 65535" },

@@ -189,6 +189,21 @@ describe("POST /v1/events", () => {
     expect(admin.body.tenant_id).toBe("globex");
   });
 
+  test("account_id and a client id are at most 255 characters", async () => {
+    const ok = await publish({ type: "a.b", data: {}, account_id: "a".repeat(255), id: "i".repeat(255) });
+    expect(ok.status).toBe(202);
+    expect(ok.body.account_id).toBe("a".repeat(255));
+    const long = await publish({ type: "a.b", data: {}, account_id: "a".repeat(256), id: "i".repeat(256) });
+    expect(long.status).toBe(422);
+    expect(paths(long)).toEqual(["account_id", "id"]);
+    const batch = await t.request("POST", "/v1/events/batch", {
+      body: { events: [{ type: "a.b", data: {}, account_id: "a".repeat(256), id: "i".repeat(256) }] },
+    });
+    expect(batch.status).toBe(422);
+    expect(paths(batch)).toEqual(["events[0].account_id", "events[0].id"]);
+    expect((await allEventIds()).length).toBe(1);
+  });
+
   test("U+0000 in a field stored as plain text is a 422 naming it (both drivers alike); inside data it is kept", async () => {
     const NUL = "must not contain the NUL character (U+0000)";
     const res = await publish({
@@ -359,6 +374,60 @@ describe("idempotency", () => {
     // The key now belongs to the second request, for a new window.
     const replay = await publish({ ...body, data: { n: 2 } }, { idempotencyKey: "k" });
     expect(replay.body.id).toBe(after.body.id);
+    expect((await allEventIds()).length).toBe(2);
+  });
+
+  test("an empty Idempotency-Key header is a 422, not a key", async () => {
+    const res = await t.request("POST", "/v1/events", {
+      body: { type: "a.b", data: {} },
+      headers: { "idempotency-key": "" },
+    });
+    expect(res.status).toBe(422);
+    expect(paths(res)).toEqual(["Idempotency-Key"]);
+    expect(await allEventIds()).toEqual([]);
+  });
+
+  test("with both, the Idempotency-Key header is the key and is validated; the body id does not replace it", async () => {
+    const bad = await publish({ type: "a.b", data: { n: 1 }, id: "order-1" }, { idempotencyKey: "has space" });
+    expect(bad.status).toBe(422);
+    expect(paths(bad)).toEqual(["Idempotency-Key"]);
+    const first = await publish({ type: "a.b", data: { n: 1 }, id: "order-1" }, { idempotencyKey: "hdr-1" });
+    expect(first.status).toBe(202);
+    // Same header, another body id: the header decides, so this is another body under key hdr-1.
+    const other = await publish({ type: "a.b", data: { n: 1 }, id: "order-2" }, { idempotencyKey: "hdr-1" });
+    expect(other.status).toBe(409);
+    // The body id was not taken as the key: another header with it is a new event.
+    const fresh = await publish({ type: "a.b", data: { n: 1 }, id: "order-1" }, { idempotencyKey: "hdr-2" });
+    expect(fresh.status).toBe(202);
+    expect(fresh.headers.get("idempotent-replayed")).toBeNull();
+    expect(fresh.body.id).not.toBe(first.body.id);
+  });
+
+  test("array order in data is part of the request: reordered elements under one key are a 409", async () => {
+    const first = await publish({ type: "a.b", data: { m: [1, 2] } }, { idempotencyKey: "k-arr" });
+    expect(first.status).toBe(202);
+    const swapped = await publish({ type: "a.b", data: { m: [2, 1] } }, { idempotencyKey: "k-arr" });
+    expect(swapped.status).toBe(409);
+    expect(swapped.body.error.code).toBe("conflict");
+    expect(await allEventIds()).toEqual([first.body.id]);
+  });
+
+  test("a batch item's id follows limits.idempotency_window too", async () => {
+    await restart("limits: { idempotency_window: 1h }");
+    const item = { type: "a.b", data: { n: 1 }, id: "item-1" };
+    const first = await t.request("POST", "/v1/events/batch", { body: { events: [item] } });
+    expect(first.status).toBe(202);
+    clock.advance(3_600_000 - 1);
+    const within = await t.request("POST", "/v1/events/batch", { body: { events: [item] } });
+    expect(within.headers.get("idempotent-replayed")).toBe("true");
+    expect(within.body.data[0].id).toBe(first.body.data[0].id);
+    clock.advance(1);
+    const after = await t.request("POST", "/v1/events/batch", {
+      body: { events: [{ ...item, data: { n: 2 } }] },
+    });
+    expect(after.status).toBe(202);
+    expect(after.headers.get("idempotent-replayed")).toBeNull();
+    expect(after.body.data[0].id).not.toBe(first.body.data[0].id);
     expect((await allEventIds()).length).toBe(2);
   });
 
