@@ -49,7 +49,10 @@ const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
 
 let attemptSeq = 0;
 /** Claims every due delivery and settles each as `decide` says (null: leave it leased), as the dispatcher would. */
-async function settleDue(decide: (d: ClaimedDelivery) => Settlement | null): Promise<number> {
+async function settleDue(
+  decide: (d: ClaimedDelivery) => Settlement | null,
+  health = { disableAfterFailures: 1000, disableAfterMs: 365 * 86_400_000 },
+): Promise<number> {
   let settled = 0;
   for (let round = 0; round < 100; round++) {
     const claimed = await t.daemon.store.claimDue({
@@ -86,7 +89,7 @@ async function settleDue(decide: (d: ClaimedDelivery) => Settlement | null): Pro
     await t.daemon.store.settle(
       results,
       clock.now(),
-      { disableAfterFailures: 1000, disableAfterMs: 365 * 86_400_000 },
+      health,
       () => `evt_internal_${++attemptSeq}`,
     );
     settled += results.length;
@@ -381,6 +384,31 @@ describe("with the dispatcher stopped (manual clock)", () => {
       expect(bad.body.error.details.map((d: { path: string }) => d.path)).toEqual([path]);
     }
     expect((await recover({ since: toIso(start) }, "wh_nope")).status).toBe(404);
+  });
+
+  test("recover without until includes a delivery created at this very millisecond", async () => {
+    const wh = await webhook(["*"]);
+    const event = await publish();
+    await settleDue(byEvent({ [event]: FAIL })); // same instant: the clock does not move
+    const res = await t.request("POST", `/v1/webhooks/${wh}/recover`, { body: { since: toIso(clock.now()) } });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ recovered: 1 });
+    expect((await deliveriesOf(`webhook_id=${wh}`)).map((d) => d.status)).toEqual(["pending"]);
+  });
+
+  test("re-enabling a subscription disabled for failing resets its failure count", async () => {
+    const wh = await webhook(["*"]);
+    const event = await publish();
+    const oneStrike = { disableAfterFailures: 1, disableAfterMs: 0 };
+    await settleDue(byEvent({ [event]: { action: "retry", at: clock.now() + 3_600_000 } }), oneStrike);
+    const before = await t.request("GET", `/v1/webhooks/${wh}`);
+    expect(before.body).toMatchObject({ enabled: false, disabled_reason: "failing" });
+    clock.advance(1000);
+    const on = await t.request("PATCH", `/v1/webhooks/${wh}`, { body: { enabled: true } });
+    expect(on.body).toMatchObject({ enabled: true, disabled_reason: null });
+    // No failure since it was re-enabled: not counted as failing.
+    const stats = await t.request("GET", `/v1/webhooks/${wh}/stats`);
+    expect(stats.body.webhooks).toEqual({ enabled: 1, disabled: 0, failing: 0 });
   });
 
   test("DELETE cancels a subscription's queued deliveries; disabling fails them; final ones stay", async () => {

@@ -97,6 +97,9 @@ describe("shape", () => {
     expect(hourly.totals.events).toBe(5);
     expect(hourly.queue.depth).toBe(5);
     expect(hourly.queue.oldest_due_seconds).toBe(7200);
+    clock.advance(1500);
+    const later = await stats("/v1/stats?since=2026-06-01T09:00:00Z&until=2026-06-01T13:00:00Z");
+    expect(later.queue.oldest_due_seconds).toBe(7201); // whole seconds elapsed, not rounded up
     const minutes = await stats("/v1/stats?since=2026-06-01T10:29:00Z&until=2026-06-01T10:32:00Z&bucket=1m");
     expect(minutes.series.map((b: Json) => b.events)).toEqual([0, 2, 0]);
     const days = await stats("/v1/stats?since=2026-05-30T00:00:00Z&until=2026-06-02T00:00:00Z&bucket=1d");

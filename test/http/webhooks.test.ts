@@ -186,6 +186,19 @@ describe("PATCH and PUT", () => {
     expect(cleared.body).toMatchObject({ account_ids: null, timeout_seconds: 10 });
   });
 
+  test("null resets max_in_flight to the configured default, like timeout_seconds", async () => {
+    const { body } = await t.request("POST", "/v1/webhooks", {
+      body: { ...valid, max_in_flight: 3, timeout_seconds: 30 },
+    });
+    expect(body).toMatchObject({ max_in_flight: 3, timeout_seconds: 30 });
+    for (const method of ["PATCH", "PUT"]) {
+      await t.request("PATCH", `/v1/webhooks/${body.id}`, { body: { max_in_flight: 3 } });
+      const res = await t.request(method, `/v1/webhooks/${body.id}`, { body: { max_in_flight: null } });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ max_in_flight: 8, timeout_seconds: 30 });
+    }
+  });
+
   test("disabling sets disabled_reason manual; re-enabling clears it", async () => {
     const { body } = await t.request("POST", "/v1/webhooks", { body: valid });
     const off = await t.request("PATCH", `/v1/webhooks/${body.id}`, { body: { enabled: false } });
