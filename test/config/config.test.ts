@@ -468,7 +468,9 @@ describe("bad values are named by their YAML path", () => {
   test("an idempotency window under a second is refused, not a silent switch-off", () => {
     expect(pathsOf("limits:\n  idempotency_window: 500ms\n")).toEqual(["limits.idempotency_window"]);
     expect(pathsOf("limits:\n  idempotency_window: 0s\n")).toEqual(["limits.idempotency_window"]);
-    expect(parseConfig("limits:\n  idempotency_window: 1s\n", "test.yaml", {}).limits.idempotency_window).toBe(SEC);
+    expect(
+      parseConfig("limits:\n  idempotency_window: 1s\n", "test.yaml", {}).limits.idempotency_window,
+    ).toBe(SEC);
   });
 
   test("messages say what is wrong, not only where", () => {

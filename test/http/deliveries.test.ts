@@ -86,12 +86,7 @@ async function settleDue(
         },
       ];
     });
-    await t.daemon.store.settle(
-      results,
-      clock.now(),
-      health,
-      () => `evt_internal_${++attemptSeq}`,
-    );
+    await t.daemon.store.settle(results, clock.now(), health, () => `evt_internal_${++attemptSeq}`);
     settled += results.length;
   }
   throw new Error("deliveries kept coming due");
@@ -390,7 +385,9 @@ describe("with the dispatcher stopped (manual clock)", () => {
     const wh = await webhook(["*"]);
     const event = await publish();
     await settleDue(byEvent({ [event]: FAIL })); // same instant: the clock does not move
-    const res = await t.request("POST", `/v1/webhooks/${wh}/recover`, { body: { since: toIso(clock.now()) } });
+    const res = await t.request("POST", `/v1/webhooks/${wh}/recover`, {
+      body: { since: toIso(clock.now()) },
+    });
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ recovered: 1 });
     expect((await deliveriesOf(`webhook_id=${wh}`)).map((d) => d.status)).toEqual(["pending"]);

@@ -388,7 +388,10 @@ describe("idempotency", () => {
   });
 
   test("with both, the Idempotency-Key header is the key and is validated; the body id does not replace it", async () => {
-    const bad = await publish({ type: "a.b", data: { n: 1 }, id: "order-1" }, { idempotencyKey: "has space" });
+    const bad = await publish(
+      { type: "a.b", data: { n: 1 }, id: "order-1" },
+      { idempotencyKey: "has space" },
+    );
     expect(bad.status).toBe(422);
     expect(paths(bad)).toEqual(["Idempotency-Key"]);
     const first = await publish({ type: "a.b", data: { n: 1 }, id: "order-1" }, { idempotencyKey: "hdr-1" });
